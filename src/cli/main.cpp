@@ -1,0 +1,69 @@
+// `specula <command> [options]`: the command-line front end.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "cli/command_registry.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace specula::cli {
+namespace {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> list;
+  return list;
+}
+
+}  // namespace
+
+bool register_command(Command command) {
+  commands().push_back(std::move(command));
+  return true;
+}
+
+const std::vector<Command>& registered_commands() { return commands(); }
+
+}  // namespace specula::cli
+
+int main(int argc, char** argv) {
+  using specula::cli::Command;
+  CLI::App app{"specula: fast, lossless LLM inference by speculative decoding"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "specula 0.1.0");
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log progress and details to stderr");
+
+  std::vector<Command> sorted = specula::cli::registered_commands();
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Command& a, const Command& b) { return a.name < b.name; });
+  for (const Command& command : sorted) {
+    CLI::App* sub = app.add_subcommand(command.name, command.description);
+    command.setup(*sub);
+  }
+  app.parse_complete_callback([&] {
+    specula::set_log_level(verbose ? specula::LogLevel::kInfo : specula::LogLevel::kWarn);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and version exit 0; bad flags print one line and exit 2.
+    if (e.get_exit_code() != 0) {
+      std::fprintf(stderr, "specula: error: %s\nRun 'specula --help' or 'specula <command> --help'.\n",
+                   e.what());
+      return 2;
+    }
+    return app.exit(e);
+  } catch (const specula::Error& e) {
+    std::fprintf(stderr, "specula: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "specula: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "specula: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

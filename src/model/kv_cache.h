@@ -1,0 +1,49 @@
+// Keys and values of every layer for each sequence, with O(1) truncation so
+// that speculative steps can roll back rejected positions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+
+namespace specula {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  // kv_dim = n_head_kv * head_dim. Storage: per layer, per sequence, n_ctx
+  // rows of kv_dim floats, for keys and for values.
+  KvCache(int32_t n_layer, int32_t n_seq, int32_t n_ctx, int32_t kv_dim);
+
+  int32_t n_layer() const { return n_layer_; }
+  int32_t n_seq() const { return n_seq_; }
+  int32_t n_ctx() const { return n_ctx_; }
+  int32_t kv_dim() const { return kv_dim_; }
+
+  // Positions held for `seq`.
+  int32_t length(int32_t seq) const { return lengths_[seq]; }
+  // Forgets positions >= n of `seq` (n <= length). O(1).
+  void truncate(int32_t seq, int32_t n);
+  void clear() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+  // Marks positions [0, n) of `seq` as held (the model calls this after
+  // writing rows).
+  void set_length(int32_t seq, int32_t n);
+
+  // Row of keys/values for (layer, seq, position): kv_dim floats.
+  float* key(int32_t layer, int32_t seq, int32_t position);
+  float* value(int32_t layer, int32_t seq, int32_t position);
+  const float* key(int32_t layer, int32_t seq, int32_t position) const;
+  const float* value(int32_t layer, int32_t seq, int32_t position) const;
+
+  uint64_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
+
+ private:
+  size_t offset(int32_t layer, int32_t seq, int32_t position) const;
+  int32_t n_layer_ = 0, n_seq_ = 0, n_ctx_ = 0, kv_dim_ = 0;
+  std::vector<int32_t> lengths_;
+  AlignedBuffer<float> keys_;
+  AlignedBuffer<float> values_;
+};
+
+}  // namespace specula
