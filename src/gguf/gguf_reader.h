@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dtype.h"
@@ -35,14 +36,18 @@ enum class GgufType : uint32_t {
   kFloat64 = 12,
 };
 
+// "uint8", "string", "array", ...; "unknown" for ids outside the enum.
 std::string_view gguf_type_name(GgufType type);
+// Bytes of one value of a fixed-size type; 0 for kString and kArray.
+uint64_t gguf_type_size(GgufType type);
 
 // One metadata value. Scalars are decoded; strings and arrays point into the
 // mapped file (valid while the GgufReader lives).
 struct GgufValue {
   GgufType type = GgufType::kUint8;
   // Scalars, widened: integers and bool in `i` (uint64 values > INT64_MAX
-  // are stored in `u`), floats in `f`.
+  // are stored in `u`), floats in `f`. Integer values that fit are in both:
+  // `i` holds every value <= INT64_MAX, `u` every value >= 0.
   int64_t i = 0;
   uint64_t u = 0;
   double f = 0;
@@ -63,9 +68,9 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<uint64_t> dims;  // ggml order: dims[0] varies fastest
   DType type = DType::kF32;
-  uint64_t offset = 0;      // from the start of the data section
-  uint64_t n_elements = 0;  // product of dims
-  uint64_t n_bytes = 0;     // size of the data
+  uint64_t offset = 0;            // from the start of the data section
+  uint64_t n_elements = 0;        // product of dims
+  uint64_t n_bytes = 0;           // size of the data
   const uint8_t* data = nullptr;  // into the mapping
 };
 
@@ -102,6 +107,8 @@ class GgufReader {
 
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
+  // Like find_tensor, but throws Error naming the file and tensor when absent.
+  const GgufTensorInfo& tensor(std::string_view name) const;
 
  private:
   GgufReader() = default;
@@ -113,6 +120,9 @@ class GgufReader {
   const uint8_t* base_ = nullptr;  // mapping of the whole file
   std::vector<GgufKv> metadata_;
   std::vector<GgufTensorInfo> tensors_;
+  // Name -> index, built after parsing (views into metadata_/tensors_).
+  std::unordered_map<std::string_view, size_t> key_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
   friend class GgufParser;
 };
 

@@ -1,0 +1,159 @@
+// GgufReader: mapping the file, lookups. Parsing and validation live in
+// gguf_parser.cpp, typed value access in gguf_values.cpp.
+#include "gguf/gguf_reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+#include "gguf/gguf_parser.h"
+
+namespace specula {
+
+static_assert(std::endian::native == std::endian::little,
+              "GGUF files are little-endian and are read in place");
+
+std::string_view gguf_type_name(GgufType type) {
+  switch (type) {
+    case GgufType::kUint8:
+      return "uint8";
+    case GgufType::kInt8:
+      return "int8";
+    case GgufType::kUint16:
+      return "uint16";
+    case GgufType::kInt16:
+      return "int16";
+    case GgufType::kUint32:
+      return "uint32";
+    case GgufType::kInt32:
+      return "int32";
+    case GgufType::kFloat32:
+      return "float32";
+    case GgufType::kBool:
+      return "bool";
+    case GgufType::kString:
+      return "string";
+    case GgufType::kArray:
+      return "array";
+    case GgufType::kUint64:
+      return "uint64";
+    case GgufType::kInt64:
+      return "int64";
+    case GgufType::kFloat64:
+      return "float64";
+  }
+  return "unknown";
+}
+
+uint64_t gguf_type_size(GgufType type) {
+  switch (type) {
+    case GgufType::kUint8:
+    case GgufType::kInt8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kUint16:
+    case GgufType::kInt16:
+      return 2;
+    case GgufType::kUint32:
+    case GgufType::kInt32:
+    case GgufType::kFloat32:
+      return 4;
+    case GgufType::kUint64:
+    case GgufType::kInt64:
+    case GgufType::kFloat64:
+      return 8;
+    case GgufType::kString:
+    case GgufType::kArray:
+      return 0;
+  }
+  return 0;
+}
+
+namespace {
+
+// Closes a file descriptor on every path out of open().
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+std::unique_ptr<GgufReader> GgufReader::open(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    fail(path, ": cannot open: ", std::strerror(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) {
+    fail(path, ": cannot stat: ", std::strerror(errno));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    fail(path, ": not a regular file");
+  }
+  if (info.st_size == 0) {
+    fail(path, ": the file is empty, not a GGUF file");
+  }
+
+  std::unique_ptr<GgufReader> reader(new GgufReader());
+  reader->path_ = path;
+  const auto size = static_cast<uint64_t>(info.st_size);
+  // Read-only private mapping: tensor data is used in place, never copied.
+  void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (mapping == MAP_FAILED) {
+    fail(path, ": cannot memory-map ", size, " bytes: ", std::strerror(errno));
+  }
+  reader->base_ = static_cast<const uint8_t*>(mapping);
+  reader->size_ = size;
+
+  GgufParser(*reader).parse();
+
+  for (size_t i = 0; i < reader->metadata_.size(); ++i) {
+    reader->key_index_.emplace(reader->metadata_[i].key, i);
+  }
+  for (size_t i = 0; i < reader->tensors_.size(); ++i) {
+    reader->tensor_index_.emplace(reader->tensors_[i].name, i);
+  }
+  return reader;
+}
+
+GgufReader::~GgufReader() {
+  if (base_ != nullptr) {
+    ::munmap(const_cast<uint8_t*>(base_), size_);
+  }
+}
+
+const GgufValue* GgufReader::find(std::string_view key) const {
+  const auto it = key_index_.find(key);
+  return it == key_index_.end() ? nullptr : &metadata_[it->second].value;
+}
+
+const GgufTensorInfo* GgufReader::find_tensor(std::string_view name) const {
+  const auto it = tensor_index_.find(name);
+  return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const GgufTensorInfo& GgufReader::tensor(std::string_view name) const {
+  const GgufTensorInfo* info = find_tensor(name);
+  if (info == nullptr) {
+    fail(path_, ": tensor '", name, "' is missing (the file has ", tensors_.size(), " tensors)");
+  }
+  return *info;
+}
+
+}  // namespace specula
