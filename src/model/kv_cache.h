@@ -2,6 +2,7 @@
 // that speculative steps can roll back rejected positions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 

@@ -13,7 +13,7 @@ struct ModelConfig {
   std::string architecture;  // "llama" or "qwen2"
   std::string name;          // general.name, may be empty
   int32_t n_vocab = 0;
-  int32_t n_embd = 0;     // model width
+  int32_t n_embd = 0;  // model width
   int32_t n_layer = 0;
   int32_t n_head = 0;     // query heads
   int32_t n_head_kv = 0;  // key/value heads (grouped-query attention)

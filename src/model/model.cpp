@@ -1,0 +1,255 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "model/model_weights.h"
+
+namespace specula {
+namespace {
+
+// Activations of one forward pass, kept between calls so that the steady
+// state allocates nothing. Buffers only grow. Shapes per row in comments.
+struct ForwardScratch {
+  std::vector<float> hidden;     // n x n_embd: the residual stream
+  std::vector<float> normed;     // n x n_embd
+  std::vector<float> query;      // n x n_head * head_dim
+  std::vector<float> key;        // n x kv_dim
+  std::vector<float> value;      // n x kv_dim
+  std::vector<float> attended;   // n x n_head * head_dim
+  std::vector<float> projected;  // n x n_embd
+  std::vector<float> gate;       // n x n_ff
+  std::vector<float> up;         // n x n_ff
+  std::vector<AttentionRow> attention_rows;
+  std::vector<int32_t> rows_per_seq;  // n_seq: rows of each sequence seen so far
+};
+
+void ensure_size(std::vector<float>& buffer, size_t size) {
+  if (buffer.size() < size) buffer.resize(size);
+}
+
+void add_bias(float* rows, const float* bias, int64_t n_rows, int64_t width) {
+  for (int64_t i = 0; i < n_rows; ++i) add_in_place(rows + i * width, bias, width);
+}
+
+}  // namespace
+
+struct Model::Impl {
+  std::shared_ptr<const GgufReader> file;
+  ModelConfig config;
+  ModelWeights weights;
+
+  // Scratch for concurrent forwards on different caches: each call takes one
+  // from the free list (creating it the first time) and returns it after.
+  std::mutex scratch_mutex;
+  std::vector<std::unique_ptr<ForwardScratch>> free_scratch;
+
+  std::unique_ptr<ForwardScratch> acquire_scratch() {
+    std::lock_guard<std::mutex> lock(scratch_mutex);
+    if (free_scratch.empty()) return std::make_unique<ForwardScratch>();
+    std::unique_ptr<ForwardScratch> scratch = std::move(free_scratch.back());
+    free_scratch.pop_back();
+    return scratch;
+  }
+  void release_scratch(std::unique_ptr<ForwardScratch> scratch) {
+    std::lock_guard<std::mutex> lock(scratch_mutex);
+    free_scratch.push_back(std::move(scratch));
+  }
+
+  void validate(std::span<const BatchRow> rows, const KvCache& cache,
+                std::vector<int32_t>& rows_per_seq) const;
+  void run_layer(int32_t layer_index, std::span<const BatchRow> rows, KvCache& cache,
+                 ForwardScratch& s, ThreadPool* pool) const;
+};
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  return from_gguf(std::shared_ptr<const GgufReader>(GgufReader::open(path)));
+}
+
+std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufReader> file) {
+  std::unique_ptr<Model> model(new Model());
+  model->impl_->config = read_model_config(*file);
+  model->impl_->weights = bind_model_weights(*file, model->impl_->config);
+  model->impl_->file = std::move(file);
+  return model;
+}
+
+const ModelConfig& Model::config() const {
+  return impl_->config;
+}
+const GgufReader& Model::file() const {
+  return *impl_->file;
+}
+uint64_t Model::weight_bytes() const {
+  return impl_->weights.bytes_per_forward;
+}
+
+KvCache Model::make_cache(int32_t n_ctx, int32_t n_seq) const {
+  if (n_ctx <= 0) fail("context size ", n_ctx, " must be positive");
+  if (n_seq <= 0) fail("number of sequences ", n_seq, " must be positive");
+  const ModelConfig& c = impl_->config;
+  return KvCache(c.n_layer, n_seq, n_ctx, c.n_head_kv * c.head_dim);
+}
+
+void Model::Impl::validate(std::span<const BatchRow> rows, const KvCache& cache,
+                           std::vector<int32_t>& rows_per_seq) const {
+  const int32_t kv_dim = config.n_head_kv * config.head_dim;
+  if (cache.n_layer() != config.n_layer || cache.kv_dim() != kv_dim) {
+    fail("forward: the KV cache has ", cache.n_layer(), " layers of width ", cache.kv_dim(),
+         " but the model needs ", config.n_layer, " of width ", kv_dim,
+         "; make the cache with this model's make_cache");
+  }
+  rows_per_seq.assign(static_cast<size_t>(cache.n_seq()), 0);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const BatchRow& row = rows[i];
+    if (row.seq < 0 || row.seq >= cache.n_seq()) {
+      fail("forward: row ", i, " has sequence ", row.seq, " but the cache holds sequences 0..",
+           cache.n_seq() - 1);
+    }
+    if (row.token < 0 || row.token >= config.n_vocab) {
+      fail("forward: row ", i, " has token id ", row.token, ", outside the vocabulary [0, ",
+           config.n_vocab, ")");
+    }
+    int32_t& earlier = rows_per_seq[static_cast<size_t>(row.seq)];
+    const int32_t expected = cache.length(row.seq) + earlier;
+    if (row.position != expected) {
+      fail("forward: row ", i, " has position ", row.position, " but sequence ", row.seq, " holds ",
+           cache.length(row.seq), " positions and has ", earlier,
+           " earlier rows in this batch, so its next position is ", expected);
+    }
+    if (row.position >= cache.n_ctx()) {
+      fail("forward: row ", i, " at position ", row.position, " of sequence ", row.seq,
+           " would exceed the context size n_ctx = ", cache.n_ctx());
+    }
+    ++earlier;
+  }
+}
+
+// One transformer block over all rows: every weight matrix is read once.
+void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows, KvCache& cache,
+                            ForwardScratch& s, ThreadPool* pool) const {
+  const LayerWeights& layer = weights.layers[static_cast<size_t>(layer_index)];
+  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t n_embd = config.n_embd;
+  const int64_t q_dim = static_cast<int64_t>(config.n_head) * config.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(config.n_head_kv) * config.head_dim;
+  const int64_t n_ff = config.n_ff;
+
+  // Attention.
+  for (int64_t i = 0; i < n; ++i) {
+    rms_norm(s.hidden.data() + i * n_embd, layer.attn_norm, n_embd, config.rms_eps,
+             s.normed.data() + i * n_embd);
+  }
+  matmul(layer.attn_q, s.normed.data(), n, s.query.data(), pool);
+  matmul(layer.attn_k, s.normed.data(), n, s.key.data(), pool);
+  matmul(layer.attn_v, s.normed.data(), n, s.value.data(), pool);
+  if (config.qkv_bias) {
+    add_bias(s.query.data(), layer.attn_q_bias, n, q_dim);
+    add_bias(s.key.data(), layer.attn_k_bias, n, kv_dim);
+    add_bias(s.value.data(), layer.attn_v_bias, n, kv_dim);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchRow& row = rows[static_cast<size_t>(i)];
+    float* q = s.query.data() + i * q_dim;
+    float* k = s.key.data() + i * kv_dim;
+    rope(q, config.n_head, config.head_dim, row.position, config.rope_freq_base,
+         config.rope_freq_scale, config.rope_style);
+    rope(k, config.n_head_kv, config.head_dim, row.position, config.rope_freq_base,
+         config.rope_freq_scale, config.rope_style);
+    std::memcpy(cache.key(layer_index, row.seq, row.position), k, kv_dim * sizeof(float));
+    std::memcpy(cache.value(layer_index, row.seq, row.position), s.value.data() + i * kv_dim,
+                kv_dim * sizeof(float));
+  }
+  // All rows' keys are in the cache now, so a row sees the earlier rows of
+  // its own sequence in this batch; n_keys = position + 1 masks later ones.
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchRow& row = rows[static_cast<size_t>(i)];
+    s.attention_rows[static_cast<size_t>(i)] = AttentionRow{
+        s.query.data() + i * q_dim, cache.key(layer_index, row.seq, 0),
+        cache.value(layer_index, row.seq, 0), row.position + 1, s.attended.data() + i * q_dim};
+  }
+  const AttentionShape shape{config.n_head, config.n_head_kv, config.head_dim,
+                             1.0f / std::sqrt(static_cast<float>(config.head_dim))};
+  attention(shape, std::span<const AttentionRow>(s.attention_rows.data(), rows.size()), pool);
+  matmul(layer.attn_output, s.attended.data(), n, s.projected.data(), pool);
+  add_in_place(s.hidden.data(), s.projected.data(), n * n_embd);
+
+  // SwiGLU feed-forward.
+  for (int64_t i = 0; i < n; ++i) {
+    rms_norm(s.hidden.data() + i * n_embd, layer.ffn_norm, n_embd, config.rms_eps,
+             s.normed.data() + i * n_embd);
+  }
+  matmul(layer.ffn_gate, s.normed.data(), n, s.gate.data(), pool);
+  matmul(layer.ffn_up, s.normed.data(), n, s.up.data(), pool);
+  silu_mul(s.gate.data(), s.up.data(), n * n_ff);
+  matmul(layer.ffn_down, s.gate.data(), n, s.projected.data(), pool);
+  add_in_place(s.hidden.data(), s.projected.data(), n * n_embd);
+}
+
+void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<float>& logits,
+                    ThreadPool* pool) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  std::unique_ptr<ForwardScratch> scratch = impl_->acquire_scratch();
+  struct Release {
+    Impl& impl;
+    std::unique_ptr<ForwardScratch>& scratch;
+    ~Release() { impl.release_scratch(std::move(scratch)); }
+  } release{*impl_, scratch};
+  ForwardScratch& s = *scratch;
+
+  // Everything is checked before the cache is touched.
+  m.validate(rows, cache, s.rows_per_seq);
+  const int64_t n = static_cast<int64_t>(rows.size());
+  int64_t n_wanted = 0;
+  for (const BatchRow& row : rows) n_wanted += row.want_logits ? 1 : 0;
+  logits.resize(static_cast<size_t>(n_wanted * c.n_vocab));
+  if (n == 0) return;
+
+  const size_t un = static_cast<size_t>(n);
+  const size_t q_dim = static_cast<size_t>(c.n_head) * c.head_dim;
+  const size_t kv_dim = static_cast<size_t>(c.n_head_kv) * c.head_dim;
+  ensure_size(s.hidden, un * c.n_embd);
+  ensure_size(s.normed, un * c.n_embd);
+  ensure_size(s.query, un * q_dim);
+  ensure_size(s.key, un * kv_dim);
+  ensure_size(s.value, un * kv_dim);
+  ensure_size(s.attended, un * q_dim);
+  ensure_size(s.projected, un * c.n_embd);
+  ensure_size(s.gate, un * c.n_ff);
+  ensure_size(s.up, un * c.n_ff);
+  if (s.attention_rows.size() < un) s.attention_rows.resize(un);
+
+  for (int64_t i = 0; i < n; ++i) {
+    dequantize_row(m.weights.token_embd, rows[static_cast<size_t>(i)].token,
+                   s.hidden.data() + i * c.n_embd);
+  }
+  for (int32_t l = 0; l < c.n_layer; ++l) m.run_layer(l, rows, cache, s, pool);
+
+  // The output projection, the largest matrix of small models, only for the
+  // rows whose logits are wanted: gather their normed states first.
+  int64_t gathered = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!rows[static_cast<size_t>(i)].want_logits) continue;
+    rms_norm(s.hidden.data() + i * c.n_embd, m.weights.output_norm, c.n_embd, c.rms_eps,
+             s.normed.data() + gathered * c.n_embd);
+    ++gathered;
+  }
+  if (n_wanted > 0) matmul(m.weights.output, s.normed.data(), n_wanted, logits.data(), pool);
+
+  for (size_t seq = 0; seq < s.rows_per_seq.size(); ++seq) {
+    const int32_t added = s.rows_per_seq[seq];
+    if (added > 0) {
+      cache.set_length(static_cast<int32_t>(seq), cache.length(static_cast<int32_t>(seq)) + added);
+    }
+  }
+}
+
+}  // namespace specula
