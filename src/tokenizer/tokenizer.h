@@ -34,7 +34,22 @@ class Tokenizer {
   // Bytes of token `id` as it appears in decoded text (may be part of a
   // UTF-8 character). Throws Error for ids outside the vocabulary.
   virtual std::string token_to_piece(int32_t id) const = 0;
+  // The bytes of `ids`, piece after piece. When the vocabulary adds a leading
+  // space to text (SPM) and ids[0] is BOS, the token right after that BOS
+  // loses one leading space, so decode(encode(text, true, ...)) == text.
+  // Without a leading BOS the ids are read as a continuation and keep every
+  // space. The result may hold invalid UTF-8 when the ids split a character.
   std::string decode(std::span<const int32_t> ids) const;
+
+  // Optional details (defaults suit a minimal tokenizer, e.g. a test fake).
+  // The token's text as stored in the vocabulary (e.g. "<s>", "\u0120the").
+  virtual std::string token_text(int32_t id) const { return token_to_piece(id); }
+  // True for control and user-defined tokens (matched as a whole in text).
+  virtual bool is_special(int32_t /*id*/) const { return false; }
+  // True when encoding prefixes text with a space (SPM's convention).
+  virtual bool add_space_prefix() const { return false; }
+  virtual std::string_view model_name() const { return "unknown"; }
+  virtual std::string_view pre_tokenizer_name() const { return ""; }
 };
 
 // Streams decoded text without ever emitting half a UTF-8 character: bytes
@@ -42,7 +57,11 @@ class Tokenizer {
 class StreamingDecoder {
  public:
   explicit StreamingDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
-  // Text that became complete with this token (possibly empty).
+  // Text that became complete with this token (possibly empty). Always valid
+  // UTF-8: ill-formed bytes come out as U+FFFD once no later byte can
+  // complete them. Pushing ids one by one and then flush() yields exactly
+  // utf8 sanitize(decode(all ids)), i.e. decode(all ids) when that is valid.
+  // Throws Error for ids outside the vocabulary.
   std::string push(int32_t id);
   // Whatever is still held (invalid bytes as U+FFFD) at the end.
   std::string flush();
@@ -50,6 +69,8 @@ class StreamingDecoder {
  private:
   const Tokenizer& tokenizer_;
   std::string pending_;
+  size_t n_pushed_ = 0;            // ids pushed so far
+  bool strip_next_space_ = false;  // the id after a leading BOS (see decode)
 };
 
 }  // namespace specula
