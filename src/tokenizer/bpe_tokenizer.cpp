@@ -4,6 +4,7 @@
 // lowest rank applies first, leftmost on ties, until none applies. With no
 // merges every byte stays its own token, which is how the byte-only
 // vocabulary of `specula make-model` works.
+#include <algorithm>
 #include <climits>
 #include <queue>
 
@@ -27,8 +28,8 @@ class BpeTokenizer final : public VocabTokenizer {
   BpeTokenizer(Vocab vocab, const std::vector<std::string_view>& merges, const std::string& source)
       : VocabTokenizer(std::move(vocab)), pre_(PreTokenizer::for_name(vocab_.pre)) {
     ignore_merges_ = ignores_merges(vocab_.pre);
-    build_pieces();
     build_byte_tokens(source);
+    build_pieces();
     build_merges(merges, source);
   }
 
@@ -51,6 +52,9 @@ class BpeTokenizer final : public VocabTokenizer {
     return it == merges_.end() ? nullptr : &it->second;
   }
 
+  bool is_byte_token(int32_t id) const {
+    return std::find(byte_tokens_.begin(), byte_tokens_.end(), id) != byte_tokens_.end();
+  }
   void build_pieces();
   void build_byte_tokens(const std::string& source);
   void build_merges(const std::vector<std::string_view>& merges, const std::string& source);
@@ -76,11 +80,11 @@ void BpeTokenizer::build_pieces() {
       case TokenType::kControl:
         break;
       case TokenType::kUserDefined:
-        pieces_[i] = text;
-        break;
-      case TokenType::kUnknown:
-        pieces_[i] = "\xEF\xBF\xBD";
-        break;
+        if (!is_byte_token(static_cast<int32_t>(i))) {
+          pieces_[i] = text;
+          break;
+        }
+        [[fallthrough]];  // a byte token added as user-defined: see build_byte_tokens
       default: {
         // Each character of the text stands for one byte; a character
         // outside the byte map (a malformed vocabulary) is kept as is.
@@ -121,6 +125,13 @@ void BpeTokenizer::build_byte_tokens(const std::string& source) {
   bool missing_in_valid_utf8 = false;
   for (size_t b = 0; b < 256; ++b) {
     byte_tokens_[b] = vocab_.find(utf8::byte_to_char()[b]);
+    if (byte_tokens_[b] >= 0 && vocab_.type(byte_tokens_[b]) == TokenType::kUserDefined) {
+      // DeepSeek's vocabularies add the bytes that never occur in valid
+      // UTF-8 (0xF5 as "õ", ...) as user-defined tokens. They stay byte
+      // tokens: decoded as their byte, and not matched as text, since the
+      // text "õ" is the two bytes C3 B5, not the byte F5.
+      std::erase(vocab_.special_tokens, byte_tokens_[b]);
+    }
     if (byte_tokens_[b] < 0) {
       ++missing;
       // 0xC0, 0xC1 and 0xF5..0xFF never occur in valid UTF-8, and several
