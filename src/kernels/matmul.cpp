@@ -1,40 +1,67 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
-#include <cassert>
+#include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/error.h"
-#include "core/f16.h"
+#include "kernels/matmul_kernels.h"
+#include "kernels/quant_decode.h"
+#include "kernels/quantize.h"
 
 namespace specula {
 namespace {
 
-float dot_row(const WeightMatrix& w, const uint8_t* row, const float* x) {
-  float sum = 0.0f;
-  switch (w.type) {
-    case DType::kF32: {
-      const float* v = reinterpret_cast<const float*>(row);
-      for (int64_t k = 0; k < w.n_in; ++k) sum += v[k] * x[k];
-      break;
+// Weight rows are handed out in units of this many, the row tile of the
+// SIMD kernels.
+constexpr int64_t kRowAlign = 4;
+
+// Quantized activations of the calling thread, reused across calls.
+struct ActivationScratch {
+  AlignedBuffer<int16_t> values;
+  AlignedBuffer<float> scales;
+  AlignedBuffer<float> sums;
+};
+
+MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y) {
+  MatmulJob job;
+  job.weights = static_cast<const uint8_t*>(w.data);
+  job.type = w.type;
+  job.n_in = w.n_in;
+  job.n_out = w.n_out;
+  job.row_bytes = w.row_bytes;
+  job.m = m;
+  job.y = y;
+  job.x = x;
+  if (is_int_dot_type(w.type)) {
+    thread_local ActivationScratch scratch;
+    const auto values = static_cast<size_t>(m * w.n_in);
+    if (scratch.values.size() < values) {
+      scratch.values.resize(values);
+      scratch.scales.resize(values / 32);
+      scratch.sums.resize(values / 32);
     }
-    case DType::kF16: {
-      const uint16_t* v = reinterpret_cast<const uint16_t*>(row);
-      for (int64_t k = 0; k < w.n_in; ++k) sum += f16_to_f32(v[k]) * x[k];
-      break;
+    job.group = int_group_size(w.type);
+    const int64_t n_groups = w.n_in / job.group;
+    for (int64_t i = 0; i < m; ++i) {
+      quantize_activation_row(x + i * w.n_in, w.n_in, job.group, scratch.values.data() + i * w.n_in,
+                              scratch.scales.data() + i * n_groups,
+                              scratch.sums.data() + i * (w.n_in / 32));
     }
-    case DType::kBF16: {
-      const uint16_t* v = reinterpret_cast<const uint16_t*>(row);
-      for (int64_t k = 0; k < w.n_in; ++k) sum += bf16_to_f32(v[k]) * x[k];
-      break;
-    }
-    default:
-      assert(false && "unsupported weight type");
+    job.x_values = scratch.values.data();
+    job.x_scales = scratch.scales.data();
+    job.x_sums = scratch.sums.data();
   }
-  return sum;
+  return job;
 }
 
-// Rows per task: enough work per wake-up, and each thread gets its own rows.
-constexpr int64_t kRowsPerTask = 16;
+void check_supported(const WeightMatrix& w) {
+  if (!matmul_supports(w.type)) {
+    fail("matmul: weight type ", dtype_name(w.type),
+         " is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K); "
+         "convert the model with `specula quantize`");
+  }
+}
 
 }  // namespace
 
@@ -47,49 +74,65 @@ WeightMatrix make_weight_matrix(const void* data, DType type, int64_t n_in, int6
 }
 
 bool matmul_supports(DType type) {
-  return type == DType::kF32 || type == DType::kF16 || type == DType::kBF16;
-}
-
-void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y) {
-  const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  for (int64_t r = 0; r < w.n_out; ++r) {
-    const uint8_t* row = base + r * w.row_bytes;
-    for (int64_t i = 0; i < m; ++i) y[i * w.n_out + r] = dot_row(w, row, x + i * w.n_in);
+  switch (type) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return true;
+    default:
+      return false;
   }
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
-  const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  const int64_t n_tasks = (w.n_out + kRowsPerTask - 1) / kRowsPerTask;
-  auto task = [&](int64_t t) {
-    const int64_t end = std::min(w.n_out, (t + 1) * kRowsPerTask);
-    for (int64_t r = t * kRowsPerTask; r < end; ++r) {
-      const uint8_t* row = base + r * w.row_bytes;
-      for (int64_t i = 0; i < m; ++i) y[i * w.n_out + r] = dot_row(w, row, x + i * w.n_in);
+void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y) {
+  check_supported(w);
+  std::vector<float> row(static_cast<size_t>(w.n_in));
+  for (int64_t r = 0; r < w.n_out; ++r) {
+    dequantize_row(w, r, row.data());
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi = x + i * w.n_in;
+      double sum = 0.0;
+      for (int64_t k = 0; k < w.n_in; ++k)
+        sum += static_cast<double>(row[static_cast<size_t>(k)]) * xi[k];
+      y[i * w.n_out + r] = static_cast<float>(sum);
     }
+  }
+}
+
+void matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, float* y) {
+  check_supported(w);
+  const MatmulJob job = make_job(w, x, m, y);
+  matmul_rows_scalar(job, 0, w.n_out);
+}
+
+void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
+  check_supported(w);
+  if (m <= 0 || w.n_out <= 0) return;
+  const MatmulJob job = make_job(w, x, m, y);
+  const int64_t n_units = (w.n_out + kRowAlign - 1) / kRowAlign;
+  const int64_t n_tasks = pool == nullptr ? 1 : std::min<int64_t>(pool->n_threads(), n_units);
+  auto task = [&](int64_t t) {
+    const int64_t begin = std::min(w.n_out, n_units * t / n_tasks * kRowAlign);
+    const int64_t end = std::min(w.n_out, n_units * (t + 1) / n_tasks * kRowAlign);
+    if (begin < end) matmul_rows_simd(job, begin, end);
   };
-  if (pool != nullptr) {
+  if (n_tasks > 1) {
     pool->parallel_for(n_tasks, task);
   } else {
-    for (int64_t t = 0; t < n_tasks; ++t) task(t);
+    task(0);
   }
 }
 
 void dequantize_row(const WeightMatrix& w, int64_t row, float* out) {
   const uint8_t* data = static_cast<const uint8_t*>(w.data) + row * w.row_bytes;
-  switch (w.type) {
-    case DType::kF32:
-      std::copy_n(reinterpret_cast<const float*>(data), w.n_in, out);
-      break;
-    case DType::kF16:
-      for (int64_t k = 0; k < w.n_in; ++k) out[k] = f16_to_f32(reinterpret_cast<const uint16_t*>(data)[k]);
-      break;
-    case DType::kBF16:
-      for (int64_t k = 0; k < w.n_in; ++k) out[k] = bf16_to_f32(reinterpret_cast<const uint16_t*>(data)[k]);
-      break;
-    default:
-      fail("dequantize_row: weight type ", dtype_name(w.type), " is not supported yet");
-  }
+  if (!quantize_supports(w.type))
+    fail("dequantize_row: weight type ", dtype_name(w.type), " is not supported");
+  dequantize_values(w.type, data, w.n_in, out);
 }
 
 }  // namespace specula

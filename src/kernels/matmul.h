@@ -16,24 +16,36 @@ namespace specula {
 struct WeightMatrix {
   const void* data = nullptr;
   DType type = DType::kF32;
-  int64_t n_in = 0;       // values per row (GGUF dims[0])
-  int64_t n_out = 0;      // rows (GGUF dims[1])
+  int64_t n_in = 0;        // values per row (GGUF dims[0])
+  int64_t n_out = 0;       // rows (GGUF dims[1])
   uint64_t row_bytes = 0;  // bytes per row
 };
 
 // Builds a WeightMatrix, checking that n_in suits the type's block size.
 WeightMatrix make_weight_matrix(const void* data, DType type, int64_t n_in, int64_t n_out);
 
-// True when matmul supports weights of this type.
+// True when matmul supports weights of this type: F32, F16, BF16, Q8_0,
+// Q4_0, Q4_K, Q5_K, Q6_K. For the quantized types, matmul quantizes the
+// activation rows to 8 bits (per 32 values for Q8_0/Q4_0, per 256 for the
+// K-quants) and takes exact integer dot products.
 bool matmul_supports(DType type);
 
 // y[m][n_out] = sum_k x[m][k] * W[n_out][k]; x is m x n_in (row-major,
-// contiguous), y is m x n_out. pool may be null (single thread).
+// contiguous), y is m x n_out. pool may be null (single thread). Allocates
+// nothing once a thread has seen its largest shapes. Not reentrant on one
+// pool (parallel_for's contract).
 void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool);
 
-// The scalar reference for every supported type (tests compare fast paths
-// against it).
+// The mathematical reference for every supported type: weights dequantized
+// to float, float activations, double sums. Quantized types differ from it
+// by the 8-bit quantization of the activations in matmul (see
+// docs/kernels.md for the bound).
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y);
+
+// The scalar twin of matmul's SIMD kernels: the same activation
+// quantization and integer sums, in plain loops, single-threaded. Tests
+// compare every SIMD target with it to float-rounding tolerance.
+void matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, float* y);
 
 // Converts row `row` of w to floats (n_in values). Used for embedding lookup.
 void dequantize_row(const WeightMatrix& w, int64_t row, float* out);

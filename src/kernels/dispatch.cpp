@@ -1,0 +1,53 @@
+#include "kernels/dispatch.h"
+
+#include "kernels/simd_config.h"  // first: the same target list as the kernels
+
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+
+#include <cctype>
+
+#include "core/error.h"
+#include "kernels/matmul_kernels.h"
+
+namespace specula {
+
+std::vector<SimdTarget> simd_targets() {
+  std::vector<SimdTarget> targets;
+  // Ascending bit order is best-first in Highway's numbering.
+  for (int64_t bits = hwy::SupportedTargets() & HWY_TARGETS; bits != 0; bits &= bits - 1) {
+    const int64_t bit = bits & -bits;
+    targets.push_back(SimdTarget{bit, hwy::TargetName(bit)});
+  }
+  return targets;
+}
+
+SimdTarget simd_active_target() {
+  const int64_t bit = simd_dispatched_target();
+  return SimdTarget{bit, hwy::TargetName(bit)};
+}
+
+void simd_restrict_targets(int64_t bits) {
+  // Highway's mock replaces CPU detection rather than narrowing it, so
+  // intersect with what the CPU really supports: forcing a target the CPU
+  // lacks would fault on its first instruction. The scalar fall-back stays.
+  static const int64_t cpu_targets = [] {
+    hwy::SetSupportedTargetsForTest(0);
+    return hwy::SupportedTargets();
+  }();
+  hwy::SetSupportedTargetsForTest(bits == 0 ? 0 : ((bits & cpu_targets) | HWY_SCALAR));
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+SimdTarget simd_target_by_name(const std::string& name) {
+  std::string upper = name;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string available;
+  for (const SimdTarget& target : simd_targets()) {
+    if (target.name == upper) return target;
+    available += (available.empty() ? "" : ", ") + target.name;
+  }
+  fail("unknown SIMD target '", name, "': this build and CPU offer ", available);
+}
+
+}  // namespace specula

@@ -1,0 +1,45 @@
+// Which SIMD instruction set the kernels run on, and a way to choose it.
+//
+// The kernels are compiled for several targets (kernels/simd_config.h) and
+// Highway picks the best one this CPU supports at the first call. Tests
+// (and `--simd` style flags) can restrict the choice to check every target
+// against the scalar reference, or to see that dispatch falls back when the
+// best target is unavailable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace specula {
+
+struct SimdTarget {
+  int64_t bit = 0;   // Highway's target bit (HWY_AVX2, ...)
+  std::string name;  // "AVX3", "AVX2", "SSE4", "SCALAR", ...
+};
+
+// Targets compiled into the kernels that this CPU supports, best first.
+std::vector<SimdTarget> simd_targets();
+
+// The target the kernels dispatch to now.
+SimdTarget simd_active_target();
+
+// Restricts dispatch to targets in `bits` (a mask of Highway target bits;
+// the scalar fall-back is always allowed). 0 lifts the restriction. Not
+// thread-safe: call while no matmul runs.
+void simd_restrict_targets(int64_t bits);
+
+// The target whose name is `name` (case-insensitive), among simd_targets();
+// throws Error listing the available ones otherwise.
+SimdTarget simd_target_by_name(const std::string& name);
+
+// Restricts dispatch for its lifetime (tests).
+class ScopedSimdTarget {
+ public:
+  explicit ScopedSimdTarget(int64_t bits) { simd_restrict_targets(bits); }
+  ~ScopedSimdTarget() { simd_restrict_targets(0); }
+  ScopedSimdTarget(const ScopedSimdTarget&) = delete;
+  ScopedSimdTarget& operator=(const ScopedSimdTarget&) = delete;
+};
+
+}  // namespace specula

@@ -1,0 +1,161 @@
+#include "kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernel_test_util.h"
+#include "kernels/dispatch.h"
+
+namespace specula {
+namespace {
+
+struct Problem {
+  DType type;
+  int64_t n_in, n_out, m;
+  std::vector<uint8_t> weights;
+  std::vector<float> dequantized;  // n_out x n_in, what the weights hold
+  std::vector<float> x;            // m x n_in
+  WeightMatrix matrix() const { return make_weight_matrix(weights.data(), type, n_in, n_out); }
+};
+
+Problem make_problem(DType type, int64_t n_in, int64_t n_out, int64_t m, uint32_t seed) {
+  Problem p{
+      type, n_in, n_out, m, {}, {}, test::random_values(static_cast<size_t>(m * n_in), seed + 1)};
+  p.weights = test::quantize_matrix(
+      type, test::random_values(static_cast<size_t>(n_in * n_out), seed), n_in, n_out);
+  p.dequantized.resize(static_cast<size_t>(n_in * n_out));
+  const WeightMatrix w = p.matrix();
+  for (int64_t r = 0; r < n_out; ++r) dequantize_row(w, r, p.dequantized.data() + r * n_in);
+  return p;
+}
+
+// sum_k |w_k x_k| for output (i, r): float rounding errors scale with it.
+double magnitude(const Problem& p, int64_t i, int64_t r) {
+  double s = 0.0;
+  for (int64_t k = 0; k < p.n_in; ++k)
+    s += std::fabs(p.dequantized[r * p.n_in + k] * p.x[i * p.n_in + k]);
+  return s;
+}
+
+// Bound on |matmul_scalar - matmul_reference| from 8-bit activations: each
+// x_k moves by at most half its group's step amax_g / 127.
+double activation_quant_bound(const Problem& p, int64_t i, int64_t r) {
+  if (p.type == DType::kF32 || p.type == DType::kF16 || p.type == DType::kBF16) return 0.0;
+  const int64_t group = (p.type == DType::kQ8_0 || p.type == DType::kQ4_0) ? 32 : 256;
+  double bound = 0.0;
+  for (int64_t g = 0; g < p.n_in / group; ++g) {
+    float amax = 0.0f;
+    for (int64_t k = g * group; k < (g + 1) * group; ++k)
+      amax = std::max(amax, std::fabs(p.x[i * p.n_in + k]));
+    double wsum = 0.0;
+    for (int64_t k = g * group; k < (g + 1) * group; ++k)
+      wsum += std::fabs(p.dequantized[r * p.n_in + k]);
+    bound += wsum * amax / 127.0 / 2.0;
+  }
+  return bound;
+}
+
+// Row lengths: not multiples of any vector width for the float types;
+// multiples of the block size but not of 64 or 512 for the quantized ones.
+int64_t awkward_n_in(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      return 32 * 7;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return 256 * 3;
+    default:
+      return 203;
+  }
+}
+
+const int64_t kMs[] = {1, 2, 3, 7, 16, 33, 64};
+
+TEST(Matmul, ScalarTwinMatchesReference) {
+  for (DType type : test::all_matmul_types()) {
+    const Problem p = make_problem(type, awkward_n_in(type), 13, 3, 10);
+    std::vector<float> twin(static_cast<size_t>(p.m * p.n_out)), ref(twin.size());
+    matmul_scalar(p.matrix(), p.x.data(), p.m, twin.data());
+    matmul_reference(p.matrix(), p.x.data(), p.m, ref.data());
+    for (int64_t i = 0; i < p.m; ++i) {
+      for (int64_t r = 0; r < p.n_out; ++r) {
+        const size_t at = static_cast<size_t>(i * p.n_out + r);
+        EXPECT_NEAR(twin[at], ref[at], activation_quant_bound(p, i, r) + 1e-5 * magnitude(p, i, r))
+            << dtype_name(type) << " row " << i << " out " << r;
+      }
+    }
+  }
+}
+
+TEST(Matmul, ReferenceMatchesHandComputedDot) {
+  // 1 x 2 F32 weights times a 1 x 2 row: known answer, no code under test.
+  const float w[4] = {1.0f, 2.0f, -3.0f, 0.5f};
+  const float x[2] = {4.0f, -1.0f};
+  float y[2];
+  const WeightMatrix m = make_weight_matrix(w, DType::kF32, 2, 2);
+  matmul_reference(m, x, 1, y);
+  EXPECT_EQ(y[0], 2.0f);
+  EXPECT_EQ(y[1], -12.5f);
+  matmul(m, x, 1, y, nullptr);
+  EXPECT_EQ(y[0], 2.0f);
+  EXPECT_EQ(y[1], -12.5f);
+}
+
+// Every SIMD target compiled in and supported here, against the scalar twin.
+TEST(Matmul, EverySimdTargetMatchesScalarTwin) {
+  ThreadPool pool(2);
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    ASSERT_EQ(simd_active_target().name, target.name);
+    for (DType type : test::all_matmul_types()) {
+      for (int64_t m : kMs) {
+        const Problem p =
+            make_problem(type, awkward_n_in(type), 13, m, static_cast<uint32_t>(m * 100));
+        std::vector<float> twin(static_cast<size_t>(m * p.n_out)), fast(twin.size());
+        matmul_scalar(p.matrix(), p.x.data(), m, twin.data());
+        matmul(p.matrix(), p.x.data(), m, fast.data(), m % 2 == 0 ? &pool : nullptr);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t r = 0; r < p.n_out; ++r) {
+            const size_t at = static_cast<size_t>(i * p.n_out + r);
+            ASSERT_NEAR(fast[at], twin[at], 1e-5 * magnitude(p, i, r) + 1e-6)
+                << target.name << " " << dtype_name(type) << " m " << m << " row " << i << " out "
+                << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, IdenticalFor1To3Threads) {
+  for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ4_K}) {
+    const Problem p = make_problem(type, awkward_n_in(type), 37, 5, 77);
+    std::vector<float> expected(static_cast<size_t>(p.m * p.n_out));
+    matmul(p.matrix(), p.x.data(), p.m, expected.data(), nullptr);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> y(expected.size());
+      matmul(p.matrix(), p.x.data(), p.m, y.data(), &pool);
+      EXPECT_EQ(y, expected) << dtype_name(type) << " threads " << threads;
+    }
+  }
+}
+
+TEST(Matmul, RejectsUnsupportedTypeAndBadRow) {
+  std::vector<uint8_t> data(1024);
+  float x[256] = {};
+  float y[4];
+  const WeightMatrix q2 = make_weight_matrix(data.data(), DType::kQ2_K, 256, 1);
+  EXPECT_FALSE(matmul_supports(DType::kQ2_K));
+  EXPECT_THROW(matmul(q2, x, 1, y, nullptr), Error);
+  EXPECT_THROW(make_weight_matrix(data.data(), DType::kQ4_K, 100, 1), Error);
+}
+
+}  // namespace
+}  // namespace specula
