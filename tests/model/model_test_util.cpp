@@ -81,14 +81,23 @@ float decode(DType type, const uint8_t* data, uint64_t i) {
 
 }  // namespace
 
-std::string temp_path(const std::string& name) {
-  static const std::string dir = [] {
-    const auto path = std::filesystem::temp_directory_path() /
-                      ("specula_model_test_" + std::to_string(::getpid()));
+// Owns the per-process directory and removes it at exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir()
+      : path(std::filesystem::temp_directory_path() /
+             ("specula_model_test_" + std::to_string(::getpid()))) {
     std::filesystem::create_directories(path);
-    return path.string();
-  }();
-  return dir + "/" + name;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+std::string temp_path(const std::string& name) {
+  static const TempDir dir;
+  return (dir.path / name).string();
 }
 
 std::string write_temp_model(const RandomModelOptions& options, const std::string& name) {
