@@ -119,13 +119,14 @@ void GgufParser::parse_header() {
   const uint64_t left = remaining();
   if (n_kv_ > left / kMinKvBytes) {
     fail_here("metadata count ", n_kv_, " is impossible for a file of ", reader_.size_,
-              " bytes (each entry takes at least ", kMinKvBytes, " bytes)");
+              " bytes (each entry takes at least ", kMinKvBytes,
+              " bytes); the file is truncated or corrupt");
   }
   if (n_tensors_ > left / kMinTensorInfoBytes ||
       n_tensors_ * kMinTensorInfoBytes > left - n_kv_ * kMinKvBytes) {
     fail_here("tensor count ", n_tensors_, " is impossible for a file of ", reader_.size_,
               " bytes with ", n_kv_, " metadata entries (each tensor takes at least ",
-              kMinTensorInfoBytes, " bytes)");
+              kMinTensorInfoBytes, " bytes); the file is truncated or corrupt");
   }
 }
 
