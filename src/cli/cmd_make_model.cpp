@@ -1,0 +1,125 @@
+// `specula make-model`: writes a random-weight Llama-family GGUF of any
+// shape, or derives a draft from a target (`--from TARGET --layers K`: the
+// target's first K layers, same embeddings, output and tokenizer).
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/command_registry.h"
+#include "core/error.h"
+#include "model/make_model.h"
+#include "model/model.h"
+
+namespace specula::cli {
+namespace {
+
+// Above this many bytes of weights, progress goes to stderr.
+constexpr uint64_t kProgressBytes = 64ull << 20;
+
+struct MakeModelFlags {
+  RandomModelOptions model;
+  std::string out;
+  std::string type = "f32";
+  std::string from;
+};
+
+// Prints "make-model: 40% (blk.3.ffn_up.weight)" at most every 5%.
+MakeModelProgress progress_printer(bool enabled) {
+  if (!enabled) return nullptr;
+  auto last_percent = std::make_shared<int>(-1);
+  return [last_percent](const std::string& tensor, size_t done, size_t total) {
+    const int percent = static_cast<int>(100 * done / total);
+    if (percent / 5 == *last_percent / 5 && done != total) return;
+    *last_percent = percent;
+    std::fprintf(stderr, "make-model: %3d%% (%s)\n", percent, tensor.c_str());
+  };
+}
+
+void describe(const std::string& path) {
+  const auto model = Model::load(path);  // also proves the file loads
+  const ModelConfig& c = model->config();
+  uint64_t parameters = 0;
+  for (const GgufTensorInfo& t : model->file().tensors()) parameters += t.n_elements;
+  std::printf(
+      "wrote %s: %s, %d layers, n_embd %d, %d heads (%d kv), n_ff %d, vocab %d, "
+      "%.1fM parameters, %.1f MB\n",
+      path.c_str(), c.architecture.c_str(), c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_ff,
+      c.n_vocab, parameters / 1e6, model->file().file_size() / 1e6);
+}
+
+void run(const MakeModelFlags& flags, const CLI::App& sub) {
+  if (!flags.from.empty()) {
+    for (const char* shape_flag :
+         {"--arch", "--vocab", "--embd", "--heads", "--heads-kv", "--ff", "--ctx", "--type",
+          "--seed", "--rope-base", "--tied", "--name"}) {
+      if (sub.count(shape_flag) > 0) {
+        fail("make-model: ", shape_flag,
+             " cannot be combined with --from: a draft keeps the "
+             "target's shape and weights; give only --layers K and --out");
+      }
+    }
+    if (sub.count("--layers") == 0) {
+      fail("make-model: --from needs --layers K (how many of the target's layers the draft keeps)");
+    }
+    const auto target = GgufReader::open(flags.from);
+    write_draft_model(flags.from, flags.model.n_layer, flags.out,
+                      progress_printer(target->file_size() > kProgressBytes));
+    describe(flags.out);
+    return;
+  }
+  RandomModelOptions options = flags.model;
+  const auto type = dtype_from_name(flags.type);
+  if (!type || (*type != DType::kF32 && *type != DType::kF16 && *type != DType::kBF16)) {
+    fail("make-model: --type ", flags.type, " is not supported; use f32, f16 or bf16");
+  }
+  options.type = *type;
+  options = resolve_random_model_options(options);
+  const uint64_t bytes =
+      random_model_parameter_count(options) * (options.type == DType::kF32 ? 4 : 2);
+  const bool show_progress = bytes > kProgressBytes;
+  const auto start = std::chrono::steady_clock::now();
+  write_random_model(options, flags.out, progress_printer(show_progress));
+  if (show_progress) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "make-model: wrote %.1f MB in %.1f s\n", bytes / 1e6, seconds);
+  }
+  describe(flags.out);
+}
+
+const bool registered = register_command({
+    "make-model",
+    "Write a random-weight llama/qwen2 GGUF of any shape, or derive a draft from a target",
+    [](CLI::App& sub) {
+      auto flags = std::make_shared<MakeModelFlags>();
+      RandomModelOptions& m = flags->model;
+      sub.add_option("--out,-o", flags->out, "GGUF file to write")->required();
+      sub.add_option("--arch", m.architecture, "Architecture: llama or qwen2 (q/k/v biases)")
+          ->capture_default_str();
+      sub.add_option("--vocab", m.n_vocab,
+                     "Vocabulary size; >= 258 writes the byte-level tokenizer (256 bytes, "
+                     "<s>, </s>, then <|extra_N|> tokens)")
+          ->capture_default_str();
+      sub.add_option("--embd", m.n_embd, "Model width")->capture_default_str();
+      sub.add_option("--layers", m.n_layer, "Layers (with --from: layers the draft keeps)")
+          ->capture_default_str();
+      sub.add_option("--heads", m.n_head, "Query heads")->capture_default_str();
+      sub.add_option("--heads-kv", m.n_head_kv, "Key/value heads (default: --heads)");
+      sub.add_option("--ff", m.n_ff, "Feed-forward width (default: 8/3 embd rounded to 32)");
+      sub.add_option("--ctx", m.n_ctx, "Training context length written to the file")
+          ->capture_default_str();
+      sub.add_option("--type", flags->type, "Matrix type: f32, f16 or bf16")->capture_default_str();
+      sub.add_option("--seed", m.seed, "Random seed")->capture_default_str();
+      sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
+      sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
+      sub.add_option("--name", m.name, "general.name (default describes the shape)");
+      sub.add_option("--from", flags->from,
+                     "Derive a draft from this target GGUF: its first --layers layers, same "
+                     "embeddings, output and tokenizer");
+      sub.callback([flags, &sub] { run(*flags, sub); });
+    },
+});
+
+}  // namespace
+}  // namespace specula::cli
