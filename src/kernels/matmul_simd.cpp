@@ -140,6 +140,145 @@ void FloatRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// ---------------------------------------------------------------- decoding
+
+// Vectorized twins of decode_row_int16 (quant_decode.h): the same output.
+// Tags are capped at the width one scale covers (16 or 32 values), so each
+// loop runs once on AVX-512 and a few times on narrower targets.
+
+// Loads `Lanes(d16)` bytes and widens them to int16 lanes (0..255).
+template <class D16>
+HWY_INLINE hn::Vec<D16> LoadBytesAsInt16(D16 d16, const uint8_t* p) {
+  const hn::RebindToUnsigned<D16> du16;
+  const hn::Rebind<uint8_t, D16> d8;
+  return hn::BitCast(d16, hn::PromoteTo(du16, hn::LoadU(d8, p)));
+}
+
+HWY_INLINE void DecodeQ8_0(const uint8_t* row, int64_t n_in, int16_t* values, float* scales) {
+  const hn::CappedTag<int16_t, 32> d16;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d16));
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    scales[b] = f16_scale_to_f32(blocks[b].d);
+    for (int64_t i = 0; i < 32; i += n) {
+      hn::StoreU(hn::PromoteTo(d16, hn::LoadU(d8, blocks[b].qs + i)), d16, values + 32 * b + i);
+    }
+  }
+}
+
+HWY_INLINE void DecodeQ4_0(const uint8_t* row, int64_t n_in, int16_t* values, float* scales) {
+  const hn::CappedTag<int16_t, 16> d16;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d16));
+  const auto low_mask = hn::Set(d16, 0xF);
+  const auto eight = hn::Set(d16, 8);
+  const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row);
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    scales[b] = f16_scale_to_f32(blocks[b].d);
+    for (int64_t i = 0; i < 16; i += n) {
+      const auto bytes = LoadBytesAsInt16(d16, blocks[b].qs + i);
+      hn::StoreU(hn::Sub(hn::And(bytes, low_mask), eight), d16, values + 32 * b + i);
+      hn::StoreU(hn::Sub(hn::ShiftRight<4>(bytes), eight), d16, values + 32 * b + 16 + i);
+    }
+  }
+}
+
+template <bool kFiveBits>
+HWY_INLINE void DecodeKMin(const uint8_t* row, int64_t n_in, int16_t* values, float* scales,
+                           float* offsets) {
+  const hn::CappedTag<int16_t, 32> d16;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d16));
+  const auto low_mask = hn::Set(d16, 0xF);
+  const auto one = hn::Set(d16, 1);
+  const int64_t block_bytes = kFiveBits ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+  for (int64_t b = 0; b < n_in / kSuperBlockSize; ++b) {
+    const uint8_t* block = row + b * block_bytes;
+    const auto* head = reinterpret_cast<const BlockQ4_K*>(block);
+    const float dmin = f16_scale_to_f32(head->dmin);
+    scales[b] = f16_scale_to_f32(head->d);
+    const uint8_t* qs = kFiveBits ? reinterpret_cast<const BlockQ5_K*>(block)->qs : head->qs;
+    const uint8_t* qh = kFiveBits ? reinterpret_cast<const BlockQ5_K*>(block)->qh : nullptr;
+    for (int c = 0; c < 4; ++c) {
+      uint8_t sc_lo, m_lo, sc_hi, m_hi;
+      unpack_k_scale_min(head->scales, 2 * c, &sc_lo, &m_lo);
+      unpack_k_scale_min(head->scales, 2 * c + 1, &sc_hi, &m_hi);
+      offsets[b * 8 + 2 * c] = -dmin * m_lo;
+      offsets[b * 8 + 2 * c + 1] = -dmin * m_hi;
+      const auto scale_lo = hn::Set(d16, sc_lo);
+      const auto scale_hi = hn::Set(d16, sc_hi);
+      int16_t* out = values + b * kSuperBlockSize + 64 * c;
+      for (int64_t i = 0; i < 32; i += n) {
+        const auto bytes = LoadBytesAsInt16(d16, qs + 32 * c + i);
+        auto lo = hn::And(bytes, low_mask);
+        auto hi = hn::ShiftRight<4>(bytes);
+        if constexpr (kFiveBits) {
+          const auto high_bits = LoadBytesAsInt16(d16, qh + i);
+          lo = hn::Or(lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(high_bits, 2 * c), one)));
+          hi = hn::Or(hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(high_bits, 2 * c + 1), one)));
+        }
+        hn::StoreU(hn::Mul(lo, scale_lo), d16, out + i);
+        hn::StoreU(hn::Mul(hi, scale_hi), d16, out + 32 + i);
+      }
+    }
+  }
+}
+
+HWY_INLINE void DecodeQ6_K(const uint8_t* row, int64_t n_in, int16_t* values, float* scales) {
+  const hn::CappedTag<int16_t, 16> d16;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(d16));
+  const auto low_mask = hn::Set(d16, 0xF);
+  const auto two_bits = hn::Set(d16, 3);
+  const auto bias = hn::Set(d16, 32);
+  const auto* blocks = reinterpret_cast<const BlockQ6_K*>(row);
+  for (int64_t b = 0; b < n_in / kSuperBlockSize; ++b) {
+    const BlockQ6_K& block = blocks[b];
+    scales[b] = f16_scale_to_f32(block.d);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = block.ql + 64 * half;
+      const uint8_t* qh = block.qh + 32 * half;
+      const int8_t* sc = block.scales + 8 * half;
+      int16_t* out = values + b * kSuperBlockSize + 128 * half;
+      for (int s = 0; s < 2; ++s) {  // 16 values share each scale
+        const auto sc0 = hn::Set(d16, sc[s]);
+        const auto sc1 = hn::Set(d16, sc[s + 2]);
+        const auto sc2 = hn::Set(d16, sc[s + 4]);
+        const auto sc3 = hn::Set(d16, sc[s + 6]);
+        for (int64_t l = 16 * s; l < 16 * s + 16; l += n) {
+          const auto a = LoadBytesAsInt16(d16, ql + l);
+          const auto c = LoadBytesAsInt16(d16, ql + 32 + l);
+          const auto h = LoadBytesAsInt16(d16, qh + l);
+          const auto q0 = hn::Or(hn::And(a, low_mask), hn::ShiftLeft<4>(hn::And(h, two_bits)));
+          const auto q1 = hn::Or(hn::And(c, low_mask),
+                                 hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(h), two_bits)));
+          const auto q2 = hn::Or(hn::ShiftRight<4>(a),
+                                 hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), two_bits)));
+          const auto q3 = hn::Or(hn::ShiftRight<4>(c), hn::ShiftLeft<4>(hn::ShiftRight<6>(h)));
+          hn::StoreU(hn::Mul(hn::Sub(q0, bias), sc0), d16, out + l);
+          hn::StoreU(hn::Mul(hn::Sub(q1, bias), sc1), d16, out + 32 + l);
+          hn::StoreU(hn::Mul(hn::Sub(q2, bias), sc2), d16, out + 64 + l);
+          hn::StoreU(hn::Mul(hn::Sub(q3, bias), sc3), d16, out + 96 + l);
+        }
+      }
+    }
+  }
+}
+
+void DecodeRow(DType type, const uint8_t* row, int64_t n_in, int16_t* values, float* scales,
+               float* offsets) {
+  switch (type) {
+    case DType::kQ8_0:
+      return DecodeQ8_0(row, n_in, values, scales);
+    case DType::kQ4_0:
+      return DecodeQ4_0(row, n_in, values, scales);
+    case DType::kQ4_K:
+      return DecodeKMin<false>(row, n_in, values, scales, offsets);
+    case DType::kQ5_K:
+      return DecodeKMin<true>(row, n_in, values, scales, offsets);
+    default:
+      return DecodeQ6_K(row, n_in, values, scales);
+  }
+}
+
 // ---------------------------------------------------------------- integer
 
 // R weight rows decoded in scratch (quant_decode.h), MT activation rows.
@@ -234,9 +373,9 @@ void IntRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
     const int rows = r + 2 <= row_end ? 2 : 1;
     // Decode each weight row once; every activation chunk reuses it.
     for (int j = 0; j < rows; ++j) {
-      decode_row_int16(job.type, job.weights + (r + j) * job.row_bytes, job.n_in,
-                       scratch.values + j * scratch.n_in, scratch.group_scales + j * per_row32,
-                       scratch.offsets + j * per_row32);
+      DecodeRow(job.type, job.weights + (r + j) * job.row_bytes, job.n_in,
+                scratch.values + j * scratch.n_in, scratch.group_scales + j * per_row32,
+                scratch.offsets + j * per_row32);
     }
     for (int64_t m0 = 0; m0 < job.m; m0 += kIntTileM) {
       const int mt = static_cast<int>(std::min<int64_t>(kIntTileM, job.m - m0));

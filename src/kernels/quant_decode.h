@@ -18,19 +18,33 @@
 //   dot(w, x) ~= sum_g group_scales[g] * scales[g] * isum_g + sum_j offsets[j] * sums[j]
 // with isum_g the exact int32 dot product of the group's values.
 //
-// These functions are inline so that the SIMD translation unit compiles
-// (and auto-vectorizes) them for each instruction set it targets.
+// decode_row_int16 is the plain version, used by the scalar twin;
+// matmul_simd.cpp has a vectorized decoder per instruction set, and the
+// tests compare the two through the matmul results.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "core/f16.h"
 #include "kernels/quant_blocks.h"
 
 namespace specula {
+
+// f16_to_f32 with a fast path for normal numbers (block scales are almost
+// always normal); the rare zero, subnormal, inf or NaN takes the full one.
+inline float f16_scale_to_f32(uint16_t h) {
+  const uint32_t exponent = h & 0x7c00u;
+  if (exponent == 0 || exponent == 0x7c00u) return f16_to_f32(h);
+  const uint32_t bits =
+      (static_cast<uint32_t>(h & 0x8000u) << 16) | (((h & 0x7fffu) << 13) + 0x38000000u);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
 
 // True for the types whose matmul goes through integer dot products.
 inline bool is_int_dot_type(DType type) {

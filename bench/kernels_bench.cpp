@@ -1,0 +1,160 @@
+// Matmul weight-streaming benchmarks: GB/s of weights read per type for
+// M = 1 (decode) and the cost of M > 1 rows (verification), against the
+// machine's measured read bandwidth.
+//
+//   kernels_bench [--benchmark_filter=...]     threads: SPECULA_BENCH_THREADS (default 2)
+//
+// Each type's 4096 x 4096 matrix is replicated into a set of about
+// SPECULA_BENCH_SET_MB (default 1024) MB that the benchmark cycles
+// through, so the weights come from DRAM and not from the (here 300 MB) L3.
+// Counters: GB/s = weight bytes read per second; for ReadBandwidth the
+// bytes of a plain parallel sum over a buffer of the same size.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+
+namespace specula {
+namespace {
+
+constexpr int64_t kDim = 4096;
+
+int bench_threads() {
+  const char* env = std::getenv("SPECULA_BENCH_THREADS");
+  return env != nullptr ? std::max(1, std::atoi(env)) : 2;
+}
+
+size_t set_bytes() {
+  const char* env = std::getenv("SPECULA_BENCH_SET_MB");
+  return static_cast<size_t>(env != nullptr ? std::atol(env) : 1024) << 20;
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(bench_threads());
+  return p;
+}
+
+// The set of identical matrices for one type, built on first use.
+struct MatrixSet {
+  AlignedBuffer<uint8_t> data;
+  uint64_t matrix_bytes = 0;
+  int64_t count = 0;
+};
+
+const MatrixSet& matrix_set(DType type) {
+  static std::vector<std::unique_ptr<MatrixSet>> sets(64);
+  auto& slot = sets[static_cast<size_t>(type)];
+  if (!slot) {
+    slot = std::make_unique<MatrixSet>();
+    const uint64_t row_bytes = *dtype_row_bytes(type, kDim);
+    slot->matrix_bytes = row_bytes * kDim;
+    slot->count = std::max<int64_t>(1, static_cast<int64_t>(set_bytes() / slot->matrix_bytes));
+    slot->data.resize(slot->matrix_bytes * static_cast<uint64_t>(slot->count));
+    std::vector<float> row(kDim);
+    uint32_t state = 12345;
+    for (int64_t r = 0; r < kDim; ++r) {
+      for (float& v : row) {
+        state = state * 1664525u + 1013904223u;
+        v = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) /
+            static_cast<float>(1 << 23);
+      }
+      quantize_row(type, row.data(), kDim, slot->data.data() + r * row_bytes);
+    }
+    for (int64_t c = 1; c < slot->count; ++c) {
+      std::memcpy(slot->data.data() + c * slot->matrix_bytes, slot->data.data(),
+                  slot->matrix_bytes);
+    }
+  }
+  return *slot;
+}
+
+void BM_Matmul(benchmark::State& state, DType type) {
+  const int64_t m = state.range(0);
+  const MatrixSet& set = matrix_set(type);
+  std::vector<float> x(static_cast<size_t>(m * kDim), 0.5f), y(static_cast<size_t>(m * kDim));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.1f - 0.8f;
+  int64_t next = 0;
+  for (auto _ : state) {
+    const WeightMatrix w = make_weight_matrix(
+        set.data.data() + static_cast<uint64_t>(next) * set.matrix_bytes, type, kDim, kDim);
+    matmul(w, x.data(), m, y.data(), &pool());
+    benchmark::DoNotOptimize(y.data());
+    next = (next + 1) % set.count;
+  }
+  const double bytes =
+      static_cast<double>(set.matrix_bytes) * static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(type)) + " " + simd_active_target().name);
+}
+
+// The read bandwidth the same threads reach on a plain sum over set_bytes().
+void BM_ReadBandwidth(benchmark::State& state) {
+  static AlignedBuffer<uint64_t> buffer(set_bytes() / sizeof(uint64_t));
+  static bool filled = [] {
+    for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = i;
+    return true;
+  }();
+  benchmark::DoNotOptimize(filled);
+  const int64_t n = static_cast<int64_t>(buffer.size());
+  const int threads = pool().n_threads();
+  std::vector<uint64_t> sums(static_cast<size_t>(threads) * 8);
+  for (auto _ : state) {
+    pool().parallel_for(threads, [&](int64_t t) {
+      const uint64_t* p = buffer.data() + n * t / threads;
+      const int64_t len = n * (t + 1) / threads - n * t / threads;
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = 0; i + 4 <= len; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+      }
+      sums[static_cast<size_t>(t) * 8] = s0 + s1 + s2 + s3;
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  const double bytes =
+      static_cast<double>(n) * sizeof(uint64_t) * static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("ReadBandwidth", BM_ReadBandwidth)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                     DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    benchmark::RegisterBenchmark((std::string("Matmul/") + std::string(dtype_name(type))).c_str(),
+                                 BM_Matmul, type)
+        ->ArgName("M")
+        ->Arg(1)
+        ->Arg(2)
+        ->Arg(4)
+        ->Arg(8)
+        ->Arg(16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+}  // namespace
+}  // namespace specula
+
+int main(int argc, char** argv) {
+  specula::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
