@@ -1,0 +1,77 @@
+// What one generation did and what it cost: counts, acceptance, time and
+// memory. Plain data, filled by the Generator and the Engine, read by the
+// CLI, benchmarks and (later) the server.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace specula {
+
+enum class StopReason {
+  kNone,             // not stopped (yet)
+  kEndOfGeneration,  // the target produced an end-of-generation token
+  kMaxTokens,        // -n new tokens were generated
+  kContextFull,      // the sequence filled the context (n_ctx tokens)
+  kCancelled,        // the token callback asked to stop
+};
+
+// "eos", "max_tokens", "context_full", "cancelled" or "none".
+std::string_view stop_reason_name(StopReason reason);
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;  // emitted; an end-of-generation token is not counted
+  int64_t target_passes = 0;     // target forwards after the prompt (verification passes)
+  int64_t drafted_tokens = 0;
+  int64_t accepted_tokens = 0;  // drafted tokens the verifier kept
+  int32_t draft_max = 0;        // g asked for (steps may draft fewer near the end)
+  // [i]: steps that drafted a token at draft position i (0-based), and how
+  // many of those tokens were accepted.
+  std::vector<int64_t> drafted_at;
+  std::vector<int64_t> accepted_at;
+
+  // Seconds. prefill: the prompt through the target (and the drafter's
+  // begin); draft: proposing and catching the drafter up; target: the
+  // verification forwards; sampling: transforms and verification; total:
+  // the whole generate call.
+  double prefill_seconds = 0;
+  double draft_seconds = 0;
+  double target_seconds = 0;
+  double sampling_seconds = 0;
+  double total_seconds = 0;
+
+  StopReason stop_reason = StopReason::kNone;
+
+  // accepted / drafted (0 when nothing was drafted).
+  double acceptance_rate() const;
+  // accepted_at[i] / drafted_at[i] (0 when nothing was drafted there).
+  double acceptance_at(size_t position) const;
+  // Generated tokens per target verification pass.
+  double tokens_per_pass() const;
+  // Generated tokens per second after the prompt.
+  double decode_tokens_per_second() const;
+  // Prompt tokens per second of prefill.
+  double prefill_tokens_per_second() const;
+};
+
+// Bytes. Weights are memory-mapped, so the file sizes are what the weights
+// add to resident memory once touched.
+struct MemoryStats {
+  uint64_t peak_resident_bytes = 0;  // of the whole process so far
+  uint64_t target_file_bytes = 0;
+  uint64_t draft_file_bytes = 0;
+  uint64_t target_kv_bytes = 0;
+  uint64_t draft_kv_bytes = 0;
+};
+
+// One JSON object with every field above and the derived rates.
+std::string to_json(const GenerationStats& stats);
+std::string to_json(const MemoryStats& memory);
+
+// Peak resident set size of this process, in bytes (0 if unknown).
+uint64_t peak_resident_bytes();
+
+}  // namespace specula

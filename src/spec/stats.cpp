@@ -1,0 +1,142 @@
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
+
+#include "specula/stats.h"
+
+namespace specula {
+namespace {
+
+double ratio(double num, double den) {
+  return den > 0 ? num / den : 0.0;
+}
+
+// A small JSON object writer: the library does not depend on a JSON package,
+// and these objects are flat numbers, strings and number arrays.
+class JsonObject {
+ public:
+  void add(std::string_view key, int64_t value) { begin(key) += std::to_string(value); }
+  void add(std::string_view key, double value) {
+    char buffer[32];
+    // Non-finite numbers are not JSON; rates here are 0 when undefined anyway.
+    std::snprintf(buffer, sizeof buffer, "%.9g", std::isfinite(value) ? value : 0.0);
+    begin(key) += buffer;
+  }
+  void add(std::string_view key, std::string_view value) {
+    // Only our own identifiers are written here: no escaping needed.
+    begin(key).append("\"").append(value).append("\"");
+  }
+  template <typename T>
+  void add_array(std::string_view key, const std::vector<T>& values) {
+    std::string& out = begin(key);
+    out += '[';
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) out += ',';
+      if constexpr (std::is_floating_point_v<T>) {
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%.9g", std::isfinite(values[i]) ? values[i] : 0.0);
+        out += buffer;
+      } else {
+        out += std::to_string(values[i]);
+      }
+    }
+    out += ']';
+  }
+  std::string finish() { return text_ + "}"; }
+
+ private:
+  std::string& begin(std::string_view key) {
+    text_ += text_.size() > 1 ? ",\"" : "\"";
+    text_.append(key).append("\":");
+    return text_;
+  }
+  std::string text_ = "{";
+};
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kEndOfGeneration:
+      return "eos";
+    case StopReason::kMaxTokens:
+      return "max_tokens";
+    case StopReason::kContextFull:
+      return "context_full";
+    case StopReason::kCancelled:
+      return "cancelled";
+    case StopReason::kNone:
+      break;
+  }
+  return "none";
+}
+
+double GenerationStats::acceptance_rate() const {
+  return ratio(static_cast<double>(accepted_tokens), static_cast<double>(drafted_tokens));
+}
+
+double GenerationStats::acceptance_at(size_t position) const {
+  if (position >= drafted_at.size() || position >= accepted_at.size()) return 0.0;
+  return ratio(static_cast<double>(accepted_at[position]),
+               static_cast<double>(drafted_at[position]));
+}
+
+double GenerationStats::tokens_per_pass() const {
+  return ratio(static_cast<double>(generated_tokens), static_cast<double>(target_passes));
+}
+
+double GenerationStats::decode_tokens_per_second() const {
+  return ratio(static_cast<double>(generated_tokens), total_seconds - prefill_seconds);
+}
+
+double GenerationStats::prefill_tokens_per_second() const {
+  return ratio(static_cast<double>(prompt_tokens), prefill_seconds);
+}
+
+std::string to_json(const GenerationStats& stats) {
+  std::vector<double> acceptance_at;
+  for (size_t i = 0; i < stats.drafted_at.size(); ++i) {
+    acceptance_at.push_back(stats.acceptance_at(i));
+  }
+  JsonObject json;
+  json.add("prompt_tokens", stats.prompt_tokens);
+  json.add("generated_tokens", stats.generated_tokens);
+  json.add("target_passes", stats.target_passes);
+  json.add("draft_max", static_cast<int64_t>(stats.draft_max));
+  json.add("drafted_tokens", stats.drafted_tokens);
+  json.add("accepted_tokens", stats.accepted_tokens);
+  json.add("acceptance_rate", stats.acceptance_rate());
+  json.add_array("drafted_at", stats.drafted_at);
+  json.add_array("accepted_at", stats.accepted_at);
+  json.add_array("acceptance_at", acceptance_at);
+  json.add("tokens_per_pass", stats.tokens_per_pass());
+  json.add("prefill_seconds", stats.prefill_seconds);
+  json.add("draft_seconds", stats.draft_seconds);
+  json.add("target_seconds", stats.target_seconds);
+  json.add("sampling_seconds", stats.sampling_seconds);
+  json.add("total_seconds", stats.total_seconds);
+  json.add("prefill_tokens_per_second", stats.prefill_tokens_per_second());
+  json.add("decode_tokens_per_second", stats.decode_tokens_per_second());
+  json.add("stop_reason", stop_reason_name(stats.stop_reason));
+  return json.finish();
+}
+
+std::string to_json(const MemoryStats& memory) {
+  JsonObject json;
+  json.add("peak_resident_bytes", static_cast<int64_t>(memory.peak_resident_bytes));
+  json.add("target_file_bytes", static_cast<int64_t>(memory.target_file_bytes));
+  json.add("draft_file_bytes", static_cast<int64_t>(memory.draft_file_bytes));
+  json.add("target_kv_bytes", static_cast<int64_t>(memory.target_kv_bytes));
+  json.add("draft_kv_bytes", static_cast<int64_t>(memory.draft_kv_bytes));
+  return json.finish();
+}
+
+uint64_t peak_resident_bytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+}  // namespace specula
