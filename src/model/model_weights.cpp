@@ -38,6 +38,10 @@ class Binder {
       fail(file_.path(), ": tensor ", name, " has type ", dtype_name(info.type), ": type ",
            dtype_name(info.type), " not supported yet (supported: F32, F16, BF16)");
     }
+    if (!dtype_row_bytes(info.type, static_cast<uint64_t>(n_in))) {
+      fail(file_.path(), ": tensor ", name, " has rows of ", n_in,
+           " values, not a whole number of ", dtype_name(info.type), " blocks");
+    }
     if (counted) bytes_ += info.n_bytes;
     return make_weight_matrix(info.data, info.type, n_in, n_out);
   }
