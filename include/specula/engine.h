@@ -1,0 +1,96 @@
+// specula's public C++ API for front ends (the CLI now, the server later):
+// load a target model and an optional draft, then generate, plainly or by
+// exact speculative decoding, with per-run statistics.
+//
+//   auto engine = specula::Engine::load({.model_path = "target.gguf",
+//                                        .draft_path = "draft.gguf"});
+//   specula::GenerateOptions options;  // temperature, top-k, ..., draft_max
+//   auto result = engine->generate("Once upon a time", options,
+//       [](int32_t, std::string_view text) { std::fputs(std::string(text).c_str(), stdout); });
+//   // result.tokens, result.text, result.stats (acceptance, tokens/s, ...)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "specula/stats.h"
+
+namespace specula {
+
+struct EngineConfig {
+  std::string model_path;  // the target GGUF file
+  std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
+  int32_t n_threads = 0;   // 0: every core
+};
+
+struct GenerateOptions {
+  // The sampling transform, applied to the target's and the draft's logits
+  // alike. temperature 0 is greedy; top_k 0, top_p 1 and min_p 0 are off.
+  float temperature = 0.8f;
+  int32_t top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  uint64_t seed = 0;  // the same seed and options replay the same tokens
+  int32_t max_new_tokens = 128;
+  // Tokens drafted per step (g). 0, or no draft model: plain decoding.
+  int32_t draft_max = 4;
+  // Context size in tokens (prompt + generated). 0: just enough for the
+  // prompt and max_new_tokens, capped at the model's training context.
+  int32_t n_ctx = 0;
+  bool ignore_eos = false;  // keep generating past end-of-generation tokens
+};
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_tokens;
+  std::vector<int32_t> tokens;  // generated; an end-of-generation token is not included
+  std::string text;             // decoded `tokens` (empty without a tokenizer)
+  int32_t n_ctx = 0;            // the context size used
+  GenerationStats stats;
+  MemoryStats memory;
+};
+
+// Called for each generated token as soon as it is accepted, with the text
+// it completes (empty while a UTF-8 character is incomplete, or without a
+// tokenizer). A last call with token -1 delivers any text still held.
+using TokenTextCallback = std::function<void(int32_t token, std::string_view text)>;
+
+class Engine {
+ public:
+  // Loads and checks the files. Throws Error naming the file at fault, or
+  // both files when the draft's vocabulary differs from the target's.
+  static std::unique_ptr<Engine> load(const EngineConfig& config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  bool has_draft() const;
+  // False when the target's tokenizer is missing or unsupported; then only
+  // generate_from_tokens works, and tokenize() says why.
+  bool has_tokenizer() const;
+  int32_t n_vocab() const;
+  int32_t n_ctx_train() const;  // 0 when the file does not say
+  int32_t n_threads() const;
+
+  // Text -> ids (with BOS when the vocabulary asks for it). Throws Error
+  // without a tokenizer.
+  std::vector<int32_t> tokenize(std::string_view text) const;
+  std::string detokenize(std::span<const int32_t> tokens) const;
+
+  GenerateResult generate(std::string_view prompt, const GenerateOptions& options,
+                          const TokenTextCallback& on_token = {});
+  GenerateResult generate_from_tokens(std::span<const int32_t> prompt_tokens,
+                                      const GenerateOptions& options,
+                                      const TokenTextCallback& on_token = {});
+
+ private:
+  Engine();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace specula

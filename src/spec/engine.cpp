@@ -1,0 +1,172 @@
+// The public Engine: owns the models, tokenizer, thread pool, generator and
+// drafter, and maps the public options onto the internal ones.
+#include "specula/engine.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "spec/generator.h"
+#include "spec/model_drafter.h"
+#include "tokenizer/tokenizer.h"
+
+namespace specula {
+
+struct Engine::Impl {
+  std::unique_ptr<Model> target;
+  std::unique_ptr<Model> draft;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string tokenizer_error;  // why there is no tokenizer
+  std::vector<int32_t> stop_tokens;
+  std::unique_ptr<ThreadPool> pool;
+  // Rebuilt when a request needs another context size.
+  std::unique_ptr<Generator> generator;
+  std::unique_ptr<ModelDrafter> drafter;
+
+  void ensure_context(int32_t n_ctx) {
+    if (generator && generator->n_ctx() == n_ctx) return;
+    generator = std::make_unique<Generator>(*target, n_ctx, pool.get());
+    if (draft) drafter = std::make_unique<ModelDrafter>(*draft, n_ctx, pool.get());
+  }
+};
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
+  if (config.model_path.empty()) fail("no model given: pass the target GGUF file (--model)");
+  if (config.n_threads < 0) {
+    fail("the thread count is ", config.n_threads, ": use 0 for every core or a positive count");
+  }
+  std::unique_ptr<Engine> engine(new Engine());
+  Impl& impl = *engine->impl_;
+  impl.target = Model::load(config.model_path);
+  if (!config.draft_path.empty()) {
+    impl.draft = Model::load(config.draft_path);
+    check_same_vocabulary(*impl.target, *impl.draft);
+  }
+  try {
+    impl.tokenizer = Tokenizer::from_gguf(impl.target->file());
+  } catch (const Error& e) {
+    impl.tokenizer_error = e.what();
+  }
+
+  const int32_t n_vocab = impl.target->config().n_vocab;
+  if (impl.tokenizer) {
+    for (int32_t id = 0; id < n_vocab; ++id) {
+      if (impl.tokenizer->is_end_of_generation(id)) impl.stop_tokens.push_back(id);
+    }
+  } else if (auto eos = impl.target->file().get_int("tokenizer.ggml.eos_token_id")) {
+    if (*eos >= 0 && *eos < n_vocab) impl.stop_tokens.push_back(static_cast<int32_t>(*eos));
+  }
+
+  int32_t n_threads = config.n_threads;
+  if (n_threads == 0) n_threads = static_cast<int32_t>(std::thread::hardware_concurrency());
+  impl.pool = std::make_unique<ThreadPool>(std::max(1, n_threads));
+  return engine;
+}
+
+bool Engine::has_draft() const {
+  return impl_->draft != nullptr;
+}
+bool Engine::has_tokenizer() const {
+  return impl_->tokenizer != nullptr;
+}
+int32_t Engine::n_vocab() const {
+  return impl_->target->config().n_vocab;
+}
+int32_t Engine::n_ctx_train() const {
+  return impl_->target->config().n_ctx_train;
+}
+int32_t Engine::n_threads() const {
+  return impl_->pool->n_threads();
+}
+
+std::vector<int32_t> Engine::tokenize(std::string_view text) const {
+  if (!impl_->tokenizer) {
+    fail("cannot turn text into tokens for ", impl_->target->file().path(), ": ",
+         impl_->tokenizer_error, "; give the prompt as token ids instead (--prompt-ids)");
+  }
+  return impl_->tokenizer->encode(text, /*add_special=*/true, /*parse_special=*/true);
+}
+
+std::string Engine::detokenize(std::span<const int32_t> tokens) const {
+  return impl_->tokenizer ? impl_->tokenizer->decode(tokens) : std::string();
+}
+
+GenerateResult Engine::generate(std::string_view prompt, const GenerateOptions& options,
+                                const TokenTextCallback& on_token) {
+  const std::vector<int32_t> tokens = tokenize(prompt);
+  return generate_from_tokens(tokens, options, on_token);
+}
+
+GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_tokens,
+                                            const GenerateOptions& options,
+                                            const TokenTextCallback& on_token) {
+  Impl& impl = *impl_;
+  GeneratorOptions generator_options;
+  generator_options.sampling.temperature = options.temperature;
+  generator_options.sampling.top_k = options.top_k;
+  generator_options.sampling.top_p = options.top_p;
+  generator_options.sampling.min_p = options.min_p;
+  generator_options.sampling.seed = options.seed;
+  generator_options.max_new_tokens = options.max_new_tokens;
+  generator_options.draft_max = options.draft_max;
+  if (!options.ignore_eos) generator_options.stop_tokens = impl.stop_tokens;
+  validate(generator_options.sampling);
+  if (options.max_new_tokens < 0) {
+    fail("the number of tokens to generate (-n) is ", options.max_new_tokens, ": it must be >= 0");
+  }
+  if (options.n_ctx < 0) {
+    fail("the context size (--ctx) is ", options.n_ctx, ": use 0 to size it automatically");
+  }
+
+  int32_t n_ctx = options.n_ctx;
+  const int32_t n_ctx_train = impl.target->config().n_ctx_train;
+  if (n_ctx == 0) {
+    const int64_t needed = static_cast<int64_t>(prompt_tokens.size()) + options.max_new_tokens;
+    const int64_t cap = n_ctx_train > 0 ? n_ctx_train : needed;
+    n_ctx = static_cast<int32_t>(std::max<int64_t>(1, std::min(needed, cap)));
+  } else if (n_ctx_train > 0 && n_ctx > n_ctx_train) {
+    log_warn("context size ", n_ctx, " exceeds the ", n_ctx_train,
+             " tokens the model was trained for; quality may drop past that");
+  }
+  impl.ensure_context(n_ctx);
+
+  GenerateResult result;
+  result.prompt_tokens.assign(prompt_tokens.begin(), prompt_tokens.end());
+  result.n_ctx = n_ctx;
+  std::unique_ptr<StreamingDecoder> decoder;
+  if (impl.tokenizer) decoder = std::make_unique<StreamingDecoder>(*impl.tokenizer);
+  auto emit = [&](int32_t token) {
+    std::string piece;
+    if (decoder) piece = decoder->push(token);
+    result.text += piece;
+    if (on_token) on_token(token, piece);
+    return true;
+  };
+  Drafter* drafter = impl.draft && options.draft_max > 0 ? impl.drafter.get() : nullptr;
+  GenerationOutput output =
+      impl.generator->generate(prompt_tokens, drafter, generator_options, emit);
+  if (decoder) {
+    const std::string rest = decoder->flush();
+    result.text += rest;
+    if (on_token && !rest.empty()) on_token(-1, rest);
+  }
+  result.tokens = std::move(output.tokens);
+  result.stats = std::move(output.stats);
+
+  result.memory.peak_resident_bytes = peak_resident_bytes();
+  result.memory.target_file_bytes = impl.target->file().file_size();
+  result.memory.target_kv_bytes = impl.generator->cache().bytes();
+  if (impl.draft) {
+    result.memory.draft_file_bytes = impl.draft->file().file_size();
+    result.memory.draft_kv_bytes = impl.drafter->cache().bytes();
+  }
+  return result;
+}
+
+}  // namespace specula
