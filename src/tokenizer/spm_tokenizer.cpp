@@ -6,6 +6,7 @@
 #include <array>
 #include <climits>
 #include <queue>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "tokenizer/utf8.h"
@@ -21,6 +22,18 @@ class SpmTokenizer final : public VocabTokenizer {
   explicit SpmTokenizer(Vocab vocab) : VocabTokenizer(std::move(vocab)) {
     byte_tokens_.fill(-1);
     const size_t n = vocab_.texts.size();
+    for (size_t i = 0; i < n; ++i) {
+      if (mergeable_token(vocab_.texts[i]) != static_cast<int32_t>(i)) continue;
+      const std::string_view text = vocab_.texts[i];
+      uint32_t previous = 0;
+      for (size_t pos = 0; pos < text.size();) {
+        const size_t len = utf8::symbol_length(text, pos);
+        const uint32_t current = pack_char(text.substr(pos, len));
+        if (pos > 0) inner_pairs_.insert((uint64_t{previous} << 32) | current);
+        previous = current;
+        pos += len;
+      }
+    }
     pieces_.resize(n);
     for (size_t i = 0; i < n; ++i) {
       const std::string& text = vocab_.texts[i];
@@ -57,6 +70,15 @@ class SpmTokenizer final : public VocabTokenizer {
                     std::vector<int32_t>& out) const override;
 
  private:
+  void encode_chunk(std::string_view text, std::vector<int32_t>& out) const;
+
+  // A character (1-4 bytes) as one number; distinct characters differ.
+  static uint32_t pack_char(std::string_view c) {
+    uint32_t packed = 0;
+    for (char b : c) packed = (packed << 8) | static_cast<uint8_t>(b);
+    return packed;
+  }
+
   struct Symbol {
     size_t start = 0;  // byte offset in the escaped text
     size_t size = 0;   // bytes; 0 once merged into its left neighbour
@@ -114,7 +136,7 @@ class SpmTokenizer final : public VocabTokenizer {
     return (type == TokenType::kNormal || type == TokenType::kUndefined) ? id : -1;
   }
 
-  void push_bigram(const std::string& text, const std::vector<Symbol>& symbols, int32_t left,
+  void push_bigram(std::string_view text, const std::vector<Symbol>& symbols, int32_t left,
                    std::priority_queue<Bigram>& queue) const {
     if (left < 0) return;
     const int32_t right = symbols[static_cast<size_t>(left)].next;
@@ -128,6 +150,9 @@ class SpmTokenizer final : public VocabTokenizer {
   }
 
   std::array<int32_t, 256> byte_tokens_{};
+  // Adjacent character pairs (packed, left << 32 | right) inside some
+  // mergeable token: only there can a merge join two symbols.
+  std::unordered_set<uint64_t> inner_pairs_;
 };
 
 void SpmTokenizer::encode_plain(std::string_view raw, bool after_special,
@@ -142,13 +167,30 @@ void SpmTokenizer::encode_plain(std::string_view raw, bool after_special,
       text += c;
     }
   }
-  if (text.empty()) return;
+  // Cut the text where no token holds the two characters on either side:
+  // no merge can ever join across such a cut, so encoding the pieces one by
+  // one gives exactly the ids of encoding the whole, with small heaps.
+  size_t chunk_begin = 0;
+  uint32_t previous = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = utf8::symbol_length(text, pos);
+    const uint32_t current = pack_char(std::string_view(text).substr(pos, n));
+    if (pos > chunk_begin && !inner_pairs_.contains((uint64_t{previous} << 32) | current)) {
+      encode_chunk(std::string_view(text).substr(chunk_begin, pos - chunk_begin), out);
+      chunk_begin = pos;
+    }
+    previous = current;
+    pos += n;
+  }
+  if (chunk_begin < text.size()) encode_chunk(std::string_view(text).substr(chunk_begin), out);
+}
 
+void SpmTokenizer::encode_chunk(std::string_view text, std::vector<int32_t>& out) const {
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
     if (symbols.size() >= static_cast<size_t>(INT32_MAX)) {
-      fail("text of ", raw.size(), " bytes is too long to tokenize in one piece");
+      fail("a run of ", text.size(), " bytes is too long to tokenize in one piece");
     }
     const size_t n = utf8::symbol_length(text, pos);
     Symbol symbol;

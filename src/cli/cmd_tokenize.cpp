@@ -1,0 +1,164 @@
+// `specula tokenize --model FILE [TEXT]`: text to token ids and pieces with
+// a model's own tokenizer, or ids back to text with --decode "1,2,3".
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "cli/command_registry.h"
+#include "core/error.h"
+#include "gguf/gguf_reader.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
+
+namespace specula::cli {
+namespace {
+
+struct TokenizeOptions {
+  std::string model;
+  std::string text;
+  std::string text_file;
+  std::string decode;
+  bool ids_only = false;
+  bool pieces_only = false;
+  bool no_special = false;
+  bool parse_special = false;
+  bool json = false;
+};
+
+// Bytes as a one-line literal: control bytes and invalid UTF-8 as \xNN.
+std::string quote_bytes(std::string_view bytes) {
+  std::string out = "\"";
+  for (size_t pos = 0; pos < bytes.size();) {
+    const size_t n = utf8::valid_char_length(bytes, pos);
+    const auto c = static_cast<unsigned char>(bytes[pos]);
+    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7F))) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += c == '\n' ? "\\n" : c == '\t' ? "\\t" : hex;
+      ++pos;
+    } else {
+      if (c == '"' || c == '\\') out += '\\';
+      out.append(bytes.substr(pos, n));
+      pos += n;
+    }
+  }
+  return out + "\"";
+}
+
+std::vector<int32_t> parse_ids(const std::string& list) {
+  std::vector<int32_t> ids;
+  std::string item;
+  std::istringstream in(list);
+  while (std::getline(in, item, ',')) {
+    const size_t begin = item.find_first_not_of(" \t");
+    if (begin == std::string::npos) continue;
+    const size_t end = item.find_last_not_of(" \t");
+    const std::string number = item.substr(begin, end - begin + 1);
+    try {
+      size_t used = 0;
+      const long long value = std::stoll(number, &used);
+      if (used != number.size() || value < INT32_MIN || value > INT32_MAX)
+        throw std::invalid_argument(number);
+      ids.push_back(static_cast<int32_t>(value));
+    } catch (const std::exception&) {
+      fail("--decode: \"", number,
+           "\" is not a token id; pass comma-separated integers, e.g. --decode \"1,2,3\"");
+    }
+  }
+  return ids;
+}
+
+std::string read_text(const TokenizeOptions& options) {
+  if (!options.text_file.empty()) {
+    std::ifstream in(options.text_file, std::ios::binary);
+    if (!in) fail("cannot read --file ", options.text_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  if (options.text == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  return options.text;
+}
+
+void run_decode(const Tokenizer& tokenizer, const TokenizeOptions& options) {
+  const std::vector<int32_t> ids = parse_ids(options.decode);
+  const std::string text = tokenizer.decode(ids);
+  if (options.json) {
+    nlohmann::json out = {
+        {"ids", ids}, {"text", utf8::sanitize(text)}, {"valid_utf8", utf8::is_valid(text)}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << text << "\n";
+  }
+}
+
+void run_encode(const Tokenizer& tokenizer, const TokenizeOptions& options) {
+  const std::string text = read_text(options);
+  const std::vector<int32_t> ids =
+      tokenizer.encode(text, !options.no_special, options.parse_special);
+  if (options.json) {
+    nlohmann::json pieces = nlohmann::json::array();
+    nlohmann::json texts = nlohmann::json::array();
+    for (int32_t id : ids) {
+      pieces.push_back(utf8::sanitize(tokenizer.token_to_piece(id)));
+      texts.push_back(utf8::sanitize(tokenizer.token_text(id)));
+    }
+    nlohmann::json out = {{"model", std::string(tokenizer.model_name())},
+                          {"pre", std::string(tokenizer.pre_tokenizer_name())},
+                          {"n_tokens", ids.size()},
+                          {"ids", ids},
+                          {"pieces", pieces},
+                          {"token_texts", texts}};
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  if (options.ids_only) {
+    for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+    std::cout << "\n";
+    return;
+  }
+  for (int32_t id : ids) {
+    const std::string shown = tokenizer.is_special(id) || tokenizer.token_to_piece(id).empty()
+                                  ? tokenizer.token_text(id)
+                                  : tokenizer.token_to_piece(id);
+    if (options.pieces_only) {
+      std::cout << quote_bytes(shown) << "\n";
+    } else {
+      std::cout << id << "\t" << quote_bytes(shown) << "\n";
+    }
+  }
+  if (!options.pieces_only) std::cerr << ids.size() << " tokens\n";
+}
+
+const bool registered = register_command({
+    "tokenize",
+    "Turn text into token ids and pieces with a model's tokenizer, or ids back into text",
+    [](CLI::App& sub) {
+      auto options = std::make_shared<TokenizeOptions>();
+      sub.add_option("-m,--model", options->model, "GGUF file whose tokenizer to use")->required();
+      sub.add_option("text", options->text, "Text to tokenize ('-' reads stdin)");
+      sub.add_option("--file", options->text_file, "Read the text from this file");
+      sub.add_option("--decode", options->decode, "Comma-separated ids to turn back into text");
+      sub.add_flag("--ids", options->ids_only, "Print only the ids, space-separated");
+      sub.add_flag("--pieces", options->pieces_only, "Print only the pieces, one per line");
+      sub.add_flag("--no-special", options->no_special, "Do not add BOS/EOS");
+      sub.add_flag("--parse-special", options->parse_special,
+                   "Read special-token text such as <|endoftext|> as the special token");
+      sub.add_flag("--json", options->json, "Print JSON");
+      sub.callback([options] {
+        const std::unique_ptr<GgufReader> file = GgufReader::open(options->model);
+        const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
+        if (!options->decode.empty()) {
+          run_decode(*tokenizer, *options);
+        } else {
+          run_encode(*tokenizer, *options);
+        }
+      });
+    },
+});
+
+}  // namespace
+}  // namespace specula::cli
