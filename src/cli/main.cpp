@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/command_registry.h"
 #include "core/error.h"
@@ -22,7 +23,9 @@ bool register_command(Command command) {
   return true;
 }
 
-const std::vector<Command>& registered_commands() { return commands(); }
+const std::vector<Command>& registered_commands() {
+  return commands();
+}
 
 }  // namespace specula::cli
 
@@ -41,6 +44,16 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(command.name, command.description);
     command.setup(*sub);
   }
+  // CLI11 reports an unknown command as "a subcommand is required"; name it.
+  const bool known = argc > 1 && std::any_of(sorted.begin(), sorted.end(),
+                                             [&](const Command& c) { return c.name == argv[1]; });
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::string names;
+    for (const Command& command : sorted) names += (names.empty() ? "" : ", ") + command.name;
+    std::fprintf(stderr, "specula: error: unknown command '%s'; the commands are: %s\n", argv[1],
+                 names.c_str());
+    return 2;
+  }
   app.parse_complete_callback([&] {
     specula::set_log_level(verbose ? specula::LogLevel::kInfo : specula::LogLevel::kWarn);
   });
@@ -50,7 +63,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // Help and version exit 0; bad flags print one line and exit 2.
     if (e.get_exit_code() != 0) {
-      std::fprintf(stderr, "specula: error: %s\nRun 'specula --help' or 'specula <command> --help'.\n",
+      std::fprintf(stderr,
+                   "specula: error: %s\nRun 'specula --help' or 'specula <command> --help'.\n",
                    e.what());
       return 2;
     }
