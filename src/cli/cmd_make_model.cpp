@@ -1,6 +1,7 @@
 // `specula make-model`: writes a random-weight Llama-family GGUF of any
 // shape, or derives a draft from a target (`--from TARGET --layers K`: the
 // target's first K layers, same embeddings, output and tokenizer).
+// `--tokenizer-from FILE` gives a random model the tokenizer of a real one.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "core/error.h"
 #include "model/make_model.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace specula::cli {
 namespace {
@@ -36,23 +38,53 @@ MakeModelProgress progress_printer(bool enabled) {
   };
 }
 
-void describe(const std::string& path) {
+// "gpt2 tokenizer (pre starcoder)", or why the file has none usable.
+std::string describe_tokenizer(const GgufReader& file) {
+  if (file.find("tokenizer.ggml.tokens") == nullptr) return "no tokenizer";
+  try {
+    const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(file);
+    return str_cat(tokenizer->model_name(), " tokenizer (pre ", tokenizer->pre_tokenizer_name(),
+                   ")");
+  } catch (const Error& e) {
+    return str_cat("tokenizer specula cannot use: ", e.what());
+  }
+}
+
+// `tokenizer`: what describe_tokenizer said of the source, so that loading
+// the copy does not repeat the source's warnings; empty: look at the file.
+void describe(const std::string& path, std::string tokenizer = "") {
   const auto model = Model::load(path);  // also proves the file loads
+  if (tokenizer.empty()) tokenizer = describe_tokenizer(model->file());
   const ModelConfig& c = model->config();
   uint64_t parameters = 0;
   for (const GgufTensorInfo& t : model->file().tensors()) parameters += t.n_elements;
   std::printf(
       "wrote %s: %s, %d layers, n_embd %d, %d heads (%d kv), n_ff %d, vocab %d, "
-      "%.1fM parameters, %.1f MB\n",
+      "%.1fM parameters, %.1f MB, %s\n",
       path.c_str(), c.architecture.c_str(), c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_ff,
-      c.n_vocab, parameters / 1e6, model->file().file_size() / 1e6);
+      c.n_vocab, parameters / 1e6, model->file().file_size() / 1e6, tokenizer.c_str());
+}
+
+// Refuses a tokenizer specula cannot run before any weights are written, so
+// the error names the source file rather than the new model.
+// Returns describe_tokenizer's words for it.
+std::string check_tokenizer_source(const std::string& path) {
+  const std::unique_ptr<GgufReader> file = GgufReader::open(path);
+  try {
+    const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
+    return str_cat(tokenizer->model_name(), " tokenizer (pre ", tokenizer->pre_tokenizer_name(),
+                   ") from ", path);
+  } catch (const Error& e) {
+    // The tokenizer's messages start with the file's path.
+    fail("make-model: --tokenizer-from: ", e.what());
+  }
 }
 
 void run(const MakeModelFlags& flags, const CLI::App& sub) {
   if (!flags.from.empty()) {
     for (const char* shape_flag :
          {"--arch", "--vocab", "--embd", "--heads", "--heads-kv", "--ff", "--ctx", "--type",
-          "--seed", "--rope-base", "--tied", "--name"}) {
+          "--seed", "--rope-base", "--tied", "--name", "--tokenizer-from"}) {
       if (sub.count(shape_flag) > 0) {
         fail("make-model: ", shape_flag,
              " cannot be combined with --from: a draft keeps the "
@@ -74,7 +106,16 @@ void run(const MakeModelFlags& flags, const CLI::App& sub) {
     fail("make-model: --type ", flags.type, " is not supported; use f32, f16 or bf16");
   }
   options.type = *type;
+  std::string tokenizer_description;
+  if (!options.tokenizer_from.empty()) {
+    tokenizer_description = check_tokenizer_source(options.tokenizer_from);
+  }
   options = resolve_random_model_options(options);
+  if (!options.tokenizer_from.empty() && sub.count("--vocab") > 0 &&
+      flags.model.n_vocab != options.n_vocab) {
+    fail("make-model: --vocab ", flags.model.n_vocab, " disagrees with the ", options.n_vocab,
+         " tokens of ", options.tokenizer_from, " (--tokenizer-from); leave out --vocab");
+  }
   const uint64_t bytes =
       random_model_parameter_count(options) * (options.type == DType::kF32 ? 4 : 2);
   const bool show_progress = bytes > kProgressBytes;
@@ -85,7 +126,7 @@ void run(const MakeModelFlags& flags, const CLI::App& sub) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr, "make-model: wrote %.1f MB in %.1f s\n", bytes / 1e6, seconds);
   }
-  describe(flags.out);
+  describe(flags.out, tokenizer_description);
 }
 
 const bool registered = register_command({
@@ -114,6 +155,10 @@ const bool registered = register_command({
       sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
       sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
       sub.add_option("--name", m.name, "general.name (default describes the shape)");
+      sub.add_option("--tokenizer-from", m.tokenizer_from,
+                     "Copy every tokenizer.* key of this GGUF (a model or vocab-only file) "
+                     "instead of writing the byte-level tokenizer; the vocabulary size becomes "
+                     "its token count");
       sub.add_option("--from", flags->from,
                      "Derive a draft from this target GGUF: its first --layers layers, same "
                      "embeddings, output and tokenizer");

@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numbers>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -20,6 +22,7 @@ constexpr int32_t kBosToken = 256;
 constexpr int32_t kEosToken = 257;
 constexpr int32_t kTokenizerVocab = 258;
 constexpr int32_t kMaxDimension = 1 << 20;
+constexpr int32_t kMaxVocab = 1 << 22;
 
 // Reproducible normal draws that do not depend on the standard library's
 // distribution implementation: splitmix64 bits, Box-Muller transform.
@@ -99,6 +102,43 @@ void write_tokenizer(GgufWriter& writer, int32_t n_vocab) {
   writer.set_uint32("tokenizer.ggml.bos_token_id", kBosToken);
   writer.set_uint32("tokenizer.ggml.eos_token_id", kEosToken);
   writer.set_bool("tokenizer.ggml.add_bos_token", true);
+}
+
+constexpr std::string_view kTokenizerPrefix = "tokenizer.";
+constexpr std::string_view kTokensKey = "tokenizer.ggml.tokens";
+
+// The number of tokens of the tokenizer in `file`, which --tokenizer-from
+// names; Error when the file has no token list.
+int64_t tokenizer_token_count(const GgufReader& file) {
+  const GgufValue* tokens = file.find(kTokensKey);
+  if (tokens == nullptr || tokens->type != GgufType::kArray ||
+      tokens->array_type != GgufType::kString) {
+    fail("make-model: ", file.path(), " has no ", kTokensKey,
+         " string array, so it holds no tokenizer to copy; give --tokenizer-from a model or "
+         "vocab-only GGUF file with a tokenizer");
+  }
+  if (tokens->array_size == 0) {
+    fail("make-model: ", file.path(), ": ", kTokensKey, " is empty; a model needs tokens");
+  }
+  return static_cast<int64_t>(tokens->array_size);
+}
+
+// Copies every tokenizer.* key of `source_path`, value types and arrays as
+// they are, so the model tokenizes exactly as the source does.
+void copy_tokenizer(const std::string& source_path, int32_t n_vocab, GgufWriter& writer) {
+  const std::unique_ptr<GgufReader> source = GgufReader::open(source_path);
+  if (tokenizer_token_count(*source) != n_vocab) {
+    fail("make-model: ", source_path, " changed while the model was being made: it no longer has ",
+         n_vocab, " tokens");
+  }
+  for (const GgufKv& kv : source->metadata()) {
+    if (!std::string_view(kv.key).starts_with(kTokenizerPrefix)) continue;
+    if (kv.value.type == GgufType::kArray && kv.value.array_type == GgufType::kArray) {
+      fail("make-model: ", source_path, ": metadata key ", kv.key,
+           " is an array of arrays, which the GGUF writer cannot copy");
+    }
+    writer.set_value(kv.key, kv.value);
+  }
 }
 
 class TensorMaker {
@@ -251,9 +291,18 @@ RandomModelOptions resolve_random_model_options(RandomModelOptions o) {
   if (o.architecture != "llama" && o.architecture != "qwen2") {
     fail("make-model: architecture '", o.architecture, "' is not supported; use llama or qwen2");
   }
+  if (!o.tokenizer_from.empty()) {
+    const int64_t n_tokens = tokenizer_token_count(*GgufReader::open(o.tokenizer_from));
+    if (o.n_vocab != RandomModelOptions{}.n_vocab && o.n_vocab != n_tokens) {
+      fail("make-model: vocab = ", o.n_vocab, " disagrees with the ", n_tokens, " tokens of ",
+           o.tokenizer_from, " (--tokenizer-from); leave out --vocab");
+    }
+    check_range("vocab (tokens of --tokenizer-from)", n_tokens, 1, kMaxVocab);
+    o.n_vocab = static_cast<int32_t>(n_tokens);
+  }
   if (o.n_head_kv == 0) o.n_head_kv = o.n_head;
   if (o.n_ff == 0) o.n_ff = (o.n_embd * 8 / 3 + 31) / 32 * 32;
-  check_range("vocab", o.n_vocab, 1, 1 << 22);
+  check_range("vocab", o.n_vocab, 1, kMaxVocab);
   check_range("embd", o.n_embd, 2, kMaxDimension);
   check_range("layers", o.n_layer, 1, 4096);
   check_range("heads", o.n_head, 1, o.n_embd);
@@ -317,7 +366,11 @@ GgufWriter build_random_model(const RandomModelOptions& requested,
   writer.set_float32(arch + ".attention.layer_norm_rms_epsilon", arch == "qwen2" ? 1e-6f : 1e-5f);
   writer.set_float32(arch + ".rope.freq_base", o.rope_freq_base);
   writer.set_uint32(arch + ".rope.dimension_count", static_cast<uint32_t>(head_dim));
-  if (o.n_vocab >= kTokenizerVocab) write_tokenizer(writer, o.n_vocab);
+  if (!o.tokenizer_from.empty()) {
+    copy_tokenizer(o.tokenizer_from, o.n_vocab, writer);
+  } else if (o.n_vocab >= kTokenizerVocab) {
+    write_tokenizer(writer, o.n_vocab);
+  }
 
   // Scales: projections N(0, 1/fan_in) keep activations at unit size; the
   // projections back into the residual stream are shrunk by sqrt(2 n_layer)

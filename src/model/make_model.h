@@ -27,13 +27,18 @@ struct RandomModelOptions {
   float rope_freq_base = 10000.0f;
   bool tied_output = false;  // no output.weight: logits use token_embd
   std::string name;          // general.name; a default describes the shape
+  // A GGUF file (a model or a vocab-only file) whose `tokenizer.*` metadata
+  // is copied, every key and value type as is, instead of the byte-level
+  // tokenizer. n_vocab becomes its number of tokens: resolve sets it when
+  // n_vocab is left at the default, and refuses any other disagreeing value.
+  std::string tokenizer_from;
 };
 
 // Called after each tensor: its name, tensors done, tensors in all.
 using MakeModelProgress = std::function<void(const std::string& tensor, size_t done, size_t total)>;
 
-// Fills in the defaults (n_head_kv, n_ff) and checks the options; throws
-// Error naming the bad option.
+// Fills in the defaults (n_head_kv, n_ff, n_vocab from tokenizer_from) and
+// checks the options; throws Error naming the bad option or file.
 RandomModelOptions resolve_random_model_options(RandomModelOptions options);
 
 // The whole file in a writer (tests take its bytes; write() saves it).
