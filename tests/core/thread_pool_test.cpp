@@ -26,21 +26,40 @@ TEST(ThreadPool, EveryIndexExactlyOnceOverManyCalls) {
   }
 }
 
-TEST(ThreadPool, ContiguousShareForEachThread) {
-  // The documented split: thread t runs tasks [t*n/T, (t+1)*n/T). A task
-  // records which OS thread ran it; each share must be run by one thread.
-  ThreadPool pool(3);
-  const int64_t n_tasks = 10;
-  std::vector<std::thread::id> runner(n_tasks);
-  pool.parallel_for(
-      n_tasks, [&](int64_t i) { runner[static_cast<size_t>(i)] = std::this_thread::get_id(); });
-  for (int t = 0; t < 3; ++t) {
-    const int64_t begin = n_tasks * t / 3;
-    const int64_t end = n_tasks * (t + 1) / 3;
-    for (int64_t i = begin; i < end; ++i)
-      EXPECT_EQ(runner[static_cast<size_t>(i)], runner[static_cast<size_t>(begin)]);
+TEST(ThreadPool, IdleThreadsTakeTasksABusyThreadHasNotStarted) {
+  // Task 2 blocks until task 3 has run. With 2 threads the shares are {0, 1}
+  // and {2, 3}: whichever thread sits in task 2, the other must take task 3
+  // from that share, or the call never ends (fixed shares would deadlock).
+  ThreadPool pool(2);
+  std::atomic<bool> task3_done{false};
+  std::atomic<bool> task2_saw_task3{false};
+  pool.parallel_for(4, [&](int64_t i) {
+    if (i == 3) task3_done.store(true);
+    if (i != 2) return;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!task3_done.load() && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    task2_saw_task3.store(task3_done.load());
+  });
+  EXPECT_TRUE(task2_saw_task3.load()) << "task 3 did not run while task 2 was running";
+}
+
+TEST(ThreadPool, EachIndexOnceUnderSleepyWorkers) {
+  // Workers that fall asleep between calls wake after the caller may already
+  // have run their tasks; they must neither repeat a task nor touch a later
+  // call's tasks. Each call's counters go out of scope when it returns, so
+  // a late task would also be caught by the address sanitizer.
+  for (int n_threads : {2, 3}) {
+    ThreadPool pool(n_threads);
+    for (int call = 0; call < 60; ++call) {
+      if (call % 3 == 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(ThreadPool::kSpinMicroseconds * 2));
+      const int64_t n_tasks = 1 + call % 11;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n_tasks));
+      pool.parallel_for(n_tasks, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+      for (int64_t i = 0; i < n_tasks; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
+    }
   }
-  EXPECT_EQ(runner[0], std::this_thread::get_id()) << "the caller takes share 0";
 }
 
 TEST(ThreadPool, ResultsIdenticalFor1To3Threads) {
