@@ -16,14 +16,18 @@ namespace {
 // SIMD kernels.
 constexpr int64_t kRowAlign = 4;
 
-// Quantized activations of the calling thread, reused across calls.
+// Prepared activations of the calling thread, reused across calls.
 struct ActivationScratch {
-  AlignedBuffer<int16_t> values;
+  AlignedBuffer<int8_t> values;
   AlignedBuffer<float> scales;
-  AlignedBuffer<float> sums;
+  AlignedBuffer<int32_t> neg_sums;
+  AlignedBuffer<int32_t> neg_sums_lo;
+  AlignedBuffer<float> scaled_sums;
 };
 
-MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y) {
+// `simd` picks the vectorized activation preparation (matmul) or the plain
+// one (matmul_scalar); both write the same bytes.
+MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd) {
   MatmulJob job;
   job.weights = static_cast<const uint8_t*>(w.data);
   job.type = w.type;
@@ -35,22 +39,28 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y) {
   job.x = x;
   if (is_int_dot_type(w.type)) {
     thread_local ActivationScratch scratch;
-    const auto values = static_cast<size_t>(m * w.n_in);
-    if (scratch.values.size() < values) {
-      scratch.values.resize(values);
-      scratch.scales.resize(values / 32);
-      scratch.sums.resize(values / 32);
+    const int64_t n_groups = groups_for(w.n_in);
+    const auto blocks = static_cast<size_t>(m * n_groups * kGroupBlocks);
+    if (scratch.scales.size() < blocks) {
+      scratch.values.resize(blocks * 32);
+      scratch.scales.resize(blocks);
+      scratch.neg_sums.resize(blocks);
+      scratch.neg_sums_lo.resize(blocks);
+      scratch.scaled_sums.resize(blocks);
     }
-    job.group = int_group_size(w.type);
-    const int64_t n_groups = w.n_in / job.group;
+    const int64_t per_row = n_groups * kGroupBlocks;
     for (int64_t i = 0; i < m; ++i) {
-      quantize_activation_row(x + i * w.n_in, w.n_in, job.group, scratch.values.data() + i * w.n_in,
-                              scratch.scales.data() + i * n_groups,
-                              scratch.sums.data() + i * (w.n_in / 32));
+      auto prepare = simd ? prepare_activation_row_simd : prepare_activation_row;
+      prepare(x + i * w.n_in, w.n_in, scratch.values.data() + i * per_row * 32,
+              scratch.scales.data() + i * per_row, scratch.neg_sums.data() + i * per_row,
+              scratch.neg_sums_lo.data() + i * per_row, scratch.scaled_sums.data() + i * per_row);
     }
-    job.x_values = scratch.values.data();
-    job.x_scales = scratch.scales.data();
-    job.x_sums = scratch.sums.data();
+    job.acts = ActivationRows{n_groups,
+                              scratch.values.data(),
+                              scratch.scales.data(),
+                              scratch.neg_sums.data(),
+                              scratch.neg_sums_lo.data(),
+                              scratch.scaled_sums.data()};
   }
   return job;
 }
@@ -106,20 +116,26 @@ void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y
 
 void matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, float* y) {
   check_supported(w);
-  const MatmulJob job = make_job(w, x, m, y);
+  const MatmulJob job = make_job(w, x, m, y, false);
   matmul_rows_scalar(job, 0, w.n_out);
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
   check_supported(w);
   if (m <= 0 || w.n_out <= 0) return;
-  const MatmulJob job = make_job(w, x, m, y);
+  const MatmulJob job = make_job(w, x, m, y, true);
+  const bool int_dot = is_int_dot_type(w.type);
   const int64_t n_units = (w.n_out + kRowAlign - 1) / kRowAlign;
   const int64_t n_tasks = pool == nullptr ? 1 : std::min<int64_t>(pool->n_threads(), n_units);
   auto task = [&](int64_t t) {
     const int64_t begin = std::min(w.n_out, n_units * t / n_tasks * kRowAlign);
     const int64_t end = std::min(w.n_out, n_units * (t + 1) / n_tasks * kRowAlign);
-    if (begin < end) matmul_rows_simd(job, begin, end);
+    if (begin >= end) return;
+    if (int_dot) {
+      matmul_int_rows_simd(job, begin, end);
+    } else {
+      matmul_rows_simd(job, begin, end);
+    }
   };
   if (n_tasks > 1) {
     pool->parallel_for(n_tasks, task);

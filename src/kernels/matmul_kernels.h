@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/quant_decode.h"
 
 namespace specula {
 
@@ -23,32 +24,27 @@ struct MatmulJob {
   // F32 / F16 / BF16 weights: the float activations, m x n_in.
   const float* x = nullptr;
 
-  // Integer-dot weight types: the quantized activations (quant_decode.h).
-  int group = 0;                      // values per activation scale
-  const int16_t* x_values = nullptr;  // m x n_in
-  const float* x_scales = nullptr;    // m x (n_in / group)
-  const float* x_sums = nullptr;      // m x (n_in / 32)
+  // Integer-dot weight types: the prepared activations (quant_decode.h).
+  ActivationRows acts;
 };
 
-// Per-thread space for decoded weight rows, sized by ensure_row_scratch.
-struct RowScratch {
-  int16_t* values = nullptr;      // kMaxDecodedRows x n_in
-  float* group_scales = nullptr;  // kMaxDecodedRows x (n_in / 32)
-  float* offsets = nullptr;       // kMaxDecodedRows x (n_in / 32)
-  int64_t n_in = 0;
-};
-inline constexpr int kMaxDecodedRows = 4;
-
-// The scratch of the calling thread, grown to hold rows of n_in values.
-// Allocates only when n_in exceeds every earlier request on this thread.
-RowScratch& thread_row_scratch(int64_t n_in);
+// The calling thread's space for one decoded weight row (n_groups groups).
+// Allocates only when n_groups exceeds every earlier request on this thread.
+DecodedGroup* thread_decoded_row(int64_t n_groups);
 
 // The scalar twin of the SIMD kernels: the same decoding and the same
 // integer arithmetic, written plainly (matmul_scalar.cpp).
 void matmul_rows_scalar(const MatmulJob& job, int64_t row_begin, int64_t row_end);
 
-// The SIMD kernels for the best target of this CPU (matmul_simd.cpp).
+// The SIMD kernels for the best target of this CPU: float weights in
+// matmul_simd.cpp, integer-dot weights in matmul_int_simd.cpp.
 void matmul_rows_simd(const MatmulJob& job, int64_t row_begin, int64_t row_end);
+void matmul_int_rows_simd(const MatmulJob& job, int64_t row_begin, int64_t row_end);
+
+// prepare_activation_row (quant_decode.h) for the best target of this CPU:
+// the same bytes, vectorized.
+void prepare_activation_row_simd(const float* x, int64_t n, int8_t* values, float* scales,
+                                 int32_t* neg_sums, int32_t* neg_sums_lo, float* scaled_sums);
 
 // Highway's bit for the target matmul_rows_simd dispatches to now.
 int64_t simd_dispatched_target();

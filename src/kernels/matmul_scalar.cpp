@@ -22,24 +22,13 @@ float weight_value(DType type, const uint8_t* row, int64_t k) {
 
 }  // namespace
 
-RowScratch& thread_row_scratch(int64_t n_in) {
-  struct Storage {
-    AlignedBuffer<int16_t> values;
-    AlignedBuffer<float> group_scales;
-    AlignedBuffer<float> offsets;
-    RowScratch view;
-  };
-  thread_local Storage storage;
-  if (storage.view.n_in < n_in) {
+DecodedGroup* thread_decoded_row(int64_t n_groups) {
+  thread_local AlignedBuffer<DecodedGroup> storage;
+  if (static_cast<int64_t>(storage.size()) < n_groups) {
     // Rounded up so that a few similar sizes do not each reallocate.
-    const int64_t capacity = (n_in + 1023) / 1024 * 1024;
-    storage.values.resize(static_cast<size_t>(kMaxDecodedRows * capacity));
-    storage.group_scales.resize(static_cast<size_t>(kMaxDecodedRows * capacity / 32));
-    storage.offsets.resize(static_cast<size_t>(kMaxDecodedRows * capacity / 32));
-    storage.view = RowScratch{storage.values.data(), storage.group_scales.data(),
-                              storage.offsets.data(), capacity};
+    storage.resize(static_cast<size_t>((n_groups + 7) / 8 * 8));
   }
-  return storage.view;
+  return storage.data();
 }
 
 void matmul_rows_scalar(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
@@ -55,27 +44,20 @@ void matmul_rows_scalar(const MatmulJob& job, int64_t row_begin, int64_t row_end
     }
     return;
   }
-  RowScratch& scratch = thread_row_scratch(job.n_in);
-  const int64_t n_groups = job.n_in / job.group;
-  const int64_t n_blocks32 = job.n_in / 32;
+  const ActivationRows& a = job.acts;
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  DecodedGroup decoded;
   for (int64_t r = row_begin; r < row_end; ++r) {
-    decode_row_int16(job.type, job.weights + r * job.row_bytes, job.n_in, scratch.values,
-                     scratch.group_scales, scratch.offsets);
-    for (int64_t i = 0; i < job.m; ++i) {
-      const int16_t* xv = job.x_values + i * job.n_in;
-      const float* xs = job.x_scales + i * n_groups;
-      float sum = 0.0f;
-      for (int64_t g = 0; g < n_groups; ++g) {
-        int32_t isum = 0;
-        for (int64_t k = g * job.group; k < (g + 1) * job.group; ++k)
-          isum += scratch.values[k] * xv[k];
-        sum += static_cast<float>(isum) * (scratch.group_scales[g] * xs[g]);
+    const uint8_t* row = job.weights + r * job.row_bytes;
+    for (int64_t i = 0; i < job.m; ++i) job.y[i * job.n_out + r] = 0.0f;
+    for (int64_t g = 0; g < a.n_groups; ++g) {
+      decode_group(job.type, row, job.n_in, g, &decoded);
+      for (int64_t i = 0; i < job.m; ++i) {
+        const int64_t at = i * per_row + g * kGroupBlocks;
+        job.y[i * job.n_out + r] +=
+            dot_group(job.type, decoded, a.values + at * 32, a.scales + at, a.neg_sums + at,
+                      a.neg_sums_lo + at, a.scaled_sums + at);
       }
-      if (has_offsets(job.type)) {
-        const float* xsum = job.x_sums + i * n_blocks32;
-        for (int64_t j = 0; j < n_blocks32; ++j) sum += scratch.offsets[j] * xsum[j];
-      }
-      job.y[i * job.n_out + r] = sum;
     }
   }
 }

@@ -192,23 +192,36 @@ TEST(QuantLayout, Q6_KIndexing) {
   EXPECT_FLOAT_EQ(y[0], 0.5f * 1 * (0 - 32));
 }
 
-// The kernels' int16 decoding and dequantize_values read each layout
-// independently; they must agree.
-TEST(QuantLayout, IntDecodeMatchesDequantize) {
+// The kernels' group decoding and dequantize_values read each layout
+// independently; they must agree. 23 blocks: a whole group and a partial one
+// (for the K-quants 768 values: one and a half groups).
+TEST(QuantLayout, GroupDecodeMatchesDequantize) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
-    const int64_t n = 512;
-    const std::vector<float> x = test::random_values(n, 7);
+    const int64_t n = dtype_info(type).block_size == 256 ? 768 : 32 * 23;
+    const std::vector<float> x = test::random_values(static_cast<size_t>(n), 7);
     const std::vector<uint8_t> bytes = test::quantize_matrix(type, x, n, 1);
-    std::vector<float> expected(n);
+    std::vector<float> expected(static_cast<size_t>(n));
     dequantize_values(type, bytes.data(), n, expected.data());
-    std::vector<int16_t> values(n);
-    std::vector<float> scales(n / 32), offsets(n / 32, 0.0f);
-    decode_row_int16(type, bytes.data(), n, values.data(), scales.data(), offsets.data());
-    const int group = int_group_size(type);
-    for (int64_t k = 0; k < n; ++k) {
-      const float got = scales[k / group] * values[k] + offsets[k / 32];
-      EXPECT_NEAR(got, expected[k], 1e-5f * (1.0f + std::fabs(expected[k])))
-          << dtype_name(type) << " " << k;
+    const int bias = weight_bias(type);
+    for (int64_t g = 0; g < groups_for(n); ++g) {
+      DecodedGroup group;
+      decode_group(type, bytes.data(), n, g, &group);
+      for (int l = 0; l < kGroupBlocks; ++l) {
+        for (int t = 0; t < 32; ++t) {
+          const int64_t k = (g * kGroupBlocks + l) * 32 + t;
+          const float scale =
+              (type == DType::kQ6_K && t >= 16) ? group.scale_hi[l] : group.scale[l];
+          const float got =
+              scale * static_cast<float>(group.q[t / 4][l][t % 4] - bias) + group.min[l];
+          if (k >= n) {
+            EXPECT_EQ(scale, 0.0f) << "padding block " << l;
+            continue;
+          }
+          EXPECT_NEAR(got, expected[static_cast<size_t>(k)],
+                      1e-5f * (1.0f + std::fabs(expected[static_cast<size_t>(k)])))
+              << dtype_name(type) << " " << k;
+        }
+      }
     }
   }
 }

@@ -1,0 +1,565 @@
+// Integer-dot matmul kernels (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), compiled once
+// per instruction set by Highway's foreach_target and chosen at run time.
+//
+// Data layout and arithmetic: quant_decode.h. Per weight row, every group
+// of 16 blocks is decoded once (gathers put block l's bytes in 32-bit lane
+// l) into a per-thread scratch row in L1; then tiles of up to 8 activation
+// rows run over the decoded row:
+//   AVX3_DL: vpdpbusd (AVX-512 VNNI): 8 instructions per 512 values per
+//            activation row, then one multiply + one FMA for 16 blocks.
+//   AVX3, AVX2: the same with pmaddubsw + pmaddwd on 256-bit halves.
+//   others (SSE4, SSSE3, NEON, scalar): the plain code of quant_decode.h.
+//
+// hot: DotRows* are where quantized decoding spends its time.
+
+#include "kernels/simd_config.h"  // first: fixes the target list
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/matmul_int_simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+
+#include "kernels/matmul_kernels.h"
+#include "kernels/quant_decode.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace specula {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ------------------------------------------------------------ activations
+
+// prepare_activation_row, vectorized; writes the same bytes.
+void PrepareActivationRow(const float* x, int64_t n, int8_t* values, float* scales,
+                          int32_t* neg_sums, int32_t* neg_sums_lo, float* scaled_sums) {
+  const hn::CappedTag<float, 16> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8;
+  const int nf = static_cast<int>(hn::Lanes(df));
+  const int64_t n_groups = groups_for(n);
+  std::fill(values, values + n_groups * kGroupValues, int8_t{0});
+  for (int64_t b = 0; b < n_groups * kGroupBlocks; ++b) {
+    if (32 * b >= n) {
+      scales[b] = scaled_sums[b] = 0.0f;
+      neg_sums[b] = neg_sums_lo[b] = 0;
+      continue;
+    }
+    const float* xb = x + 32 * b;
+    auto vmax = hn::Zero(df);
+    for (int t = 0; t < 32; t += nf) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + t)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const float scale = amax / 127.0f;
+    const auto inverse = hn::Set(df, scale > 0.0f ? 127.0f / amax : 0.0f);
+    alignas(64) int8_t bytes[32];
+    int32_t sum_lo = 0, sum = 0;
+    for (int t = 0; t < 32; t += nf) {
+      const auto v = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + t), inverse));
+      hn::StoreU(hn::DemoteTo(d8, v), d8, bytes + t);
+      if (t < 16) {  // nf <= 16: a chunk never straddles the halves
+        sum_lo += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
+      } else {
+        sum += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
+      }
+    }
+    sum += sum_lo;
+    int8_t* group = values + (b / kGroupBlocks) * kGroupValues;
+    const int l = static_cast<int>(b % kGroupBlocks);
+    for (int k = 0; k < kGroupVectors; ++k)
+      std::memcpy(group + group_byte(l, 4 * k), bytes + 4 * k, 4);
+    scales[b] = scale;
+    neg_sums[b] = -sum;
+    neg_sums_lo[b] = -sum_lo;
+    scaled_sums[b] = scale * static_cast<float>(sum);
+  }
+}
+
+// Per-lane byte offsets and shifts of the gather decoders, for block
+// (lane) l of a group, relative to the group's first block.
+struct GatherPlan {
+  int32_t low[kGroupBlocks];         // dword holding values 0..3 (Q6_K: ql)
+  int32_t low_shift[kGroupBlocks];   // nibble shift
+  int32_t high[kGroupBlocks];        // Q5_K / Q6_K: dword of the high bits
+  int32_t high_shift[kGroupBlocks];  // their shift
+  int32_t scale[kGroupBlocks];       // Q8_0 / Q4_0: the f16 scale
+};
+
+inline GatherPlan MakePlan(DType type) {
+  GatherPlan p{};
+  for (int l = 0; l < kGroupBlocks; ++l) {
+    const int j = l % 8;  // sub-block inside a K-quant super-block
+    switch (type) {
+      case DType::kQ8_0:
+        p.scale[l] = 34 * l;
+        p.low[l] = 34 * l + 2;
+        break;
+      case DType::kQ4_0:
+        p.scale[l] = 18 * l;
+        p.low[l] = 18 * l + 2;
+        break;
+      case DType::kQ4_K:
+        p.low[l] = 144 * (l / 8) + 16 + 32 * (j / 2);
+        p.low_shift[l] = 4 * (j % 2);
+        break;
+      case DType::kQ5_K:
+        p.low[l] = 176 * (l / 8) + 48 + 32 * (j / 2);
+        p.low_shift[l] = 4 * (j % 2);
+        p.high[l] = 176 * (l / 8) + 16;
+        p.high_shift[l] = j;
+        break;
+      default: {  // Q6_K
+        const int h = j / 4, s = j % 4;
+        p.low[l] = 210 * (l / 8) + 64 * h + 32 * (s & 1);
+        p.low_shift[l] = 4 * (s >> 1);
+        p.high[l] = 210 * (l / 8) + 128 + 32 * h;
+        p.high_shift[l] = 2 * s;
+        break;
+      }
+    }
+  }
+  return p;
+}
+
+// Scales and mins of the K-quants for lanes [l0, l0 + 8) = one super-block.
+inline void KScales(DType type, const uint8_t* block, DecodedGroup* out, int l0) {
+  if (type == DType::kQ6_K) {
+    const auto* b6 = reinterpret_cast<const BlockQ6_K*>(block);
+    const float d = f16_scale_to_f32(b6->d);
+    for (int j = 0; j < 8; ++j) {
+      out->scale[l0 + j] = d * static_cast<float>(b6->scales[2 * j]);
+      out->scale_hi[l0 + j] = d * static_cast<float>(b6->scales[2 * j + 1]);
+      out->min[l0 + j] = 0.0f;
+    }
+    return;
+  }
+  const auto* head = reinterpret_cast<const BlockQ4_K*>(block);
+  const float d = f16_scale_to_f32(head->d);
+  const float neg_dmin = -f16_scale_to_f32(head->dmin);
+  uint8_t sc[8], m[8];
+  unpack_k_scales_mins(head->scales, sc, m);
+  for (int j = 0; j < 8; ++j) {
+    out->scale[l0 + j] = d * static_cast<float>(sc[j]);
+    out->min[l0 + j] = neg_dmin * static_cast<float>(m[j]);
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+
+// ------------------------------------------------------------ x86 decoding
+
+#if HWY_TARGET == HWY_AVX2
+// Eight lanes: a group is two halves.
+struct IntVec {
+  using I = __m256i;
+  static constexpr int kLanes = 8;
+  static I Load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const I*>(p)); }
+  static I Set(int32_t v) { return _mm256_set1_epi32(v); }
+  static I Add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I And(I a, I b) { return _mm256_and_si256(a, b); }
+  static I Or(I a, I b) { return _mm256_or_si256(a, b); }
+  static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I Shr(I a, I s) { return _mm256_srlv_epi32(a, s); }
+  static I Shl4(I a) { return _mm256_slli_epi32(a, 4); }
+  static I Gather(const uint8_t* base, I offsets, int valid) {
+    const I lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const I mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
+    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(base),
+                                       offsets, mask, 1);
+  }
+  static void Store(uint8_t* p, I v) { _mm256_store_si256(reinterpret_cast<I*>(p), v); }
+  // f16 bit patterns in the low halves of the lanes -> floats.
+  static void StoreF16Scales(float* p, I v) {
+    const I bits = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+    const __m128i packed =
+        _mm_packus_epi32(_mm256_castsi256_si128(bits), _mm256_extracti128_si256(bits, 1));
+    _mm256_store_ps(p, _mm256_cvtph_ps(packed));
+  }
+};
+#else
+// Sixteen lanes: a group is one vector.
+struct IntVec {
+  using I = __m512i;
+  static constexpr int kLanes = 16;
+  static I Load(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static I Set(int32_t v) { return _mm512_set1_epi32(v); }
+  static I Add(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I And(I a, I b) { return _mm512_and_si512(a, b); }
+  static I Or(I a, I b) { return _mm512_or_si512(a, b); }
+  static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I Shr(I a, I s) { return _mm512_srlv_epi32(a, s); }
+  static I Shl4(I a) { return _mm512_slli_epi32(a, 4); }
+  static I Gather(const uint8_t* base, I offsets, int valid) {
+    const __mmask16 mask = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, offsets, base, 1);
+  }
+  static void Store(uint8_t* p, I v) { _mm512_store_si512(p, v); }
+  static void StoreF16Scales(float* p, I v) {
+    _mm512_store_ps(p, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+  }
+};
+#endif
+
+// decode_group with gathers: the same output for whole or partial groups.
+void DecodeGroupGather(DType type, const GatherPlan& plan, const uint8_t* row, int64_t n_in,
+                       int64_t g, DecodedGroup* out) {
+  using V = IntVec;
+  const int64_t first = g * kGroupBlocks;
+  const int n_blocks = static_cast<int>(std::min<int64_t>(kGroupBlocks, n_in / 32 - first));
+  const bool k_quant = type == DType::kQ4_K || type == DType::kQ5_K || type == DType::kQ6_K;
+  const uint8_t* base;
+  if (k_quant) {
+    const int64_t block_bytes = type == DType::kQ4_K   ? sizeof(BlockQ4_K)
+                                : type == DType::kQ5_K ? sizeof(BlockQ5_K)
+                                                       : sizeof(BlockQ6_K);
+    base = row + first / 8 * block_bytes;
+    for (int l0 = 0; l0 < kGroupBlocks; l0 += 8) {
+      if (l0 < n_blocks) {
+        KScales(type, base + l0 / 8 * block_bytes, out, l0);
+      } else {
+        std::fill(out->scale + l0, out->scale + l0 + 8, 0.0f);
+        std::fill(out->scale_hi + l0, out->scale_hi + l0 + 8, 0.0f);
+        std::fill(out->min + l0, out->min + l0 + 8, 0.0f);
+      }
+    }
+  } else {
+    base = row + first * (type == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+    std::fill(out->min, out->min + kGroupBlocks, 0.0f);
+  }
+  const auto nibble = V::Set(0x0F0F0F0F);
+  for (int l0 = 0; l0 < kGroupBlocks; l0 += V::kLanes) {
+    const int valid = std::clamp(n_blocks - l0, 0, V::kLanes);
+    const auto low = V::Load(plan.low + l0);
+    auto store = [&](int k, typename V::I v) { V::Store(&out->q[k][l0][0], v); };
+    switch (type) {
+      case DType::kQ8_0: {
+        // u = q + 128 = q ^ 0x80 per byte. Lanes past the row end decode
+        // as 128, not 0, but their scale and activations are 0.
+        V::StoreF16Scales(out->scale + l0, V::Gather(base, V::Load(plan.scale + l0), valid));
+        const auto flip = V::Set(static_cast<int32_t>(0x80808080u));
+        for (int k = 0; k < 8; ++k)
+          store(k, V::Xor(V::Gather(base, V::Add(low, V::Set(4 * k)), valid), flip));
+        break;
+      }
+      case DType::kQ4_0: {
+        V::StoreF16Scales(out->scale + l0, V::Gather(base, V::Load(plan.scale + l0), valid));
+        for (int k = 0; k < 4; ++k) {
+          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
+          store(k, V::And(bytes, nibble));
+          store(k + 4, V::And(V::Shr(bytes, V::Set(4)), nibble));
+        }
+        break;
+      }
+      case DType::kQ4_K: {
+        const auto shift = V::Load(plan.low_shift + l0);
+        for (int k = 0; k < 8; ++k) {
+          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
+          store(k, V::And(V::Shr(bytes, shift), nibble));
+        }
+        break;
+      }
+      case DType::kQ5_K: {
+        const auto shift = V::Load(plan.low_shift + l0);
+        const auto high = V::Load(plan.high + l0);
+        const auto high_shift = V::Load(plan.high_shift + l0);
+        const auto one = V::Set(0x01010101);
+        for (int k = 0; k < 8; ++k) {
+          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
+          const auto bits = V::Gather(base, V::Add(high, V::Set(4 * k)), valid);
+          store(k, V::Or(V::And(V::Shr(bytes, shift), nibble),
+                         V::Shl4(V::And(V::Shr(bits, high_shift), one))));
+        }
+        break;
+      }
+      default: {  // Q6_K
+        const auto shift = V::Load(plan.low_shift + l0);
+        const auto high = V::Load(plan.high + l0);
+        const auto high_shift = V::Load(plan.high_shift + l0);
+        const auto two = V::Set(0x03030303);
+        for (int k = 0; k < 8; ++k) {
+          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
+          const auto bits = V::Gather(base, V::Add(high, V::Set(4 * k)), valid);
+          store(k, V::Or(V::And(V::Shr(bytes, shift), nibble),
+                         V::Shl4(V::And(V::Shr(bits, high_shift), two))));
+        }
+        break;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------ x86 dots
+
+// The template parameters pick the per-type arithmetic of quant_decode.h:
+// kBiasShift = log2(bias) or -1 for none; kHalves: Q6_K's two scales per
+// block; kMin: the Q4_K/Q5_K mins; kSigned: Q8_0 without VNNI, where the
+// weights go back to int8 for the sign trick of pmaddubsw.
+
+#if HWY_TARGET == HWY_AVX3_DL
+// vpdpbusd needs AVX512_VNNI, which Highway's AVX3_DL target requires at
+// run time but does not name among its compile flags.
+#pragma GCC push_options
+#pragma GCC target("avx512vnni")
+
+template <int MT, int kBiasShift, bool kHalves, bool kMin>
+HWY_NOINLINE void DotRows(const DecodedGroup* dec, const ActivationRows& a, int64_t m0,
+                          float* out) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  // One chain of 8 dependent vpdpbusd per group is latency-bound when few
+  // rows run side by side: split it in two then.
+  constexpr bool kSplit = MT <= 2;
+  __m512 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const DecodedGroup& d = dec[g];
+    __m512i w[8];
+    for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(d.q[k]);
+    const __m512 ws = _mm512_load_ps(d.scale);
+    for (int i = 0; i < MT; ++i) {
+      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+      const int8_t* x = a.values + at * 32;
+      const __m512 dx = _mm512_load_ps(a.scales + at);
+      if constexpr (kHalves) {
+        const __m512i neg = _mm512_load_si512(a.neg_sums + at);
+        const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
+        __m512i lo = _mm512_slli_epi32(neg_lo, kBiasShift);
+        __m512i hi = _mm512_slli_epi32(_mm512_sub_epi32(neg, neg_lo), kBiasShift);
+        for (int k = 0; k < 4; ++k) {
+          lo = _mm512_dpbusd_epi32(lo, w[k], _mm512_load_si512(x + 64 * k));
+          hi = _mm512_dpbusd_epi32(hi, w[k + 4], _mm512_load_si512(x + 64 * (k + 4)));
+        }
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(ws, dx), acc[i]);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi),
+                                 _mm512_mul_ps(_mm512_load_ps(d.scale_hi), dx), acc[i]);
+      } else {
+        __m512i s0 = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
+                                                         kBiasShift >= 0 ? kBiasShift : 0)
+                                     : _mm512_setzero_si512();
+        __m512i s1 = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k += 2) {
+          s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_load_si512(x + 64 * k));
+          if constexpr (kSplit) {
+            s1 = _mm512_dpbusd_epi32(s1, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
+          } else {
+            s0 = _mm512_dpbusd_epi32(s0, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
+          }
+        }
+        if constexpr (kSplit) s0 = _mm512_add_epi32(s0, s1);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(ws, dx), acc[i]);
+        if constexpr (kMin) {
+          acc[i] =
+              _mm512_fmadd_ps(_mm512_load_ps(d.min), _mm512_load_ps(a.scaled_sums + at), acc[i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+#pragma GCC pop_options
+constexpr int kTileM = 8;
+
+#else  // AVX3 or AVX2: pmaddubsw + pmaddwd on 256-bit halves of a group
+
+template <int MT, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
+HWY_NOINLINE void DotRows(const DecodedGroup* dec, const ActivationRows& a, int64_t m0,
+                          float* out) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256 acc[MT];
+  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < a.n_groups; ++g) {
+    const DecodedGroup& d = dec[g];
+    for (int half = 0; half < 2; ++half) {
+      const int l0 = 8 * half;
+      __m256i w[8];
+      for (int k = 0; k < 8; ++k) {
+        w[k] = _mm256_load_si256(reinterpret_cast<const __m256i*>(&d.q[k][l0][0]));
+        // Q8_0: back to int8; pmaddubsw then takes |w| and x with w's sign
+        // (u8 128 + 127 would saturate its int16 pair sums).
+        if constexpr (kSigned) w[k] = _mm256_xor_si256(w[k], flip);
+      }
+      const __m256 ws = _mm256_load_ps(d.scale + l0);
+      for (int i = 0; i < MT; ++i) {
+        const int64_t at = (m0 + i) * per_row + g * kGroupBlocks + l0;
+        const int8_t* x = a.values + (at - l0) * 32 + 4 * l0;
+        const __m256 dx = _mm256_load_ps(a.scales + at);
+        auto dot = [&](int k) {
+          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x + 64 * k));
+          const __m256i p = kSigned ? _mm256_maddubs_epi16(_mm256_sign_epi8(w[k], w[k]),
+                                                           _mm256_sign_epi8(xv, w[k]))
+                                    : _mm256_maddubs_epi16(w[k], xv);
+          return _mm256_madd_epi16(p, ones);
+        };
+        if constexpr (kHalves) {
+          const __m256i neg = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.neg_sums + at));
+          const __m256i neg_lo =
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(a.neg_sums_lo + at));
+          __m256i lo = _mm256_slli_epi32(neg_lo, kBiasShift);
+          __m256i hi = _mm256_slli_epi32(_mm256_sub_epi32(neg, neg_lo), kBiasShift);
+          for (int k = 0; k < 4; ++k) {
+            lo = _mm256_add_epi32(lo, dot(k));
+            hi = _mm256_add_epi32(hi, dot(k + 4));
+          }
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(ws, dx), acc[i]);
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi),
+                                   _mm256_mul_ps(_mm256_load_ps(d.scale_hi + l0), dx), acc[i]);
+        } else {
+          __m256i s =
+              kBiasShift >= 0
+                  ? _mm256_slli_epi32(
+                        _mm256_load_si256(reinterpret_cast<const __m256i*>(a.neg_sums + at)),
+                        kBiasShift >= 0 ? kBiasShift : 0)
+                  : _mm256_setzero_si256();
+          for (int k = 0; k < 8; ++k) s = _mm256_add_epi32(s, dot(k));
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ws, dx), acc[i]);
+          if constexpr (kMin) {
+            acc[i] = _mm256_fmadd_ps(_mm256_load_ps(d.min + l0), _mm256_load_ps(a.scaled_sums + at),
+                                     acc[i]);
+          }
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MT; ++i) {
+    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+    const __m128 h = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    out[i] = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  }
+}
+
+constexpr int kTileM = 4;  // 16 ymm registers: 8 weights + 4 accumulators + temporaries
+#endif
+
+// Runs tiles of up to kTileM activation rows over one decoded weight row.
+template <int kBiasShift, bool kHalves, bool kMin, bool kSigned>
+void DotAllRows(const MatmulJob& job, const DecodedGroup* dec, int64_t r) {
+  float out[kTileM];
+  for (int64_t m0 = 0; m0 < job.m; m0 += kTileM) {
+    const int mt = static_cast<int>(std::min<int64_t>(kTileM, job.m - m0));
+#if HWY_TARGET == HWY_AVX3_DL
+#define SPECULA_DOT(n) DotRows<n, kBiasShift, kHalves, kMin>(dec, job.acts, m0, out)
+#else
+#define SPECULA_DOT(n) DotRows<n, kBiasShift, kHalves, kMin, kSigned>(dec, job.acts, m0, out)
+#endif
+    switch (mt) {
+      case 1:
+        SPECULA_DOT(1);
+        break;
+      case 2:
+        SPECULA_DOT(2);
+        break;
+      case 3:
+        SPECULA_DOT(3);
+        break;
+#if HWY_TARGET == HWY_AVX3_DL
+      case 4:
+        SPECULA_DOT(4);
+        break;
+      case 5:
+        SPECULA_DOT(5);
+        break;
+      case 6:
+        SPECULA_DOT(6);
+        break;
+      case 7:
+        SPECULA_DOT(7);
+        break;
+      default:
+        SPECULA_DOT(8);
+        break;
+#else
+      default:
+        SPECULA_DOT(4);
+        break;
+#endif
+    }
+#undef SPECULA_DOT
+    for (int i = 0; i < mt; ++i) job.y[(m0 + i) * job.n_out + r] = out[i];
+  }
+}
+
+template <int kBiasShift, bool kHalves, bool kMin, bool kSigned>
+void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  static const GatherPlan plans[] = {MakePlan(DType::kQ8_0), MakePlan(DType::kQ4_0),
+                                     MakePlan(DType::kQ4_K), MakePlan(DType::kQ5_K),
+                                     MakePlan(DType::kQ6_K)};
+  const int plan_index = job.type == DType::kQ8_0   ? 0
+                         : job.type == DType::kQ4_0 ? 1
+                         : job.type == DType::kQ4_K ? 2
+                         : job.type == DType::kQ5_K ? 3
+                                                    : 4;
+  const GatherPlan& plan = plans[plan_index];
+  DecodedGroup* dec = thread_decoded_row(job.acts.n_groups);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = job.weights + r * job.row_bytes;
+    for (int64_t g = 0; g < job.acts.n_groups; ++g)
+      DecodeGroupGather(job.type, plan, row, job.n_in, g, dec + g);
+    DotAllRows<kBiasShift, kHalves, kMin, kSigned>(job, dec, r);
+  }
+}
+
+void IntRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  switch (job.type) {
+    case DType::kQ8_0:
+#if HWY_TARGET == HWY_AVX3_DL
+      return IntRowsOf<7, false, false, false>(job, row_begin, row_end);
+#else
+      return IntRowsOf<-1, false, false, true>(job, row_begin, row_end);
+#endif
+    case DType::kQ4_0:
+      return IntRowsOf<3, false, false, false>(job, row_begin, row_end);
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+      return IntRowsOf<-1, false, true, false>(job, row_begin, row_end);
+    default:  // Q6_K
+      return IntRowsOf<5, true, false, false>(job, row_begin, row_end);
+  }
+}
+
+#else  // no x86 kernels for this target: the plain code
+
+void IntRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  const ActivationRows& a = job.acts;
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  DecodedGroup* dec = thread_decoded_row(a.n_groups);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = job.weights + r * job.row_bytes;
+    for (int64_t g = 0; g < a.n_groups; ++g) decode_group(job.type, row, job.n_in, g, dec + g);
+    for (int64_t i = 0; i < job.m; ++i) {
+      float sum = 0.0f;
+      for (int64_t g = 0; g < a.n_groups; ++g) {
+        const int64_t at = i * per_row + g * kGroupBlocks;
+        sum += dot_group(job.type, dec[g], a.values + at * 32, a.scales + at, a.neg_sums + at,
+                         a.neg_sums_lo + at, a.scaled_sums + at);
+      }
+      job.y[i * job.n_out + r] = sum;
+    }
+  }
+}
+
+#endif  // x86 with AVX2
+
+}  // namespace HWY_NAMESPACE
+}  // namespace specula
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace specula {
+
+HWY_EXPORT(IntRows);
+HWY_EXPORT(PrepareActivationRow);
+
+void matmul_int_rows_simd(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  HWY_DYNAMIC_DISPATCH(IntRows)(job, row_begin, row_end);
+}
+
+void prepare_activation_row_simd(const float* x, int64_t n, int8_t* values, float* scales,
+                                 int32_t* neg_sums, int32_t* neg_sums_lo, float* scaled_sums) {
+  HWY_DYNAMIC_DISPATCH(PrepareActivationRow)
+  (x, n, values, scales, neg_sums, neg_sums_lo, scaled_sums);
+}
+
+}  // namespace specula
+#endif  // HWY_ONCE
