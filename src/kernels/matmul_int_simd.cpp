@@ -288,6 +288,152 @@ void DecodeGroupGather(DType type, const GatherPlan& plan, const uint8_t* row, i
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+// Whole groups on AVX-512 without gathers: plain loads, then permutes put
+// block l's dwords in lane l (a gather costs about one load per lane).
+
+inline __m512i LaneIndex(int (*f)(int)) {
+  alignas(64) int32_t idx[16];
+  for (int q = 0; q < 16; ++q) idx[q] = f(q);
+  return _mm512_load_si512(idx);
+}
+
+// In: v[r] lane 4b + d = dword d of block 4r + b. Out: t[d] lane l = dword
+// d of block l.
+inline void TransposeBlocksOf4(const __m512i v[4], __m512i t[4]) {
+  static const __m512i idx01 =
+      LaneIndex([](int q) { return (q % 8 / 4) * 16 + (q % 4) * 4 + q / 8; });
+  static const __m512i idx23 =
+      LaneIndex([](int q) { return (q % 8 / 4) * 16 + (q % 4) * 4 + 2 + q / 8; });
+  const __m512i p0 = _mm512_permutex2var_epi32(v[0], idx01, v[1]);
+  const __m512i p1 = _mm512_permutex2var_epi32(v[2], idx01, v[3]);
+  const __m512i q0 = _mm512_permutex2var_epi32(v[0], idx23, v[1]);
+  const __m512i q1 = _mm512_permutex2var_epi32(v[2], idx23, v[3]);
+  t[0] = _mm512_shuffle_i64x2(p0, p1, 0x44);
+  t[1] = _mm512_shuffle_i64x2(p0, p1, 0xEE);
+  t[2] = _mm512_shuffle_i64x2(q0, q1, 0x44);
+  t[3] = _mm512_shuffle_i64x2(q0, q1, 0xEE);
+}
+
+inline __m512i Load4x128(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2,
+                         const uint8_t* p3) {
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0)));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p2)), 2);
+  return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p3)), 3);
+}
+
+// Lanes 0-7 from super-block a, 8-15 from b, each picking dword idx[l] of
+// its 32-dword table (lo = dwords 0..15, hi = 16..31).
+inline __m512i PickK(__m512i a_lo, __m512i a_hi, __m512i b_lo, __m512i b_hi, __m512i idx) {
+  return _mm512_mask_blend_epi32(__mmask16(0xFF00), _mm512_permutex2var_epi32(a_lo, idx, a_hi),
+                                 _mm512_permutex2var_epi32(b_lo, idx, b_hi));
+}
+
+// Returns false (nothing written) for a partial group.
+bool DecodeWholeGroup(DType type, const GatherPlan& plan, const uint8_t* row, int64_t n_in,
+                      int64_t g, DecodedGroup* out) {
+  if ((g + 1) * kGroupBlocks * 32 > n_in) return false;
+  const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
+  auto store = [&](int k, __m512i v) { _mm512_store_si512(out->q[k], v); };
+  switch (type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0: {
+      const bool q8 = type == DType::kQ8_0;
+      const int64_t bytes = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+      const uint8_t* base = row + g * kGroupBlocks * bytes;
+      _mm512_store_ps(out->scale, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(
+                                      _mm512_loadu_si512(plan.scale), base, 1))));
+      _mm512_store_ps(out->min, _mm512_setzero_ps());
+      auto qs = [&](int l, int part) { return base + l * bytes + 2 + 16 * part; };
+      for (int part = 0; part < (q8 ? 2 : 1); ++part) {
+        __m512i v[4], t[4];
+        for (int r = 0; r < 4; ++r)
+          v[r] = Load4x128(qs(4 * r, part), qs(4 * r + 1, part), qs(4 * r + 2, part),
+                           qs(4 * r + 3, part));
+        TransposeBlocksOf4(v, t);
+        for (int d = 0; d < 4; ++d) {
+          if (q8) {
+            store(4 * part + d, _mm512_xor_si512(t[d], _mm512_set1_epi32(int32_t(0x80808080u))));
+          } else {
+            store(d, _mm512_and_si512(t[d], nibble));
+            store(d + 4, _mm512_and_si512(_mm512_srli_epi32(t[d], 4), nibble));
+          }
+        }
+      }
+      return true;
+    }
+    case DType::kQ4_K:
+    case DType::kQ5_K: {
+      const bool five = type == DType::kQ5_K;
+      const int64_t bytes = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+      const uint8_t* a = row + g * 2 * bytes;
+      const uint8_t* b = a + bytes;
+      KScales(type, a, out, 0);
+      KScales(type, b, out, 8);
+      const int qs = five ? 48 : 16;
+      const __m512i a_lo = _mm512_loadu_si512(a + qs), a_hi = _mm512_loadu_si512(a + qs + 64);
+      const __m512i b_lo = _mm512_loadu_si512(b + qs), b_hi = _mm512_loadu_si512(b + qs + 64);
+      const __m512i shift = _mm512_loadu_si512(plan.low_shift);
+      const __m512i high_shift = _mm512_loadu_si512(plan.high_shift);
+      __m512i qh = _mm512_setzero_si512();
+      if (five) {
+        qh = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), 1);
+      }
+      static const __m512i base_idx = LaneIndex([](int q) { return 8 * (q % 8 / 2); });
+      static const __m512i high_idx = LaneIndex([](int q) { return q / 8 * 8; });
+      for (int k = 0; k < 8; ++k) {
+        const __m512i kk = _mm512_set1_epi32(k);
+        __m512i v = _mm512_and_si512(
+            _mm512_srlv_epi32(PickK(a_lo, a_hi, b_lo, b_hi, _mm512_add_epi32(base_idx, kk)), shift),
+            nibble);
+        if (five) {
+          const __m512i bits = _mm512_permutexvar_epi32(_mm512_add_epi32(high_idx, kk), qh);
+          v = _mm512_or_si512(
+              v, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(bits, high_shift),
+                                                    _mm512_set1_epi32(0x01010101)),
+                                   4));
+        }
+        store(k, v);
+      }
+      return true;
+    }
+    default: {  // Q6_K
+      const uint8_t* a = row + g * 2 * sizeof(BlockQ6_K);
+      const uint8_t* b = a + sizeof(BlockQ6_K);
+      KScales(type, a, out, 0);
+      KScales(type, b, out, 8);
+      const __m512i a_lo = _mm512_loadu_si512(a), a_hi = _mm512_loadu_si512(a + 64);
+      const __m512i b_lo = _mm512_loadu_si512(b), b_hi = _mm512_loadu_si512(b + 64);
+      const __m512i a_qh = _mm512_loadu_si512(a + 128), b_qh = _mm512_loadu_si512(b + 128);
+      const __m512i shift = _mm512_loadu_si512(plan.low_shift);
+      const __m512i high_shift = _mm512_loadu_si512(plan.high_shift);
+      // Lane j: ql dword 16 h + 8 (s & 1) + k, qh dword 8 h + k.
+      static const __m512i low_idx =
+          LaneIndex([](int q) { return 16 * (q % 8 / 4) + 8 * (q % 4 & 1); });
+      static const __m512i high_idx = LaneIndex([](int q) { return 8 * (q % 8 / 4); });
+      for (int k = 0; k < 8; ++k) {
+        const __m512i kk = _mm512_set1_epi32(k);
+        const __m512i low = _mm512_and_si512(
+            _mm512_srlv_epi32(PickK(a_lo, a_hi, b_lo, b_hi, _mm512_add_epi32(low_idx, kk)), shift),
+            nibble);
+        const __m512i hidx = _mm512_add_epi32(high_idx, kk);
+        const __m512i bits =
+            _mm512_mask_blend_epi32(__mmask16(0xFF00), _mm512_permutexvar_epi32(hidx, a_qh),
+                                    _mm512_permutexvar_epi32(hidx, b_qh));
+        store(k, _mm512_or_si512(
+                     low, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(bits, high_shift),
+                                                             _mm512_set1_epi32(0x03030303)),
+                                            4)));
+      }
+      return true;
+    }
+  }
+}
+#endif
+
 // ------------------------------------------------------------ x86 dots
 
 // The template parameters pick the per-type arithmetic of quant_decode.h:
@@ -494,8 +640,12 @@ void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   DecodedGroup* dec = thread_decoded_row(job.acts.n_groups);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = job.weights + r * job.row_bytes;
-    for (int64_t g = 0; g < job.acts.n_groups; ++g)
+    for (int64_t g = 0; g < job.acts.n_groups; ++g) {
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+      if (DecodeWholeGroup(job.type, plan, row, job.n_in, g, dec + g)) continue;
+#endif
       DecodeGroupGather(job.type, plan, row, job.n_in, g, dec + g);
+    }
     DotAllRows<kBiasShift, kHalves, kMin, kSigned>(job, dec, r);
   }
 }
