@@ -70,6 +70,10 @@ std::vector<int32_t> parse_ids(const std::string& list) {
            "\" is not a token id; pass comma-separated integers, e.g. --decode \"1,2,3\"");
     }
   }
+  if (ids.empty()) {
+    fail("--decode \"", list,
+         "\" holds no token ids; pass comma-separated integers, e.g. --decode \"1,2,3\"");
+  }
   return ids;
 }
 
@@ -148,10 +152,23 @@ const bool registered = register_command({
       sub.add_flag("--parse-special", options->parse_special,
                    "Read special-token text such as <|endoftext|> as the special token");
       sub.add_flag("--json", options->json, "Print JSON");
-      sub.callback([options] {
+      sub.callback([options, &sub] {
+        const bool decode = sub.count("--decode") > 0;
+        const bool has_text = sub.count("text") > 0 || sub.count("--file") > 0;
+        if (decode && has_text) {
+          fail("tokenize: give text to encode or --decode IDS, not both");
+        }
+        if (!decode && !has_text) {
+          fail(
+              "tokenize: no text: give it as an argument, with --file PATH, or '-' for stdin "
+              "(or --decode IDS to turn ids into text)");
+        }
+        if (sub.count("text") > 0 && sub.count("--file") > 0) {
+          fail("tokenize: the text is given twice (as an argument and with --file): give it once");
+        }
         const std::unique_ptr<GgufReader> file = GgufReader::open(options->model);
         const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
-        if (!options->decode.empty()) {
+        if (decode) {
           run_decode(*tokenizer, *options);
         } else {
           run_encode(*tokenizer, *options);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,9 +86,14 @@ void run_train(const TrainOptions& options) {
                options.out.c_str(), bpe.tokens.size(), bpe.merges.size(), bpe.pre.c_str(),
                seconds_since(start));
   if (bpe.tokens.size() < options.vocab_size) {
-    std::fprintf(stderr,
-                 "note: stopped at %zu tokens: no pair occurs %llu times or more in this text\n",
-                 bpe.tokens.size(), static_cast<unsigned long long>(options.min_count));
+    if (options.min_count <= 1) {
+      std::fprintf(stderr, "note: stopped at %zu tokens: every word of this text is one token\n",
+                   bpe.tokens.size());
+    } else {
+      std::fprintf(stderr,
+                   "note: stopped at %zu tokens: no pair occurs %llu times or more in this text\n",
+                   bpe.tokens.size(), static_cast<unsigned long long>(options.min_count));
+    }
   }
 }
 
@@ -113,7 +119,8 @@ const bool registered = register_command({
       train
           ->add_option("--min-count", options->min_count,
                        "Stop when the best pair occurs fewer times")
-          ->capture_default_str();
+          ->capture_default_str()
+          ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
       train->callback([options] { run_train(*options); });
     },
 });
