@@ -24,6 +24,8 @@ struct ForwardScratch {
   std::vector<float> projected;  // n x n_embd
   std::vector<float> gate;       // n x n_ff
   std::vector<float> up;         // n x n_ff
+  std::vector<float> rope_cos;   // n x head_dim / 2: each row's RoPE angles,
+  std::vector<float> rope_sin;   // shared by every layer and by q and k
   std::vector<AttentionRow> attention_rows;
   std::vector<int32_t> rows_per_seq;  // n_seq: rows of each sequence seen so far
 };
@@ -42,6 +44,7 @@ struct Model::Impl {
   std::shared_ptr<const GgufReader> file;
   ModelConfig config;
   ModelWeights weights;
+  RopeAngles rope_angles;  // the inverse frequencies, computed once
 
   // Scratch for concurrent forwards on different caches: each call takes one
   // from the free list (creating it the first time) and returns it after.
@@ -77,6 +80,8 @@ std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufReader> file) 
   std::unique_ptr<Model> model(new Model());
   model->impl_->config = read_model_config(*file);
   model->impl_->weights = bind_model_weights(*file, model->impl_->config);
+  const ModelConfig& c = model->impl_->config;
+  model->impl_->rope_angles = RopeAngles(c.head_dim, c.rope_freq_base, c.rope_freq_scale);
   model->impl_->file = std::move(file);
   return model;
 }
@@ -159,10 +164,10 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
     const BatchRow& row = rows[static_cast<size_t>(i)];
     float* q = s.query.data() + i * q_dim;
     float* k = s.key.data() + i * kv_dim;
-    rope(q, config.n_head, config.head_dim, row.position, config.rope_freq_base,
-         config.rope_freq_scale, config.rope_style);
-    rope(k, config.n_head_kv, config.head_dim, row.position, config.rope_freq_base,
-         config.rope_freq_scale, config.rope_style);
+    const float* cos = s.rope_cos.data() + i * (config.head_dim / 2);
+    const float* sin = s.rope_sin.data() + i * (config.head_dim / 2);
+    rope_rotate(q, config.n_head, config.head_dim, cos, sin, config.rope_style);
+    rope_rotate(k, config.n_head_kv, config.head_dim, cos, sin, config.rope_style);
     std::memcpy(cache.key(layer_index, row.seq, row.position), k, kv_dim * sizeof(float));
     std::memcpy(cache.value(layer_index, row.seq, row.position), s.value.data() + i * kv_dim,
                 kv_dim * sizeof(float));
@@ -225,7 +230,15 @@ void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<
   ensure_size(s.projected, un * c.n_embd);
   ensure_size(s.gate, un * c.n_ff);
   ensure_size(s.up, un * c.n_ff);
+  ensure_size(s.rope_cos, un * static_cast<size_t>(c.head_dim / 2));
+  ensure_size(s.rope_sin, un * static_cast<size_t>(c.head_dim / 2));
   if (s.attention_rows.size() < un) s.attention_rows.resize(un);
+
+  for (int64_t i = 0; i < n; ++i) {
+    m.rope_angles.cos_sin(rows[static_cast<size_t>(i)].position,
+                          s.rope_cos.data() + i * (c.head_dim / 2),
+                          s.rope_sin.data() + i * (c.head_dim / 2));
+  }
 
   for (int64_t i = 0; i < n; ++i) {
     dequantize_row(m.weights.token_embd, rows[static_cast<size_t>(i)].token,
