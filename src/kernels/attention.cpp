@@ -6,16 +6,24 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/attention_kernels.h"
+
 namespace specula {
 namespace {
 
-// Keys scored per block: the scores live on the stack, so a task needs no
-// heap scratch however long the context is.
-constexpr int64_t kKeysPerBlock = 64;
+// Below this many multiply-adds (q.k and weighted V, all rows and heads) a
+// call runs inline: ~2 us of SIMD work, about what waking the pool and
+// waiting for it costs.
+constexpr int64_t kMinParallelMultiplyAdds = int64_t{1} << 16;
 
-// One (row, query head): a single pass over the keys with a running maximum
-// (online softmax), the output slice doubling as the accumulator.
-void attend_one_head(const AttentionShape& shape, const AttentionRow& row, int64_t head) {
+void check_shape(const AttentionShape& shape) {
+  assert(shape.n_head > 0 && shape.n_head_kv > 0 && shape.n_head % shape.n_head_kv == 0);
+  (void)shape;
+}
+
+}  // namespace
+
+void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row, int64_t head) {
   const int64_t head_dim = shape.head_dim;
   const int64_t kv_dim = shape.n_head_kv * head_dim;
   const int64_t kv_head = head / (shape.n_head / shape.n_head_kv);
@@ -23,18 +31,18 @@ void attend_one_head(const AttentionShape& shape, const AttentionRow& row, int64
   float* out = row.out + head * head_dim;
   std::fill(out, out + head_dim, 0.0f);
 
-  std::array<float, kKeysPerBlock> scores;
+  std::array<float, kAttentionKeysPerBlock> scores;
   float running_max = -std::numeric_limits<float>::infinity();
   float running_sum = 0.0f;
-  for (int64_t block_start = 0; block_start < row.n_keys; block_start += kKeysPerBlock) {
-    const int64_t block_len = std::min(kKeysPerBlock, row.n_keys - block_start);
+  for (int64_t block_start = 0; block_start < row.n_keys; block_start += kAttentionKeysPerBlock) {
+    const int64_t block_len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
     float block_max = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < block_len; ++j) {
       const float* k = row.keys + (block_start + j) * kv_dim + kv_head * head_dim;
       float dot = 0.0f;
       for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * k[d];
-      scores[j] = dot * shape.scale;
-      block_max = std::max(block_max, scores[j]);
+      scores[static_cast<size_t>(j)] = dot * shape.scale;
+      block_max = std::max(block_max, scores[static_cast<size_t>(j)]);
     }
     if (block_max > running_max) {
       // Rescale what was accumulated against the old maximum.
@@ -44,7 +52,7 @@ void attend_one_head(const AttentionShape& shape, const AttentionRow& row, int64
       running_max = block_max;
     }
     for (int64_t j = 0; j < block_len; ++j) {
-      const float weight = std::exp(scores[j] - running_max);
+      const float weight = std::exp(scores[static_cast<size_t>(j)] - running_max);
       running_sum += weight;
       const float* v = row.values + (block_start + j) * kv_dim + kv_head * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) out[d] += weight * v[d];
@@ -54,20 +62,29 @@ void attend_one_head(const AttentionShape& shape, const AttentionRow& row, int64
   for (int64_t d = 0; d < head_dim; ++d) out[d] *= inverse;
 }
 
-}  // namespace
-
 void attention(const AttentionShape& shape, std::span<const AttentionRow> rows, ThreadPool* pool) {
-  assert(shape.n_head > 0 && shape.n_head_kv > 0 && shape.n_head % shape.n_head_kv == 0);
+  check_shape(shape);
   const int64_t n_tasks = static_cast<int64_t>(rows.size()) * shape.n_head;
   auto task = [&](int64_t t) {
     const AttentionRow& row = rows[static_cast<size_t>(t / shape.n_head)];
     assert(row.n_keys >= 1);
-    attend_one_head(shape, row, t % shape.n_head);
+    attend_one_head_simd(shape, row, t % shape.n_head);
   };
-  if (pool != nullptr) {
+  int64_t multiply_adds = 0;
+  for (const AttentionRow& row : rows) multiply_adds += row.n_keys;
+  multiply_adds *= 2 * shape.n_head * shape.head_dim;
+  if (pool != nullptr && pool->n_threads() > 1 && multiply_adds >= kMinParallelMultiplyAdds) {
     pool->parallel_for(n_tasks, task);
   } else {
     for (int64_t t = 0; t < n_tasks; ++t) task(t);
+  }
+}
+
+void attention_scalar(const AttentionShape& shape, std::span<const AttentionRow> rows) {
+  check_shape(shape);
+  for (const AttentionRow& row : rows) {
+    assert(row.n_keys >= 1);
+    for (int64_t head = 0; head < shape.n_head; ++head) attend_one_head_scalar(shape, row, head);
   }
 }
 

@@ -30,9 +30,15 @@ struct AttentionRow {
 };
 
 // For each row and query head h (key/value head h / (n_head / n_head_kv)):
-// out = softmax(scale * K q) V. pool may be null. Every (row, head) is
-// computed by one thread in a fixed order, so results do not depend on the
-// number of threads.
+// out = softmax(scale * K q) V, with SIMD code for the best instruction set
+// of this CPU (attention_simd.cpp). The (row, head) pairs are spread over
+// pool's threads when there is enough work to pay for the wake-up; pool may
+// be null. Every (row, head) is computed by one thread in a fixed order, so
+// results do not depend on the number of threads.
 void attention(const AttentionShape& shape, std::span<const AttentionRow> rows, ThreadPool* pool);
+
+// The scalar twin: the same online softmax in plain loops, single-threaded.
+// Tests compare every SIMD target with it to float-rounding tolerance.
+void attention_scalar(const AttentionShape& shape, std::span<const AttentionRow> rows);
 
 }  // namespace specula
