@@ -87,7 +87,8 @@ nlohmann::json report_json(const BenchReport& r, const BenchFlags& flags) {
                     {"bandwidth_limit_tokens_per_second", r.bandwidth_limit_tokens_per_second}};
   nlohmann::json points = nlohmann::json::array();
   for (const VerifyPoint& p : r.verify) {
-    points.push_back({{"rows", p.rows}, {"ratio", p.ratio}, {"seconds", spread_json(p.seconds)}});
+    points.push_back(
+        {{"rows", p.rows}, {"ratio", spread_json(p.ratio)}, {"seconds", spread_json(p.seconds)}});
   }
   json["verify"] = {{"context_tokens", r.verify_context}, {"points", points}};
   nlohmann::json speculative = nlohmann::json::array();
@@ -138,11 +139,11 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
 
   std::printf("\nverify cost: n rows appended to %d tokens of context, t(n)/t(1)\n",
               r.verify_context);
-  std::printf("  %4s %12s %8s   %s\n", "n", "t(n) ms", "ratio", "[min - max ratio]");
-  const double t1 = r.verify.front().seconds.median;
+  std::printf("  %4s %10s %21s %8s %15s\n", "n", "t(n) ms", "[min - max]", "ratio", "[min - max]");
   for (const VerifyPoint& p : r.verify) {
-    std::printf("  %4d %12.3f %8.2f   [%.2f - %.2f]\n", p.rows, p.seconds.median * 1e3, p.ratio,
-                p.seconds.min / t1, p.seconds.max / t1);
+    std::printf("  %4d %10.3f   [%7.3f - %7.3f] %8.2f   [%.2f - %.2f]\n", p.rows,
+                p.seconds.median * 1e3, p.seconds.min * 1e3, p.seconds.max * 1e3, p.ratio.median,
+                p.ratio.min, p.ratio.max);
   }
 
   if (r.speculative.empty()) return;

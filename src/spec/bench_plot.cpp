@@ -41,14 +41,13 @@ std::string gnuplot_quoted(const std::string& text) {
   return out + "'";
 }
 
-// Columns: rows n, then t(n)/median t(1) at the median, minimum and maximum
-// of t(n), then the median t(n) in milliseconds.
+// Columns: rows n, then t(n)/t(1) (per repeat) median, minimum and
+// maximum, then the median t(n) in milliseconds.
 std::string verify_data(const BenchReport& report) {
-  const double t1 = report.verify.front().seconds.median;
   std::string text = "# n ratio_median ratio_min ratio_max t_median_ms\n";
   for (const VerifyPoint& p : report.verify) {
-    text += format("%.0f %.6g %.6g %.6g %.6g\n", p.rows, p.ratio, p.seconds.min / t1,
-                   p.seconds.max / t1, p.seconds.median * 1e3);
+    text += format("%.0f %.6g %.6g %.6g %.6g\n", p.rows, p.ratio.median, p.ratio.min, p.ratio.max,
+                   p.seconds.median * 1e3);
   }
   return text;
 }
@@ -70,7 +69,7 @@ std::string speedup_data(const BenchReport& report) {
 std::string plot_script(const BenchReport& report, const std::string& title) {
   double ratio_top = 2;
   for (const VerifyPoint& p : report.verify) {
-    ratio_top = std::max(ratio_top, p.seconds.max / report.verify.front().seconds.median);
+    ratio_top = std::max(ratio_top, p.ratio.max);
   }
   std::string script =
       "# Redraw with: gnuplot plots.gp (in this folder)\n"

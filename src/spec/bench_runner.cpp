@@ -166,8 +166,14 @@ class BenchRun {
       point.seconds = summarize(seconds[static_cast<size_t>(n - 1)]);
       report_.verify.push_back(std::move(point));
     }
-    const double t1 = report_.verify.front().seconds.median;
-    for (VerifyPoint& point : report_.verify) point.ratio = t1 > 0 ? point.seconds.median / t1 : 0;
+    const std::vector<double>& t1 = seconds.front();
+    for (VerifyPoint& point : report_.verify) {
+      std::vector<double> ratios;
+      for (size_t r = 0; r < t1.size(); ++r) {
+        ratios.push_back(point.seconds.samples[r] / std::max(t1[r], 1e-12));
+      }
+      point.ratio = summarize(ratios);
+    }
   }
 
   // t_draft: one draft row appended to a cache holding the prompt.

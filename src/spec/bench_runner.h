@@ -53,7 +53,9 @@ void check_bench_options(const BenchOptions& options);
 struct VerifyPoint {
   int32_t rows = 0;  // n: the last token and n-1 drafted ones
   Spread seconds;    // one forward of n rows
-  double ratio = 0;  // median t(n) / median t(1)
+  // t(n) / t(1) within each repeat: the two were measured moments apart,
+  // so a slow spell of the machine shifts both and largely cancels.
+  Spread ratio;
 };
 
 struct SpeculativePoint {
