@@ -1,6 +1,8 @@
 // `specula tokenize --model FILE [TEXT]`: text to token ids and pieces with
 // a model's own tokenizer, or ids back to text with --decode "1,2,3".
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -78,12 +80,14 @@ std::vector<int32_t> parse_ids(const std::string& list) {
 }
 
 std::string read_text(const TokenizeOptions& options) {
+  const bool from_stdin =
+      options.text_file.empty() ? options.text == "-" : options.text_file == "-";
+  if (from_stdin) return std::string(std::istreambuf_iterator<char>(std::cin), {});
   if (!options.text_file.empty()) {
     std::ifstream in(options.text_file, std::ios::binary);
-    if (!in) fail("cannot read --file ", options.text_file);
+    if (!in) fail("cannot read --file ", options.text_file, ": ", std::strerror(errno));
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
-  if (options.text == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
   return options.text;
 }
 
@@ -144,7 +148,7 @@ const bool registered = register_command({
       auto options = std::make_shared<TokenizeOptions>();
       sub.add_option("-m,--model", options->model, "GGUF file whose tokenizer to use")->required();
       sub.add_option("text", options->text, "Text to tokenize ('-' reads stdin)");
-      sub.add_option("--file", options->text_file, "Read the text from this file");
+      sub.add_option("--file", options->text_file, "Read the text from this file ('-': stdin)");
       sub.add_option("--decode", options->decode, "Comma-separated ids to turn back into text");
       sub.add_flag("--ids", options->ids_only, "Print only the ids, space-separated");
       sub.add_flag("--pieces", options->pieces_only, "Print only the pieces, one per line");

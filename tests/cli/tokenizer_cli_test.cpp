@@ -43,10 +43,12 @@ struct SplitResult {
 
 // Like run_cli, but keeps stdout apart from stderr, where load warnings
 // (e.g. StarCoder's missing bytes) and summaries go.
-SplitResult run_split(const TempDir& dir, const std::string& args) {
+// `stdin_path`: the file to read as standard input (default: nothing).
+SplitResult run_split(const TempDir& dir, const std::string& args,
+                      const std::string& stdin_path = "/dev/null") {
   const std::string err_path = dir.file("stderr.txt");
-  const std::string command =
-      std::string(SPECULA_CLI_PATH) + " " + args + " 2>" + shell_quote(err_path) + " </dev/null";
+  const std::string command = std::string(SPECULA_CLI_PATH) + " " + args + " 2>" +
+                              shell_quote(err_path) + " <" + shell_quote(stdin_path);
   SplitResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -158,6 +160,16 @@ TEST_P(TokenizerCli, IdsMatchTheReference) {
     write_file(dir_.file("case.txt"), c.text);
     const SplitResult result = run_split(
         dir_, "tokenize -m " + vocab + " --ids --no-special --file " + dir_.file("case.txt"));
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(result.out, join(c.ids, " ") + "\n");
+  }
+  // The text from standard input, by '-' as the text or as the file.
+  const VocabCase& c = cases.at(32);
+  write_file(dir_.file("case.txt"), c.text);
+  for (const char* stdin_flag : {"-", "--file -"}) {
+    SCOPED_TRACE(stdin_flag);
+    const SplitResult result = run_split(
+        dir_, "tokenize -m " + vocab + " --ids --no-special " + stdin_flag, dir_.file("case.txt"));
     ASSERT_EQ(result.exit_code, 0) << result.err;
     EXPECT_EQ(result.out, join(c.ids, " ") + "\n");
   }
