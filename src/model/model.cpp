@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -32,6 +33,57 @@ struct ForwardScratch {
 
 void ensure_size(std::vector<float>& buffer, size_t size) {
   if (buffer.size() < size) buffer.resize(size);
+}
+
+// Below this many floats touched, a row or element-wise step runs inline:
+// a few microseconds of work, about what a pool wake-up and join cost. So
+// decode (one row) never wakes the pool for them; prefill and verify
+// batches do.
+constexpr int64_t kMinParallelValues = int64_t{1} << 15;
+
+// Calls fn(begin, end) on consecutive ranges covering [0, n_items), each
+// range a multiple of `align` items (but the last); spread over the pool's
+// threads when n_items * values_per_item reaches kMinParallelValues. Each
+// item is computed by exactly one call, so the results do not depend on
+// the split.
+template <typename Fn>
+void for_ranges(ThreadPool* pool, int64_t n_items, int64_t values_per_item, int64_t align,
+                const Fn& fn) {
+  if (pool == nullptr || pool->n_threads() == 1 || n_items * values_per_item < kMinParallelValues) {
+    fn(int64_t{0}, n_items);
+    return;
+  }
+  // A few ranges per thread, so a thread the OS preempts holds up little.
+  const int64_t n_units = (n_items + align - 1) / align;
+  const int64_t n_ranges = std::min<int64_t>(n_units, 4 * pool->n_threads());
+  pool->parallel_for(n_ranges, [&](int64_t r) {
+    const int64_t begin = std::min(n_items, n_units * r / n_ranges * align);
+    const int64_t end = std::min(n_items, n_units * (r + 1) / n_ranges * align);
+    if (begin < end) fn(begin, end);
+  });
+}
+
+// out row i = rms_norm(in row i) * weight, for rows [0, n_rows) of `width`.
+void rms_norm_rows(const float* in, const float* weight, int64_t n_rows, int64_t width, float eps,
+                   float* out, ThreadPool* pool) {
+  for_ranges(pool, n_rows, width, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      rms_norm(in + i * width, weight, width, eps, out + i * width);
+  });
+}
+
+// Element ranges start on 64-byte boundaries: no two threads share a cache
+// line, and each range but the last is whole vectors.
+constexpr int64_t kElementAlign = 16;
+
+void add_rows(float* y, const float* x, int64_t n, ThreadPool* pool) {
+  for_ranges(pool, n, 1, kElementAlign,
+             [&](int64_t begin, int64_t end) { add_in_place(y + begin, x + begin, end - begin); });
+}
+
+void silu_mul_rows(float* gate, const float* up, int64_t n, ThreadPool* pool) {
+  for_ranges(pool, n, 4, kElementAlign,
+             [&](int64_t begin, int64_t end) { silu_mul(gate + begin, up + begin, end - begin); });
 }
 
 void add_bias(float* rows, const float* bias, int64_t n_rows, int64_t width) {
@@ -148,10 +200,7 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
   const int64_t n_ff = config.n_ff;
 
   // Attention.
-  for (int64_t i = 0; i < n; ++i) {
-    rms_norm(s.hidden.data() + i * n_embd, layer.attn_norm, n_embd, config.rms_eps,
-             s.normed.data() + i * n_embd);
-  }
+  rms_norm_rows(s.hidden.data(), layer.attn_norm, n, n_embd, config.rms_eps, s.normed.data(), pool);
   matmul(layer.attn_q, s.normed.data(), n, s.query.data(), pool);
   matmul(layer.attn_k, s.normed.data(), n, s.key.data(), pool);
   matmul(layer.attn_v, s.normed.data(), n, s.value.data(), pool);
@@ -184,18 +233,15 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
                              1.0f / std::sqrt(static_cast<float>(config.head_dim))};
   attention(shape, std::span<const AttentionRow>(s.attention_rows.data(), rows.size()), pool);
   matmul(layer.attn_output, s.attended.data(), n, s.projected.data(), pool);
-  add_in_place(s.hidden.data(), s.projected.data(), n * n_embd);
+  add_rows(s.hidden.data(), s.projected.data(), n * n_embd, pool);
 
   // SwiGLU feed-forward.
-  for (int64_t i = 0; i < n; ++i) {
-    rms_norm(s.hidden.data() + i * n_embd, layer.ffn_norm, n_embd, config.rms_eps,
-             s.normed.data() + i * n_embd);
-  }
+  rms_norm_rows(s.hidden.data(), layer.ffn_norm, n, n_embd, config.rms_eps, s.normed.data(), pool);
   matmul(layer.ffn_gate, s.normed.data(), n, s.gate.data(), pool);
   matmul(layer.ffn_up, s.normed.data(), n, s.up.data(), pool);
-  silu_mul(s.gate.data(), s.up.data(), n * n_ff);
+  silu_mul_rows(s.gate.data(), s.up.data(), n * n_ff, pool);
   matmul(layer.ffn_down, s.gate.data(), n, s.projected.data(), pool);
-  add_in_place(s.hidden.data(), s.projected.data(), n * n_embd);
+  add_rows(s.hidden.data(), s.projected.data(), n * n_embd, pool);
 }
 
 void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<float>& logits,
