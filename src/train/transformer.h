@@ -24,8 +24,8 @@ struct TransformerShape {
   int32_t n_embd = 256;
   int32_t n_layer = 4;
   int32_t n_head = 4;
-  int32_t n_head_kv = 4;
-  int32_t n_ff = 0;  // 0: about 8/3 n_embd, rounded up to a multiple of 32 (resolve)
+  int32_t n_head_kv = 0;  // 0: n_head (resolve)
+  int32_t n_ff = 0;       // 0: about 8/3 n_embd, rounded up to a multiple of 32 (resolve)
   int32_t n_ctx = 512;
   float rms_eps = 1e-5f;
   float rope_freq_base = 10000.0f;

@@ -1,0 +1,181 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "gguf/gguf_writer.h"
+#include "train/checkpoint.h"
+#include "train/model_io.h"
+
+namespace specula {
+namespace {
+
+void check_positive(const char* flag, int64_t value) {
+  if (value < 1) fail("train: ", flag, " ", value, " must be at least 1");
+}
+
+void check_rate(const char* flag, float value) {
+  if (!(value >= 0.0f) || !std::isfinite(value) || value > 10.0f) {
+    fail("train: ", flag, " ", value, " must be a finite value in [0, 10]");
+  }
+}
+
+}  // namespace
+
+TrainOptions validate_train_options(TrainOptions o) {
+  o.shape = resolve_transformer_shape(o.shape);
+  check_positive("--batch", o.batch);
+  check_positive("--seq-len", o.seq_len);
+  check_positive("--steps", o.steps);
+  if (o.seq_len > o.shape.n_ctx) {
+    fail("train: --seq-len ", o.seq_len, " exceeds the model's context --ctx ", o.shape.n_ctx);
+  }
+  if (o.warmup < 0) fail("train: --warmup ", o.warmup, " must not be negative");
+  check_rate("--lr", o.lr);
+  check_rate("--min-lr", o.min_lr);
+  if (o.min_lr > o.lr) fail("train: --min-lr ", o.min_lr, " exceeds --lr ", o.lr);
+  check_rate("--weight-decay", o.adam.weight_decay);
+  if (!(o.clip >= 0.0f) || !std::isfinite(o.clip)) {
+    fail("train: --clip ", o.clip, " must be a finite value >= 0 (0: no clipping)");
+  }
+  if (!(o.adam.beta1 >= 0.0f && o.adam.beta1 < 1.0f && o.adam.beta2 >= 0.0f &&
+        o.adam.beta2 < 1.0f && o.adam.epsilon > 0.0f)) {
+    fail("train: Adam betas must be in [0, 1) and epsilon positive");
+  }
+  if (o.eval_every < 0 || o.eval_tokens < 0) {
+    fail("train: --eval-every and --eval-tokens must not be negative");
+  }
+  return o;
+}
+
+Trainer::Trainer(const TrainOptions& options, TokenCorpus corpus, ThreadPool* pool)
+    : Trainer(options, std::move(corpus), pool, true) {}
+
+Trainer::Trainer(const TrainOptions& options, TokenCorpus corpus, ThreadPool* pool, bool initialise)
+    : options_(validate_train_options(options)),
+      layout_(std::make_unique<ParameterLayout>(options_.shape)),
+      corpus_(std::move(corpus)),
+      pool_(pool),
+      model_(std::make_unique<Transformer<float>>(*layout_)),
+      loss_(std::make_unique<CrossEntropyLoss>()),
+      params_(layout_->total()),
+      grads_(layout_->total()),
+      m_(layout_->total(), 0.0f),
+      v_(layout_->total(), 0.0f),
+      rng_(stream_seed(options_.seed, "data")) {
+  for (const int32_t token : corpus_.train) {
+    if (token < 0 || token >= options_.shape.n_vocab) {
+      fail("train: token id ", token,
+           " of the training text is outside the model's vocabulary [0, ", options_.shape.n_vocab,
+           ")");
+    }
+  }
+  if (static_cast<int64_t>(corpus_.train.size()) < options_.seq_len + 1) {
+    fail("train: the training text has ", corpus_.train.size(),
+         " tokens, fewer than one window of --seq-len ", options_.seq_len,
+         " + 1; give more text or a shorter --seq-len");
+  }
+  if (initialise) init_parameters(*layout_, options_.seed, params_);
+}
+
+Trainer::~Trainer() = default;
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& checkpoint_path, TokenCorpus corpus,
+                                         ThreadPool* pool) {
+  const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
+  if (corpus.fingerprint() != checkpoint.state.corpus_fingerprint) {
+    fail("train: the training text differs from the text ", checkpoint_path,
+         " was trained on (token streams differ); resume with the same --vocab, --input, "
+         "--eval-input and --eval-fraction");
+  }
+  std::unique_ptr<Trainer> trainer(
+      new Trainer(checkpoint.options, std::move(corpus), pool, /*initialise=*/false));
+  if (checkpoint.state.loss_name != trainer->loss_->name()) {
+    fail("train: ", checkpoint_path, " was trained with loss ", checkpoint.state.loss_name,
+         ", not ", trainer->loss_->name());
+  }
+  read_checkpoint_tensors(checkpoint, *trainer->layout_, trainer->params_, trainer->m_,
+                          trainer->v_);
+  trainer->step_ = checkpoint.state.step;
+  trainer->rng_ = SplitMix64(checkpoint.state.rng_state);
+  trainer->tokens_seen_ = checkpoint.state.tokens_seen;
+  return trainer;
+}
+
+void Trainer::set_loss(std::unique_ptr<TrainingLoss> loss) {
+  loss_ = std::move(loss);
+}
+
+void Trainer::set_steps(int64_t steps) {
+  check_positive("--steps", steps);
+  options_.steps = steps;
+}
+
+void Trainer::set_evaluation(int64_t every, int64_t tokens) {
+  if (every < 0 || tokens < 0) fail("train: --eval-every and --eval-tokens must not be negative");
+  options_.eval_every = every;
+  options_.eval_tokens = tokens;
+}
+
+StepResult Trainer::step() {
+  const int64_t batch = options_.batch;
+  const int64_t seq_len = options_.seq_len;
+  sample_windows(corpus_.train, batch, seq_len, rng_, inputs_, targets_);
+  const std::span<float> logits = model_->forward(params_.data(), inputs_, batch, seq_len, pool_);
+  const LossBatch loss_batch{inputs_, targets_, batch, seq_len};
+  StepResult result;
+  result.loss = loss_->evaluate(logits, options_.shape.n_vocab, loss_batch, logits.data(), pool_);
+  if (!std::isfinite(result.loss)) {
+    fail("train: the loss became ", result.loss, " at step ", step_ + 1,
+         "; lower --lr or --clip and start again (or resume from an earlier checkpoint)");
+  }
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  model_->backward(params_.data(), logits.data(), grads_.data(), pool_);
+  result.grad_norm = gradient_norm(grads_, pool_);
+  result.lr = options_.schedule().at(step_);
+  adamw_update(*layout_, options_.adam, result.lr, step_ + 1,
+               clip_scale(result.grad_norm, options_.clip), params_, grads_, m_, v_, pool_);
+  ++step_;
+  tokens_seen_ += static_cast<uint64_t>(batch * seq_len);
+  result.step = step_;
+  return result;
+}
+
+double Trainer::evaluate() {
+  const int64_t seq_len = options_.seq_len;
+  const int64_t windows = evaluation_windows(corpus_.eval, seq_len, options_.eval_tokens);
+  if (windows < 1 || options_.eval_tokens == 0) return std::numeric_limits<double>::quiet_NaN();
+  double weighted = 0.0;
+  for (int64_t first = 0; first < windows; first += options_.batch) {
+    const int64_t batch = std::min(options_.batch, windows - first);
+    inputs_.resize(static_cast<size_t>(batch * seq_len));
+    targets_.resize(inputs_.size());
+    for (int64_t b = 0; b < batch; ++b) {
+      const auto start = static_cast<ptrdiff_t>((first + b) * (seq_len + 1));
+      std::copy_n(corpus_.eval.begin() + start, seq_len, inputs_.begin() + b * seq_len);
+      std::copy_n(corpus_.eval.begin() + start + 1, seq_len, targets_.begin() + b * seq_len);
+    }
+    const std::span<float> logits = model_->forward(params_.data(), inputs_, batch, seq_len, pool_);
+    const LossBatch loss_batch{inputs_, targets_, batch, seq_len};
+    weighted += loss_->evaluate(logits, options_.shape.n_vocab, loss_batch, nullptr, pool_) *
+                static_cast<double>(batch);
+  }
+  return weighted / static_cast<double>(windows);
+}
+
+void Trainer::save_checkpoint(const std::string& path, const GgufReader* tokenizer) const {
+  const TrainState state{step_, rng_.state(), tokens_seen_, corpus_.fingerprint(),
+                         std::string(loss_->name())};
+  write_checkpoint(path, *layout_, options_, state, params_, m_, v_, tokenizer);
+}
+
+void Trainer::write_model(const std::string& path, DType type, const GgufReader* tokenizer,
+                          std::string_view name) const {
+  GgufWriter writer;
+  add_model_to_gguf(writer, *layout_, params_, type, tokenizer, name);
+  writer.write(path);
+}
+
+}  // namespace specula
