@@ -159,6 +159,11 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
   };
 
+  if (!flags.resume) {  // fail fast, before a large corpus is tokenized
+    TrainOptions options = flags.train;
+    options.shape.n_vocab = tokenizer->n_vocab();
+    validate_train_options(options);
+  }
   CorpusOptions corpus_options{flags.inputs, flags.eval_inputs, flags.eval_fraction};
   if (!flags.eval_inputs.empty() && sub.count("--eval-fraction") > 0) {
     fail("train: give either --eval-input or --eval-fraction, not both");

@@ -1,0 +1,116 @@
+// `specula train` end to end: vocabulary -> model -> generate, the
+// interrupt/resume path, and clear errors for bad flags. Skipped when the
+// CLI has not been built (it is a separate target).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/cli_runner.h"
+
+namespace specula {
+namespace {
+
+using testing::run_cli;
+using testing::TempDir;
+
+bool cli_built() {
+  return std::filesystem::exists(SPECULA_CLI_PATH);
+}
+
+std::string write_corpus(const TempDir& dir) {
+  const std::string path = dir.file("corpus.py");
+  std::ofstream out(path);
+  for (int i = 0; i < 200; ++i) {
+    out << "def f" << i % 17 << "(x):\n    return x * " << i % 7 << " + " << i % 5 << "\n\n";
+  }
+  return path;
+}
+
+std::string train_args(const TempDir& dir, const std::string& corpus) {
+  return "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
+         " --embd 32 --layers 1 --heads 2 --ctx 32 --seq-len 16 --batch 2 --warmup 5"
+         " --eval-every 50 --log-every 50 --type f32 -t 2";
+}
+
+TEST(CliTrain, TrainsAModelThatGenerateRuns) {
+  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  TempDir dir;
+  const std::string corpus = write_corpus(dir);
+  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
+                    dir.file("vocab.gguf"))
+                .exit_code,
+            0);
+  const auto trained =
+      run_cli(train_args(dir, corpus) + " --steps 100 --out " + dir.file("model.gguf"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("step 100/100 | loss "), std::string::npos) << trained.output;
+  EXPECT_NE(trained.output.find("tok/s | ETA"), std::string::npos) << trained.output;
+  const auto generated =
+      run_cli("generate -m " + dir.file("model.gguf") + " -n 8 --temp 0 -q 'def f'");
+  EXPECT_EQ(generated.exit_code, 0) << generated.output;
+}
+
+TEST(CliTrain, InterruptedRunResumesToTheSameModel) {
+  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  TempDir dir;
+  const std::string corpus = write_corpus(dir);
+  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
+                    dir.file("vocab.gguf"))
+                .exit_code,
+            0);
+  const std::string args = train_args(dir, corpus) + " --steps 300";
+  ASSERT_EQ(run_cli(args + " --out " + dir.file("straight.gguf")).exit_code, 0);
+  // SIGINT at some point of the run (wherever it lands, the resumed result
+  // must be the same; if the run finished first, resuming has nothing left).
+  const std::string checkpoint = " --checkpoint " + dir.file("ck.gguf");
+  const std::string command = std::string("sh -c 'timeout -s INT 0.3 ") + SPECULA_CLI_PATH + " " +
+                              args + checkpoint + " --out " + dir.file("resumed.gguf") + "' 2>&1";
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(std::filesystem::exists(dir.file("ck.gguf"))) << "no checkpoint after SIGINT";
+  const auto resumed = run_cli(args + checkpoint + " --resume --out " + dir.file("resumed.gguf"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  std::ifstream a(dir.file("straight.gguf"), std::ios::binary);
+  std::ifstream b(dir.file("resumed.gguf"), std::ios::binary);
+  const std::string bytes_a((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  const std::string bytes_b((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  EXPECT_FALSE(bytes_a.empty());
+  EXPECT_TRUE(bytes_a == bytes_b) << "resumed model differs from the uninterrupted one";
+}
+
+TEST(CliTrain, BadFlagsGiveOneClearError) {
+  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  TempDir dir;
+  const std::string corpus = write_corpus(dir);
+  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
+                    dir.file("vocab.gguf"))
+                .exit_code,
+            0);
+  const std::string out = " --out " + dir.file("m.gguf");
+  const struct {
+    std::string extra;
+    std::string message;
+  } cases[] = {
+      {" --seq-len 512", "exceeds the model's context"},
+      {" --resume --checkpoint " + dir.file("none.gguf"), "no checkpoint at"},
+      {" --type q4_0", "--type q4_0 is not supported"},
+      {" --heads 3", "must be --heads 3 times an even head width"},
+      {" --checkpoint-every 2", "--checkpoint-every needs --checkpoint"},
+      {" --lr -1", "--lr -1 must be"},
+  };
+  const std::string minimal = "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
+                              " --steps 5 --embd 32 --layers 1 --ctx 256 -t 1";
+  for (const auto& c : cases) {
+    const auto result = run_cli(minimal + c.extra + out);
+    EXPECT_EQ(result.exit_code, 1) << c.extra << ": " << result.output;
+    EXPECT_NE(result.output.find(c.message), std::string::npos) << c.extra << ": " << result.output;
+  }
+  const auto missing = run_cli("train --vocab " + dir.file("vocab.gguf") + " --input " +
+                               dir.file("absent.txt") + out);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("cannot read --input file"), std::string::npos) << missing.output;
+}
+
+}  // namespace
+}  // namespace specula
