@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <numbers>
 #include <string_view>
@@ -196,83 +195,6 @@ void check_range(const char* what, int64_t value, int64_t low, int64_t high) {
   }
 }
 
-// Copies one metadata value of `file` to `writer`, converting to the widths
-// the writer has. Returns false for values it cannot represent.
-bool copy_metadata(const GgufReader& file, const GgufKv& kv, GgufWriter& writer) {
-  const std::string& key = kv.key;
-  const GgufValue& value = kv.value;
-  switch (value.type) {
-    case GgufType::kUint8:
-    case GgufType::kUint16:
-    case GgufType::kUint32:
-      writer.set_uint32(key, static_cast<uint32_t>(*file.get_uint(key)));
-      return true;
-    case GgufType::kInt8:
-    case GgufType::kInt16:
-    case GgufType::kInt32:
-      writer.set_int32(key, static_cast<int32_t>(*file.get_int(key)));
-      return true;
-    case GgufType::kUint64:
-      writer.set_uint64(key, *file.get_uint(key));
-      return true;
-    case GgufType::kInt64: {
-      const int64_t v = *file.get_int(key);
-      if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-        return false;
-      }
-      writer.set_int32(key, static_cast<int32_t>(v));
-      return true;
-    }
-    case GgufType::kFloat32:
-    case GgufType::kFloat64:
-      writer.set_float32(key, static_cast<float>(*file.get_float(key)));
-      return true;
-    case GgufType::kBool:
-      writer.set_bool(key, *file.get_bool(key));
-      return true;
-    case GgufType::kString:
-      writer.set_string(key, value.str);
-      return true;
-    case GgufType::kArray:
-      break;
-  }
-  switch (value.array_type) {
-    case GgufType::kString: {
-      const auto strings = *file.get_string_array(key);
-      writer.set_string_array(key, std::vector<std::string>(strings.begin(), strings.end()));
-      return true;
-    }
-    case GgufType::kFloat32:
-    case GgufType::kFloat64: {
-      const auto floats = *file.get_float_array(key);
-      writer.set_float32_array(key, floats);
-      return true;
-    }
-    case GgufType::kUint8:
-    case GgufType::kUint16:
-    case GgufType::kUint32:
-    case GgufType::kInt8:
-    case GgufType::kInt16:
-    case GgufType::kInt32:
-    case GgufType::kInt64:
-    case GgufType::kUint64: {
-      const auto ints = *file.get_int_array(key);
-      std::vector<int32_t> narrowed(ints.size());
-      for (size_t i = 0; i < ints.size(); ++i) {
-        if (ints[i] < std::numeric_limits<int32_t>::min() ||
-            ints[i] > std::numeric_limits<int32_t>::max()) {
-          return false;
-        }
-        narrowed[i] = static_cast<int32_t>(ints[i]);
-      }
-      writer.set_int32_array(key, narrowed);
-      return true;
-    }
-    default:
-      return false;
-  }
-}
-
 // "blk.12.attn_q.weight" -> 12; -1 for tensors outside the blocks.
 int64_t block_index(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return -1;
@@ -434,9 +356,11 @@ void write_draft_model(const std::string& target_path, int32_t n_layer, const st
       writer.set_alignment(static_cast<uint32_t>(*target->get_uint(kv.key)));
     } else if (kv.key == "general.name") {
       writer.set_string(kv.key, str_cat(kv.value.str, " (draft: first ", n_layer, " layers)"));
-    } else if (!copy_metadata(*target, kv, writer)) {
+    } else if (kv.value.type == GgufType::kArray && kv.value.array_type == GgufType::kArray) {
       log_warn("make-model: metadata key ", kv.key, " of ", target_path,
-               " has a type the writer cannot reproduce; left out of the draft");
+               " is an array of arrays, which the writer cannot reproduce; left out of the draft");
+    } else {
+      writer.set_value(kv.key, kv.value);  // the same value type, arrays included
     }
   }
   std::vector<const GgufTensorInfo*> kept;

@@ -181,7 +181,8 @@ TEST(MakeModelTokenizerFrom, WeightsDoNotDependOnTheTokenizer) {
 }
 
 // Keys of every GGUF value type keep their type (no narrowing to the
-// writer's common widths), and keys outside tokenizer.* stay behind.
+// writer's common widths), in the model and in a draft derived from it, and
+// keys outside tokenizer.* stay behind.
 TEST(MakeModelTokenizerFrom, EveryValueTypeIsCopiedAsIs) {
   GgufWriter source;
   source.set_string("general.name", "all types");
@@ -212,20 +213,26 @@ TEST(MakeModelTokenizerFrom, EveryValueTypeIsCopiedAsIs) {
 
   const std::string model_path =
       test::write_temp_model(tiny_options(source_path), "all-types-model.gguf");
-  const auto model = GgufReader::open(model_path);
+  // A draft derived from the model keeps them as they are too.
+  const std::string draft_path = test::temp_path("all-types-draft.gguf");
+  write_draft_model(model_path, 1, draft_path);
   const auto original = GgufReader::open(source_path);
-  size_t copied = 0;
-  for (const GgufKv& kv : original->metadata()) {
-    if (!starts_with_tokenizer(kv.key)) continue;
-    const GgufValue* value = model->find(kv.key);
-    ASSERT_NE(value, nullptr) << kv.key;
-    expect_same_value(kv.key, *value, kv.value);
-    ++copied;
+  for (const std::string& path : {model_path, draft_path}) {
+    SCOPED_TRACE(path);
+    const auto model = GgufReader::open(path);
+    size_t copied = 0;
+    for (const GgufKv& kv : original->metadata()) {
+      if (!starts_with_tokenizer(kv.key)) continue;
+      const GgufValue* value = model->find(kv.key);
+      ASSERT_NE(value, nullptr) << kv.key;
+      expect_same_value(kv.key, *value, kv.value);
+      ++copied;
+    }
+    EXPECT_EQ(copied, 18u);  // the tokens and the 17 typed keys
+    EXPECT_EQ(model->find("other.key"), nullptr);
+    EXPECT_EQ(model->get_uint("llama.vocab_size"), 4u);
+    EXPECT_EQ(model->tensor("token_embd.weight").dims[1], 4u);
   }
-  EXPECT_EQ(copied, 18u);  // the tokens and the 17 typed keys
-  EXPECT_EQ(model->find("other.key"), nullptr);
-  EXPECT_EQ(model->get_uint("llama.vocab_size"), 4u);
-  EXPECT_EQ(model->tensor("token_embd.weight").dims[1], 4u);
 }
 
 }  // namespace
