@@ -1,8 +1,10 @@
 // `specula tokenizer train --input FILES... --vocab-size N --out FILE.gguf`:
 // learns a byte-level BPE vocabulary (see tokenizer/bpe_trainer.h) and
 // writes it as GGUF tokenizer metadata (tokenizer.ggml.model = "gpt2").
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -32,7 +34,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // Feeds a file in chunks cut after a newline, so no word spans two chunks.
 void count_file(BpeTrainer& trainer, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read --input ", path);
+  if (!in) fail("cannot read --input ", path, ": ", std::strerror(errno));
   constexpr size_t kChunk = 4 << 20;
   std::string buffer;
   std::string carry;
