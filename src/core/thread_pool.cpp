@@ -110,10 +110,15 @@ int64_t ThreadPool::run_tasks(int thread_index, uint32_t job) {
 
 void ThreadPool::finish_tasks(int64_t count) {
   if (count == 0) return;
+  // Read before our tasks count as done: after that, the caller may see the
+  // job complete and start the next one, which rewrites n_tasks_.
+  const int64_t n_tasks = n_tasks_;
   // The thread that completes the job wakes the caller if it went to sleep.
   // The caller sets caller_sleeping_ under the mutex before re-checking
   // completed_, and both sides use seq_cst, so one of them sees the other.
-  if (completed_.fetch_add(count) + count == n_tasks_ && caller_sleeping_.load()) {
+  // (A wake-up that arrives after the caller moved on is harmless: it waits
+  // on a predicate.)
+  if (completed_.fetch_add(count) + count == n_tasks && caller_sleeping_.load()) {
     std::lock_guard<std::mutex> lock(mutex_);
     done_.notify_one();
   }
