@@ -130,9 +130,11 @@ std::string join(const std::vector<int32_t>& ids, const char* separator) {
   return out;
 }
 
-// The first cases (empty text and lone spaces among them) and those with
-// emoji, Cyrillic, CJK, digit runs and whitespace runs (45 holds the rest).
-const size_t kCases[] = {0, 1, 2, 3, 18, 20, 22, 32, 45};
+// Few, as each is a process that loads the vocabulary (seconds under ASan):
+// "ied 4 ½ months", the empty text, a lone space, Cyrillic, then emoji + CJK +
+// digits, and the last: whitespace runs, emoji sequences, digit runs, code.
+// The tokenizer tests run every case through the library.
+const size_t kCases[] = {0, 2, 3, 20, 32, 45};
 
 struct Vocab {
   const char* name;
