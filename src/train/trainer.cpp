@@ -83,7 +83,7 @@ Trainer::Trainer(const TrainOptions& options, TokenCorpus corpus, ThreadPool* po
 Trainer::~Trainer() = default;
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& checkpoint_path, TokenCorpus corpus,
-                                         ThreadPool* pool) {
+                                         ThreadPool* pool, std::unique_ptr<TrainingLoss> loss) {
   const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
   if (corpus.fingerprint() != checkpoint.state.corpus_fingerprint) {
     fail("train: the training text differs from the text ", checkpoint_path,
@@ -92,6 +92,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& checkpoint_path, Tok
   }
   std::unique_ptr<Trainer> trainer(
       new Trainer(checkpoint.options, std::move(corpus), pool, /*initialise=*/false));
+  if (loss != nullptr) trainer->loss_ = std::move(loss);
   if (checkpoint.state.loss_name != trainer->loss_->name()) {
     fail("train: ", checkpoint_path, " was trained with loss ", checkpoint.state.loss_name,
          ", not ", trainer->loss_->name());

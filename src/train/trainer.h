@@ -58,9 +58,12 @@ class Trainer {
 
   // Continues the run a checkpoint holds (see checkpoint.h), with the
   // checkpoint's options. Throws Error when `corpus` is not the data it was
-  // trained on.
+  // trained on, or when the checkpoint's loss is not `loss`'s (null: the
+  // default cross-entropy; a distillation run passes its loss here, since
+  // set_loss after resume would come too late for that check).
   static std::unique_ptr<Trainer> resume(const std::string& checkpoint_path, TokenCorpus corpus,
-                                         ThreadPool* pool);
+                                         ThreadPool* pool,
+                                         std::unique_ptr<TrainingLoss> loss = nullptr);
 
   // Replaces the cross-entropy objective (e.g. by a distillation loss).
   void set_loss(std::unique_ptr<TrainingLoss> loss);
