@@ -1,0 +1,290 @@
+// `specula distill --teacher T.gguf --input FILES... --out DRAFT.gguf`:
+// trains a small draft from scratch to match a teacher's next-token
+// distributions (train/distill_loss.h) on text, with the teacher's
+// vocabulary and tokenizer, and reports the draft's acceptance rate against
+// the teacher on held-out text before and after (train/distill_eval.h).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/command_registry.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "sampling/sampling.h"
+#include "tokenizer/tokenizer.h"
+#include "train/distill_eval.h"
+#include "train/distill_loss.h"
+#include "train/trainer.h"
+
+namespace specula::cli {
+namespace {
+
+struct DistillFlags {
+  TrainOptions train;
+  std::string teacher;
+  std::vector<std::string> inputs;
+  std::vector<std::string> eval_inputs;
+  double eval_fraction = 0.05;
+  std::string out;
+  std::string type = "f16";
+  std::string name;
+  std::string loss = "tvd";
+  double temperature = 1.0;
+  double on_policy_fraction = 0.0;
+  int64_t accept_window = 64;
+  int64_t accept_windows = 16;
+  int32_t threads = 0;
+  std::string checkpoint;
+  int64_t checkpoint_every = 0;
+  bool resume = false;
+  int64_t log_every = 10;
+};
+
+// Writes the student as it is now to `path` and measures it against the
+// teacher on the held-out stream.
+AcceptanceStats measure_student(const Trainer& trainer, const Model& teacher,
+                                const DistillFlags& flags, DType type, ThreadPool* pool) {
+  trainer.write_model(flags.out, type, &teacher.file(), "specula distilled draft");
+  const std::unique_ptr<Model> student = Model::load(flags.out);
+  return measure_acceptance(teacher, *student, trainer.corpus().eval, flags.accept_window,
+                            flags.accept_windows, pool);
+}
+
+void print_acceptance(const char* when, const AcceptanceStats& s) {
+  std::fprintf(stderr,
+               "distill: acceptance %s: expected (T=1, 1-TVD) %.4f over %lld positions | greedy "
+               "agreement %.4f over %lld positions\n",
+               when, s.expected_acceptance, static_cast<long long>(s.positions), s.greedy_agreement,
+               static_cast<long long>(s.greedy_positions));
+}
+
+// Appends teacher continuations of corpus prefixes to the training stream
+// until they make up `fraction` of it: each takes a prefix of seq_len / 2
+// corpus tokens at a random position and samples seq_len / 2 + 1 more from
+// the teacher (T = 1, no filters, seeded), and the whole window is added.
+void add_teacher_continuations(const Model& teacher, double fraction, const TrainOptions& o,
+                               TokenCorpus& corpus, ThreadPool* pool) {
+  if (fraction <= 0.0) return;
+  const auto corpus_tokens = static_cast<double>(corpus.train.size());
+  const auto wanted = static_cast<int64_t>(corpus_tokens * fraction / (1.0 - fraction));
+  const int64_t prefix = std::max<int64_t>(1, o.seq_len / 2);
+  const int64_t window = o.seq_len + 1;
+  const std::vector<int32_t> source = corpus.train;
+  if (static_cast<int64_t>(source.size()) <= prefix) {
+    fail("distill: the training text has ", source.size(),
+         " tokens, too few for teacher continuations of ", prefix, "-token prefixes");
+  }
+  SamplingParams params;
+  params.temperature = 1.0f;
+  params.top_k = 0;
+  params.top_p = 1.0f;
+  params.min_p = 0.0f;
+  Rng rng(o.seed ^ 0x6f6e706f6c696379ull);
+  std::vector<float> logits, probs;
+  int64_t added = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (added < wanted) {
+    const auto at = static_cast<size_t>(rng.next_u64() % (source.size() - prefix + 1));
+    std::vector<int32_t> sequence(source.begin() + at, source.begin() + at + prefix);
+    KvCache cache = teacher.make_cache(static_cast<int32_t>(window), 1);
+    std::vector<BatchRow> rows;
+    for (int64_t t = 0; t < prefix; ++t) {
+      rows.push_back({0, static_cast<int32_t>(t), sequence[t], t == prefix - 1});
+    }
+    while (static_cast<int64_t>(sequence.size()) < window) {
+      teacher.forward(rows, cache, logits, pool);
+      logits_to_probs(logits, params, probs);
+      const int32_t next = sample(probs, rng);
+      rows = {{0, static_cast<int32_t>(sequence.size()), next, true}};
+      sequence.push_back(next);
+    }
+    corpus.train.insert(corpus.train.end(), sequence.begin(), sequence.end());
+    added += window;
+  }
+  std::fprintf(stderr,
+               "distill: added %lld teacher-generated tokens (%.0f%% of the training stream, "
+               "%.1f s)\n",
+               static_cast<long long>(added),
+               100.0 * static_cast<double>(added) / static_cast<double>(corpus.train.size()),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void run(const DistillFlags& flags, const CLI::App& sub) {
+  const auto type = dtype_from_name(flags.type);
+  if (!type || (*type != DType::kF32 && *type != DType::kF16)) {
+    fail("distill: --type ", flags.type, " is not supported; use f32 or f16");
+  }
+  const auto divergence = distill_divergence_from_name(flags.loss);
+  if (!divergence) fail("distill: --loss ", flags.loss, " is not known; use kl or tvd");
+  if (!(flags.temperature > 0.0)) fail("distill: --temperature must be > 0");
+  if (!(flags.on_policy_fraction >= 0.0 && flags.on_policy_fraction < 1.0)) {
+    fail("distill: --on-policy-fraction must be in [0, 1), not ", flags.on_policy_fraction);
+  }
+  if (flags.accept_windows < 1) fail("distill: --accept-windows must be >= 1");
+  if (flags.checkpoint_every < 0 || flags.log_every < 1) {
+    fail("distill: --checkpoint-every must be >= 0 and --log-every >= 1");
+  }
+  if ((flags.checkpoint_every > 0 || flags.resume) && flags.checkpoint.empty()) {
+    fail("distill: --checkpoint-every and --resume need --checkpoint PATH");
+  }
+  const std::unique_ptr<Model> teacher = Model::load(flags.teacher);
+  const ModelConfig& tc = teacher->config();
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());
+  TrainOptions options = flags.train;
+  options.shape.n_vocab = tc.n_vocab;
+  if (sub.count("--ctx") == 0) options.shape.n_ctx = std::min<int32_t>(512, tc.n_ctx_train);
+  if (options.seq_len > tc.n_ctx_train) {
+    fail("distill: --seq-len ", options.seq_len, " exceeds the teacher's context ", tc.n_ctx_train);
+  }
+  options = validate_train_options(options);
+  if (flags.accept_window < 2 || flags.accept_window > options.shape.n_ctx ||
+      flags.accept_window > tc.n_ctx_train) {
+    fail("distill: --accept-window must be in [2, ", std::min(options.shape.n_ctx, tc.n_ctx_train),
+         "]");
+  }
+
+  const int32_t threads =
+      flags.threads > 0 ? flags.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
+  ThreadPool pool(std::max(1, threads));
+  if (!flags.eval_inputs.empty() && sub.count("--eval-fraction") > 0) {
+    fail("distill: give either --eval-input or --eval-fraction, not both");
+  }
+  TokenCorpus corpus =
+      tokenize_corpus(*tokenizer, {flags.inputs, flags.eval_inputs, flags.eval_fraction});
+  add_teacher_continuations(*teacher, flags.on_policy_fraction, options, corpus, &pool);
+  std::fprintf(stderr, "distill: %zu training + %zu held-out tokens; teacher %s (%d layers x %d)\n",
+               corpus.train.size(), corpus.eval.size(), flags.teacher.c_str(), tc.n_layer,
+               tc.n_embd);
+
+  auto make_loss = [&] {
+    return std::make_unique<DistillLoss>(teacher.get(), *divergence, flags.temperature);
+  };
+  std::unique_ptr<Trainer> trainer;
+  if (flags.resume) {
+    if (!std::filesystem::exists(flags.checkpoint)) {
+      fail("distill: no checkpoint at ", flags.checkpoint, " to resume");
+    }
+    trainer = Trainer::resume(flags.checkpoint, std::move(corpus), &pool, make_loss());
+    if (sub.count("--steps") > 0) trainer->set_steps(flags.train.steps);
+  } else {
+    trainer = std::make_unique<Trainer>(options, std::move(corpus), &pool);
+    trainer->set_loss(make_loss());
+  }
+  const TransformerShape& s = trainer->options().shape;
+  std::fprintf(stderr,
+               "distill: student llama %d layers x %d embd, %d heads (%d kv), ff %d: %.2fM "
+               "parameters; loss %s at T=%g\n",
+               s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.n_ff,
+               static_cast<double>(trainer->layout().total()) / 1e6, flags.loss.c_str(),
+               flags.temperature);
+  print_acceptance("before", measure_student(*trainer, *teacher, flags, *type, &pool));
+
+  const auto start = std::chrono::steady_clock::now();
+  double window_loss = 0.0;
+  int64_t window_steps = 0;
+  while (trainer->steps_done() < trainer->options().steps) {
+    const StepResult r = trainer->step();
+    window_loss += r.loss;
+    ++window_steps;
+    const int64_t total = trainer->options().steps;
+    const int64_t every = trainer->options().eval_every;
+    const bool last = r.step == total;
+    const bool evaluate = every > 0 && (r.step % every == 0 || last);
+    if (evaluate || r.step % flags.log_every == 0 || last) {
+      char eval_text[32] = "-";
+      if (evaluate) std::snprintf(eval_text, sizeof eval_text, "%.4f", trainer->evaluate());
+      std::fprintf(stderr, "step %lld/%lld | %s %.4f | eval %s | lr %.2e | |g| %.2f | %.1f s\n",
+                   static_cast<long long>(r.step), static_cast<long long>(total),
+                   flags.loss.c_str(), window_loss / static_cast<double>(window_steps), eval_text,
+                   r.lr, r.grad_norm,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      window_loss = 0.0;
+      window_steps = 0;
+    }
+    if (flags.checkpoint_every > 0 && r.step % flags.checkpoint_every == 0 && !last) {
+      trainer->save_checkpoint(flags.checkpoint, &teacher->file());
+    }
+  }
+  if (!flags.checkpoint.empty()) trainer->save_checkpoint(flags.checkpoint, &teacher->file());
+  print_acceptance("after", measure_student(*trainer, *teacher, flags, *type, &pool));
+  const std::string name =
+      flags.name.empty() ? str_cat("specula draft distilled from ", flags.teacher) : flags.name;
+  trainer->write_model(flags.out, *type, &teacher->file(), name);
+  std::fprintf(stderr, "distill: wrote %s after %lld steps\n", flags.out.c_str(),
+               static_cast<long long>(trainer->steps_done()));
+}
+
+const bool registered = register_command({
+    "distill",
+    "Distill a small draft model from a teacher GGUF (KL or TVD), reporting acceptance",
+    [](CLI::App& sub) {
+      auto f = std::make_shared<DistillFlags>();
+      TrainOptions& t = f->train;
+      t.shape.n_embd = 128;
+      t.shape.n_layer = 2;
+      sub.add_option("--teacher", f->teacher, "Teacher (target) GGUF model")->required();
+      sub.add_option("--input", f->inputs, "Text files to distill on")->required();
+      sub.add_option("--eval-input", f->eval_inputs, "Text files held out for evaluation");
+      sub.add_option("--eval-fraction", f->eval_fraction,
+                     "Without --eval-input: the tail fraction of the token stream held out")
+          ->capture_default_str();
+      sub.add_option("--out", f->out, "Draft GGUF file to write")->required();
+      sub.add_option("--type", f->type, "Matrix type of --out: f32 or f16")->capture_default_str();
+      sub.add_option("--name", f->name, "general.name of the draft");
+      sub.add_option("--loss", f->loss, "Divergence: kl (forward KL) or tvd (total variation)")
+          ->capture_default_str();
+      sub.add_option("--temperature", f->temperature, "Temperature of both distributions")
+          ->capture_default_str();
+      sub.add_option("--on-policy-fraction", f->on_policy_fraction,
+                     "Fraction of training tokens that are teacher continuations of corpus "
+                     "prefixes")
+          ->capture_default_str();
+      sub.add_option("--accept-window", f->accept_window,
+                     "Tokens per held-out window of the acceptance measurement")
+          ->capture_default_str();
+      sub.add_option("--accept-windows", f->accept_windows, "Held-out windows measured")
+          ->capture_default_str();
+      sub.add_option("--embd", t.shape.n_embd, "Student width")->capture_default_str();
+      sub.add_option("--layers", t.shape.n_layer, "Student blocks")->capture_default_str();
+      sub.add_option("--heads", t.shape.n_head, "Query heads")->capture_default_str();
+      sub.add_option("--heads-kv", t.shape.n_head_kv, "Key/value heads (0: --heads)");
+      sub.add_option("--ff", t.shape.n_ff, "Feed-forward width (0: ~8/3 embd)");
+      sub.add_option("--ctx", t.shape.n_ctx, "Student context (default min(512, teacher's))");
+      sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
+          ->capture_default_str();
+      sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
+      sub.add_option("--batch", t.batch, "Sequences per step")->capture_default_str();
+      sub.add_option("--seq-len", t.seq_len, "Tokens per sequence")->capture_default_str();
+      sub.add_option("--steps", t.steps, "Optimizer steps in all")->capture_default_str();
+      sub.add_option("--lr", t.lr, "Peak learning rate")->capture_default_str();
+      sub.add_option("--min-lr", t.min_lr, "Learning rate at the end of the cosine decay")
+          ->capture_default_str();
+      sub.add_option("--warmup", t.warmup, "Linear warm-up steps")->capture_default_str();
+      sub.add_option("--weight-decay", t.adam.weight_decay, "AdamW decay of the matrices")
+          ->capture_default_str();
+      sub.add_option("--clip", t.clip, "Global gradient-norm limit (0: off)")
+          ->capture_default_str();
+      sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
+          ->capture_default_str();
+      sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
+      sub.add_option("--eval-every", t.eval_every, "Steps between held-out evaluations (0: off)")
+          ->capture_default_str();
+      sub.add_option("--eval-tokens", t.eval_tokens, "Held-out tokens per evaluation")
+          ->capture_default_str();
+      sub.add_option("--log-every", f->log_every, "Steps between progress lines")
+          ->capture_default_str();
+      sub.add_option("--checkpoint", f->checkpoint, "Checkpoint file (written at the end too)");
+      sub.add_option("--checkpoint-every", f->checkpoint_every, "Steps between checkpoints");
+      sub.add_flag("--resume", f->resume, "Continue the run saved in --checkpoint");
+      sub.callback([f, &sub] { run(*f, sub); });
+    },
+});
+
+}  // namespace
+}  // namespace specula::cli
