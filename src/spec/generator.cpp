@@ -164,6 +164,16 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt, Drafter* d
 
     // Roll back the rows of rejected positions; the newest token stays out.
     cache_.truncate(0, static_cast<int32_t>(sequence.size()) - 1);
+    if (drafter) {
+      // Rows 0..k condition on the sequence as it now is; fewer when
+      // emission stopped inside the step.
+      const int32_t emitted = static_cast<int32_t>(sequence.size()) - length;
+      const int32_t n_rows = std::min(result.n_accepted, emitted) + 1;
+      drafter->observe_target(
+          sequence, length,
+          std::span<const float>(logits_).first(static_cast<size_t>(n_rows) * n_vocab), n_rows,
+          n_vocab);
+    }
     if (!go_on) break;
     if (drafter) {
       const Clock::time_point accept_start = Clock::now();

@@ -1,10 +1,25 @@
 #include "spec/model_drafter.h"
 
 #include <algorithm>
+#include <cmath>
+#include <span>
 
 #include "core/error.h"
 
 namespace specula {
+namespace {
+
+// softmax(logits)[token] at temperature 1: the draft's own belief in a
+// greedy pick, whose transformed distribution is one-hot. One O(V) pass.
+float softmax_probability(std::span<const float> logits, int32_t token) {
+  float max_logit = logits[0];
+  for (float l : logits) max_logit = std::max(max_logit, l);
+  double sum = 0.0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l - max_logit));
+  return static_cast<float>(std::exp(static_cast<double>(logits[token] - max_logit)) / sum);
+}
+
+}  // namespace
 
 void check_same_vocabulary(const Model& target, const Model& draft) {
   const std::string& target_path = target.file().path();
@@ -70,36 +85,36 @@ void ModelDrafter::feed(std::span<const int32_t> context, bool want_logits) {
 
 void ModelDrafter::propose(std::span<const int32_t> context, int32_t g,
                            const SamplingParams& params, Rng& rng, DraftProposal& out) {
-  out.tokens.clear();
-  if (context.empty() || g <= 0) {
-    out.probs.clear();
-    return;
-  }
+  out.clear();
+  if (context.empty() || g <= 0) return;
   // The last token must run (again) to give the logits of the next position.
   roll_back(context, context.size() - 1);
   feed(context, true);
 
   const bool greedy = params.greedy();
-  if (greedy) {
-    out.probs.clear();
-  } else {
-    out.probs.resize(g);
-  }
+  if (!greedy) out.probs.resize(g);
   for (int32_t i = 0; i < g; ++i) {
     int32_t token = 0;
+    float confidence = 1.0f;
     if (greedy) {
       token = argmax(logits_);
+      confidence = softmax_probability(logits_, token);
     } else {
       logits_to_probs(logits_, params, out.probs[i]);
       token = sample(out.probs[i], rng);
+      confidence = out.probs[i][token];
     }
     out.tokens.push_back(token);
+    out.confidence.push_back(confidence);
+    // A token the draft itself doubts ends the draft (it is still proposed).
+    if (confidence < out.stop_confidence) break;
     if (i + 1 < g) {
       rows_.assign(1, {0, static_cast<int32_t>(cached_tokens_.size()), token, true});
       cached_tokens_.push_back(token);
       model_.forward(rows_, cache_, logits_, pool_);
     }
   }
+  if (!greedy) out.probs.resize(out.tokens.size());
 }
 
 void ModelDrafter::accept(std::span<const int32_t> context, int32_t /*n_accepted*/) {

@@ -31,7 +31,9 @@ class ModelDrafter : public Drafter {
   // Catches the cache up with `context` (the tokens it lacks: usually the
   // last accepted and the correction or bonus token), then runs g single-row
   // forwards, each drawing x_i from q_i = the transformed logits (argmax when
-  // greedy, with no probs: a greedy draft is deterministic).
+  // greedy, with no probs: a greedy draft is deterministic). Fills
+  // out.confidence (q_i(x_i), or softmax(logits)[x_i] when greedy) and stops
+  // after a token whose confidence is below out.stop_confidence.
   void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
                DraftProposal& out) override;
   // Rolls the cache back to the longest prefix it shares with `context`.
