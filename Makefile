@@ -1,11 +1,12 @@
 # Entry point. `make run` and `make test` install missing Debian packages,
-# configure, build (Release) and then run the default job or the test suite.
+# configure, build (Release) and then run the default job or the test suite;
+# `make models` retrains the shipped model pair.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps configure build test test-asan run clean format
+.PHONY: all deps configure build test test-asan run models clean format
 
 all: build
 
@@ -32,6 +33,11 @@ test-asan: $(ASAN_BUILD)/build.ninja
 
 run: build
 	@scripts/run-default.sh $(BUILD)
+
+# Retrains the shipped pair in models/ from the Python standard library
+# (hours on 2 cores; resumable: run it again to continue). models/README.md.
+models: build
+	@scripts/make-models.sh $(BUILD)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

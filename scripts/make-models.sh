@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# `make models`: reproduces the default model pair shipped in models/ from
+# Debian's Python 3 standard library (models/README.md is its model card).
+#
+#   scripts/make-models.sh [BUILD_DIR] [STAGE...]
+#
+# Stages (all by default, in this order): vocab target quantize draft
+# draft-corpus install (the last copies the pair into models/). Every stage
+# is resumable: the training stages checkpoint under $work every 10 steps
+# and continue from the checkpoint when run again (an interrupted `make
+# models` is continued by running it again), and a stage whose output exists
+# in $work is skipped. Environment knobs (defaults are
+# what made the shipped files):
+#   SPECULA_MODELS_WORK   work directory (checkpoints, vocab)   build/models-work
+#   SPECULA_MODELS_OUT    where the finished files go           models
+#   TARGET_STEPS DRAFT_STEPS THREADS GEMM
+set -euo pipefail
+
+build=${1:-build}
+shift || true
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(vocab target quantize draft draft-corpus install)
+
+specula="$build/specula"
+work=${SPECULA_MODELS_WORK:-build/models-work}
+out=${SPECULA_MODELS_OUT:-models}
+threads=${THREADS:-0}
+gemm=${GEMM:-}
+target_steps=${TARGET_STEPS:-800}
+draft_steps=${DRAFT_STEPS:-400}
+
+# The corpus: the newest Python 3 standard library on the machine.
+pylib=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pylib" ] || [ ! -f "$pylib/os.py" ]; then
+  echo "make-models: no Python 3 standard library under /usr/lib (run scripts/install-deps.sh)" >&2
+  exit 1
+fi
+# Held out for evaluation, never trained on (module paths under $pylib).
+heldout_modules=(json argparse.py csv.py textwrap.py shlex.py calendar.py dataclasses.py)
+mapfile -t all_files < <(find "$pylib" -name '*.py' -type f | LC_ALL=C sort)
+train_files=()
+eval_files=()
+for f in "${all_files[@]}"; do
+  rel=${f#"$pylib"/}
+  held=0
+  for m in "${heldout_modules[@]}"; do
+    if [ "$rel" = "$m" ] || [[ "$rel" == "$m"/* ]]; then held=1; fi
+  done
+  if [ $held -eq 1 ]; then eval_files+=("$f"); else train_files+=("$f"); fi
+done
+
+mkdir -p "$work" "$out"
+vocab="$work/vocab-8k.gguf"
+target_f16="$work/target-f16.gguf"
+target="$work/specula-py-target-q8_0.gguf"
+draft="$work/specula-py-draft-distilled-f16.gguf"
+draft_corpus="$work/draft-corpus-only-f16.gguf"
+gemm_flag=()
+[ -n "$gemm" ] && gemm_flag=(--gemm "$gemm")
+
+# Shapes: target ~20M parameters, draft ~2M (models/README.md).
+target_shape=(--embd 384 --layers 9 --heads 6 --heads-kv 2 --ff 1024 --ctx 1024)
+draft_shape=(--embd 128 --layers 2 --heads 4 --heads-kv 2 --ff 352 --ctx 1024)
+
+# Runs a training command with --checkpoint, adding --resume when the
+# checkpoint exists, unless the final output already exists.
+run_resumable() {
+  local output=$1 checkpoint=$2
+  shift 2
+  if [ -f "$output" ]; then
+    echo "make-models: $output exists, skipping" >&2
+    return
+  fi
+  local resume=()
+  [ -f "$checkpoint" ] && resume=(--resume) && echo "make-models: resuming $checkpoint" >&2
+  "$@" --checkpoint "$checkpoint" --checkpoint-every 10 "${resume[@]}" --out "$output.tmp"
+  mv "$output.tmp" "$output"
+}
+
+for stage in "${stages[@]}"; do
+  echo "== make-models: $stage ($(date -u +%H:%M:%S))" >&2
+  case $stage in
+    vocab)
+      [ -f "$vocab" ] || "$specula" tokenizer train --input "${train_files[@]}" --vocab-size 8192 \
+        --pre default --out "$vocab"
+      ;;
+    target)
+      run_resumable "$target_f16" "$work/target.ckpt.gguf" \
+        "$specula" train --vocab "$vocab" --input "${train_files[@]}" \
+        --eval-input "${eval_files[@]}" "${target_shape[@]}" --name specula-py-target \
+        --seq-len 256 --batch 16 --steps "$target_steps" --lr 1.5e-3 --min-lr 1e-4 \
+        --warmup 40 --eval-every 50 --eval-tokens 16384 --log-every 5 --seed 1 \
+        -t "$threads" "${gemm_flag[@]}"
+      ;;
+    quantize)
+      [ -f "$target" ] || "$specula" quantize "$target_f16" "$target" q8_0
+      ;;
+    draft)
+      # Distilled from the shipped (Q8_0) target, so it imitates what ships.
+      run_resumable "$draft" "$work/draft.ckpt.gguf" \
+        "$specula" distill --teacher "$target" --input "${train_files[@]}" \
+        --eval-input "${eval_files[@]}" "${draft_shape[@]}" --name specula-py-draft \
+        --loss tvd --on-policy-fraction 0.2 --seq-len 256 --batch 16 --steps "$draft_steps" \
+        --lr 3e-3 --min-lr 2e-4 --warmup 20 --eval-every 100 --log-every 10 --seed 2 \
+        -t "$threads" "${gemm_flag[@]}"
+      ;;
+    draft-corpus)
+      # The control: the same draft shape and steps, trained on the corpus
+      # alone (cross-entropy), not shipped.
+      run_resumable "$draft_corpus" "$work/draft-corpus.ckpt.gguf" \
+        "$specula" train --vocab "$vocab" --input "${train_files[@]}" \
+        --eval-input "${eval_files[@]}" "${draft_shape[@]}" --name specula-py-draft-corpus \
+        --seq-len 256 --batch 16 --steps "$draft_steps" --lr 3e-3 --min-lr 2e-4 --warmup 20 \
+        --eval-every 100 --log-every 10 --seed 2 -t "$threads" "${gemm_flag[@]}"
+      ;;
+    install)
+      cp "$target" "$draft" "$out/"
+      echo "make-models: installed $(basename "$target") and $(basename "$draft") in $out/" >&2
+      ;;
+    *)
+      echo "make-models: unknown stage '$stage' (vocab target quantize draft draft-corpus install)" >&2
+      exit 1
+      ;;
+  esac
+done
