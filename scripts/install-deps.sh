@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libhwy-dev libpcre2-dev nlohmann-json3-dev libcli11-dev jq gnuplot-nox
+  libhwy-dev libpcre2-dev nlohmann-json3-dev libcli11-dev jq gnuplot-nox libdnnl-dev
 )
 
 missing=()

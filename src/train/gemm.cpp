@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "train/gemm_dnnl.h"
+
 namespace specula {
 namespace {
 
@@ -10,13 +12,33 @@ T element(const T* matrix, int64_t ld, Transpose trans, int64_t row, int64_t col
   return trans == Transpose::kNo ? matrix[row * ld + col] : matrix[col * ld + row];
 }
 
+thread_local GemmBackend t_gemm_backend = GemmBackend::kF32;
+
+bool large_enough_for_bf16(const GemmShape& s) {
+  return s.m >= kBf16MinDim && s.n >= kBf16MinDim && s.k >= kBf16MinDim &&
+         s.m * s.n * s.k >= kBf16MinMacs;
+}
+
 }  // namespace
+
+ScopedGemmBackend::ScopedGemmBackend(GemmBackend backend) : previous_(t_gemm_backend) {
+  assert(backend != GemmBackend::kAuto);
+  t_gemm_backend = backend;
+}
+
+ScopedGemmBackend::~ScopedGemmBackend() {
+  t_gemm_backend = previous_;
+}
 
 void gemm(const GemmShape& shape, const float* a, int64_t lda, const float* b, int64_t ldb,
           float* c, int64_t ldc, bool accumulate, ThreadPool* pool) {
   using namespace gemm_detail;
   assert(shape.m >= 0 && shape.n >= 0 && shape.k >= 0);
   if (shape.m == 0 || shape.n == 0) return;
+  if (t_gemm_backend == GemmBackend::kBf16 && large_enough_for_bf16(shape)) {
+    gemm_bf16(shape, a, lda, b, ldb, c, ldc, accumulate, pool);
+    return;
+  }
   const GemmJob job{shape, a, lda, b, ldb, c, ldc, accumulate};
   const int64_t blocks_m = (shape.m + kBlockM - 1) / kBlockM;
   const int64_t blocks_n = (shape.n + kBlockN - 1) / kBlockN;

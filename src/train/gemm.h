@@ -34,6 +34,32 @@ struct GemmShape {
   int64_t k = 0;
 };
 
+// Which kernel runs the large float products: kF32 is the Highway kernel
+// below; kBf16 rounds the operands to bfloat16 and runs them on oneDNN
+// (AMX), see gemm_dnnl.h. kAuto is resolved by resolve_gemm_backend.
+enum class GemmBackend { kAuto, kF32, kBf16 };
+
+// While one is alive, the float gemm() calls made on this thread whose
+// product has at least kBf16MinMacs multiply-adds (and every dimension at
+// least kBf16MinDim) run on `backend`; smaller products, and calls on other
+// threads, stay on the float kernel. The trainer opens one around each
+// linear layer, so attention's per-head products (made inside pool tasks)
+// never switch. Nests; restores the previous backend when destroyed.
+class ScopedGemmBackend {
+ public:
+  explicit ScopedGemmBackend(GemmBackend backend);
+  ~ScopedGemmBackend();
+  ScopedGemmBackend(const ScopedGemmBackend&) = delete;
+  ScopedGemmBackend& operator=(const ScopedGemmBackend&) = delete;
+
+ private:
+  GemmBackend previous_;
+};
+// Below this the float kernel is as fast: converting the operands and
+// calling oneDNN cost a few microseconds per call.
+constexpr int64_t kBf16MinMacs = int64_t{1} << 18;
+constexpr int64_t kBf16MinDim = 16;
+
 // pool may be null (single thread). Not reentrant on one pool.
 void gemm(const GemmShape& shape, const float* a, int64_t lda, const float* b, int64_t ldb,
           float* c, int64_t ldc, bool accumulate, ThreadPool* pool);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
 #include "train/checkpoint.h"
+#include "train/gemm_dnnl.h"
 #include "train/model_io.h"
 
 namespace specula {
@@ -78,6 +79,7 @@ Trainer::Trainer(const TrainOptions& options, TokenCorpus corpus, ThreadPool* po
          " + 1; give more text or a shorter --seq-len");
   }
   if (initialise) init_parameters(*layout_, options_.seed, params_);
+  set_gemm_backend(options_.gemm);
 }
 
 Trainer::~Trainer() = default;
@@ -118,6 +120,13 @@ void Trainer::set_evaluation(int64_t every, int64_t tokens) {
   if (every < 0 || tokens < 0) fail("train: --eval-every and --eval-tokens must not be negative");
   options_.eval_every = every;
   options_.eval_tokens = tokens;
+}
+
+std::string Trainer::set_gemm_backend(GemmBackend requested) {
+  GemmBackendChoice choice = resolve_gemm_backend(requested, bf16_gemm_support());
+  options_.gemm = choice.backend;
+  model_->set_gemm_backend(choice.backend);
+  return std::move(choice.notice);
 }
 
 StepResult Trainer::step() {

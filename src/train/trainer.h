@@ -36,6 +36,11 @@ struct TrainOptions {
   uint64_t seed = 1;  // initial weights and data order
   int64_t eval_every = 100;
   int64_t eval_tokens = 8192;
+  // Kernel of the linear layers' products (gemm_dnnl.h). Not part of the
+  // trajectory a checkpoint fixes: a run may resume on another backend
+  // (the continuation then differs slightly from an uninterrupted run).
+  // kAuto or an unavailable kBf16 resolve to what the machine offers.
+  GemmBackend gemm = GemmBackend::kF32;
 
   LearningRateSchedule schedule() const { return {lr, min_lr, warmup, steps}; }
 };
@@ -71,6 +76,10 @@ class Trainer {
   // with it the schedule's length) and the evaluation settings.
   void set_steps(int64_t steps);
   void set_evaluation(int64_t every, int64_t tokens);
+  // Resolves `requested` (resolve_gemm_backend) and uses it from the next
+  // step on; returns the notice when bf16 was asked for but is unavailable.
+  std::string set_gemm_backend(GemmBackend requested);
+  GemmBackend gemm_backend() const { return model_->gemm_backend(); }
 
   // One optimizer step on a freshly drawn batch.
   StepResult step();

@@ -133,6 +133,23 @@ template <typename T>
 void ensure(std::vector<T>& buffer, int64_t size) {
   buffer.resize(static_cast<size_t>(size));
 }
+
+// The linear layers' products run on the chosen backend (gemm.h); the
+// scope covers only them, so attention's products stay f32.
+template <typename T>
+void linear_forward_on(GemmBackend backend, const T* x, const T* w, int64_t rows, int64_t n_in,
+                       int64_t n_out, T* y, ThreadPool* pool) {
+  const ScopedGemmBackend scope(backend);
+  linear_forward(x, w, rows, n_in, n_out, y, pool);
+}
+
+template <typename T>
+void linear_backward_on(GemmBackend backend, const T* x, const T* w, const T* d_y, int64_t rows,
+                        int64_t n_in, int64_t n_out, T* d_x, bool accumulate_d_x, T* d_w,
+                        ThreadPool* pool) {
+  const ScopedGemmBackend scope(backend);
+  linear_backward(x, w, d_y, rows, n_in, n_out, d_x, accumulate_d_x, d_w, pool);
+}
 }  // namespace
 
 template <typename T>
@@ -183,21 +200,24 @@ std::span<T> Transformer<T>::forward(const T* params, std::span<const int32_t> t
 
     rms_norm_forward(L.x_in.data(), params + o.attn_norm, n, d, s.rms_eps, L.xn1.data(),
                      L.inv_rms1.data(), pool);
-    linear_forward(L.xn1.data(), params + o.wq, n, d, q_dim, L.q.data(), pool);
-    linear_forward(L.xn1.data(), params + o.wk, n, d, kv_dim, L.k.data(), pool);
-    linear_forward(L.xn1.data(), params + o.wv, n, d, kv_dim, L.v.data(), pool);
+    linear_forward_on(gemm_backend_, L.xn1.data(), params + o.wq, n, d, q_dim, L.q.data(), pool);
+    linear_forward_on(gemm_backend_, L.xn1.data(), params + o.wk, n, d, kv_dim, L.k.data(), pool);
+    linear_forward_on(gemm_backend_, L.xn1.data(), params + o.wv, n, d, kv_dim, L.v.data(), pool);
     rope_forward(L.q.data(), n, seq_len, s.n_head, *a.rope, pool);
     rope_forward(L.k.data(), n, seq_len, s.n_head_kv, *a.rope, pool);
     attention_forward(dims, L.q.data(), L.k.data(), L.v.data(), L.probs.data(), L.att.data(), pool);
-    linear_forward(L.att.data(), params + o.wo, n, q_dim, d, a.projected.data(), pool);
+    linear_forward_on(gemm_backend_, L.att.data(), params + o.wo, n, q_dim, d, a.projected.data(),
+                      pool);
     for (int64_t i = 0; i < n * d; ++i) L.x_mid[i] = L.x_in[i] + a.projected[i];
 
     rms_norm_forward(L.x_mid.data(), params + o.ffn_norm, n, d, s.rms_eps, L.xn2.data(),
                      L.inv_rms2.data(), pool);
-    linear_forward(L.xn2.data(), params + o.w_gate, n, d, ff, L.gate.data(), pool);
-    linear_forward(L.xn2.data(), params + o.w_up, n, d, ff, L.up.data(), pool);
+    linear_forward_on(gemm_backend_, L.xn2.data(), params + o.w_gate, n, d, ff, L.gate.data(),
+                      pool);
+    linear_forward_on(gemm_backend_, L.xn2.data(), params + o.w_up, n, d, ff, L.up.data(), pool);
     swiglu_forward(L.gate.data(), L.up.data(), n * ff, L.h.data(), pool);
-    linear_forward(L.h.data(), params + o.w_down, n, ff, d, a.projected.data(), pool);
+    linear_forward_on(gemm_backend_, L.h.data(), params + o.w_down, n, ff, d, a.projected.data(),
+                      pool);
     std::vector<T>& x_out =
         l + 1 < s.n_layer ? a.layers[static_cast<size_t>(l + 1)].x_in : a.x_final;
     ensure(x_out, n * d);
@@ -208,7 +228,8 @@ std::span<T> Transformer<T>::forward(const T* params, std::span<const int32_t> t
   ensure(a.logits, n * v);
   rms_norm_forward(a.x_final.data(), params + layout_.output_norm(), n, d, s.rms_eps,
                    a.xn_final.data(), a.inv_rms_final.data(), pool);
-  linear_forward(a.xn_final.data(), params + layout_.output(), n, d, v, a.logits.data(), pool);
+  linear_forward_on(gemm_backend_, a.xn_final.data(), params + layout_.output(), n, d, v,
+                    a.logits.data(), pool);
   return std::span<T>(a.logits.data(), a.logits.size());
 }
 
@@ -230,8 +251,8 @@ void Transformer<T>::backward(const T* params, const T* d_logits, T* grads, Thre
   ensure(a.d_gate, n * ff);
   ensure(a.d_up, n * ff);
 
-  linear_backward(a.xn_final.data(), params + layout_.output(), d_logits, n, d, v, a.d_xn.data(),
-                  false, grads + layout_.output(), pool);
+  linear_backward_on(gemm_backend_, a.xn_final.data(), params + layout_.output(), d_logits, n, d, v,
+                     a.d_xn.data(), false, grads + layout_.output(), pool);
   std::fill(a.d_x.begin(), a.d_x.end(), T(0));
   rms_norm_backward_accumulate(a.x_final.data(), params + layout_.output_norm(),
                                a.inv_rms_final.data(), a.d_xn.data(), n, d, a.d_x.data(),
@@ -241,29 +262,29 @@ void Transformer<T>::backward(const T* params, const T* d_logits, T* grads, Thre
   for (int32_t l = s.n_layer - 1; l >= 0; --l) {
     const typename Activations::Layer& L = a.layers[static_cast<size_t>(l)];
     const LayerOffsets& o = layout_.layer(l);
-    linear_backward(L.h.data(), params + o.w_down, a.d_x.data(), n, ff, d, a.d_h.data(), false,
-                    grads + o.w_down, pool);
+    linear_backward_on(gemm_backend_, L.h.data(), params + o.w_down, a.d_x.data(), n, ff, d,
+                       a.d_h.data(), false, grads + o.w_down, pool);
     swiglu_backward(L.gate.data(), L.up.data(), a.d_h.data(), n * ff, a.d_gate.data(),
                     a.d_up.data(), pool);
-    linear_backward(L.xn2.data(), params + o.w_gate, a.d_gate.data(), n, d, ff, a.d_xn.data(),
-                    false, grads + o.w_gate, pool);
-    linear_backward(L.xn2.data(), params + o.w_up, a.d_up.data(), n, d, ff, a.d_xn.data(), true,
-                    grads + o.w_up, pool);
+    linear_backward_on(gemm_backend_, L.xn2.data(), params + o.w_gate, a.d_gate.data(), n, d, ff,
+                       a.d_xn.data(), false, grads + o.w_gate, pool);
+    linear_backward_on(gemm_backend_, L.xn2.data(), params + o.w_up, a.d_up.data(), n, d, ff,
+                       a.d_xn.data(), true, grads + o.w_up, pool);
     rms_norm_backward_accumulate(L.x_mid.data(), params + o.ffn_norm, L.inv_rms2.data(),
                                  a.d_xn.data(), n, d, a.d_x.data(), grads + o.ffn_norm, pool);
 
-    linear_backward(L.att.data(), params + o.wo, a.d_x.data(), n, q_dim, d, a.d_att.data(), false,
-                    grads + o.wo, pool);
+    linear_backward_on(gemm_backend_, L.att.data(), params + o.wo, a.d_x.data(), n, q_dim, d,
+                       a.d_att.data(), false, grads + o.wo, pool);
     attention_backward(dims, L.q.data(), L.k.data(), L.v.data(), L.probs.data(), a.d_att.data(),
                        a.d_q.data(), a.d_k.data(), a.d_v.data(), pool);
     rope_backward(a.d_q.data(), n, a.seq_len, s.n_head, *a.rope, pool);
     rope_backward(a.d_k.data(), n, a.seq_len, s.n_head_kv, *a.rope, pool);
-    linear_backward(L.xn1.data(), params + o.wq, a.d_q.data(), n, d, q_dim, a.d_xn.data(), false,
-                    grads + o.wq, pool);
-    linear_backward(L.xn1.data(), params + o.wk, a.d_k.data(), n, d, kv_dim, a.d_xn.data(), true,
-                    grads + o.wk, pool);
-    linear_backward(L.xn1.data(), params + o.wv, a.d_v.data(), n, d, kv_dim, a.d_xn.data(), true,
-                    grads + o.wv, pool);
+    linear_backward_on(gemm_backend_, L.xn1.data(), params + o.wq, a.d_q.data(), n, d, q_dim,
+                       a.d_xn.data(), false, grads + o.wq, pool);
+    linear_backward_on(gemm_backend_, L.xn1.data(), params + o.wk, a.d_k.data(), n, d, kv_dim,
+                       a.d_xn.data(), true, grads + o.wk, pool);
+    linear_backward_on(gemm_backend_, L.xn1.data(), params + o.wv, a.d_v.data(), n, d, kv_dim,
+                       a.d_xn.data(), true, grads + o.wv, pool);
     rms_norm_backward_accumulate(L.x_in.data(), params + o.attn_norm, L.inv_rms1.data(),
                                  a.d_xn.data(), n, d, a.d_x.data(), grads + o.attn_norm, pool);
   }

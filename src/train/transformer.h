@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "train/gemm.h"
 #include "train/layers.h"
 
 namespace specula {
@@ -98,10 +99,17 @@ class Transformer {
   // forward (which may be the span forward returned, overwritten in place).
   void backward(const T* params, const T* d_logits, T* grads, ThreadPool* pool);
 
+  // The kernel of the linear layers' products (forward, both backward
+  // products, the output layer): kF32 or kBf16, resolved (see gemm_dnnl.h).
+  // Attention and the small products stay f32. Ignored for double.
+  void set_gemm_backend(GemmBackend resolved) { gemm_backend_ = resolved; }
+  GemmBackend gemm_backend() const { return gemm_backend_; }
+
  private:
   struct Activations;
   const ParameterLayout& layout_;
   std::unique_ptr<Activations> act_;
+  GemmBackend gemm_backend_ = GemmBackend::kF32;
 };
 
 }  // namespace specula
