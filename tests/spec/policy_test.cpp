@@ -1,0 +1,342 @@
+// Draft-length policies on synthetic problems: true acceptance and costs are
+// set by the test, steps are simulated (no model, no clock), and the
+// policies' decisions are checked against what the cost model says is best,
+// computed here in closed form. No timing is measured anywhere.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "sampling/sampling.h"
+#include "spec/policy.h"
+#include "spec/policy_adaptive.h"
+
+namespace specula {
+namespace {
+
+// A synthetic machine and drafter: each drafted token is accepted with
+// probability `acceptance` (independently, given the earlier ones were);
+// drafting costs `draft_seconds` per token, a target pass over n rows
+// `verify_seconds(n) = t1 * (1 + row_fraction * (n - 1))`.
+struct World {
+  double acceptance = 0.7;
+  double draft_seconds = 0.0;
+  double t1 = 0.010;
+  double row_fraction = 0.0;
+  // Optional: each token's confidence is uniform in [0, 1], and it is
+  // accepted exactly when its confidence is above this (ignores acceptance).
+  double accept_above_confidence = -1;
+
+  double verify_seconds(int32_t rows) const { return t1 * (1.0 + row_fraction * (rows - 1)); }
+  // E(g) / T(g) with a constant acceptance (design.md), independent of the
+  // policy's own estimator.
+  double rate(int32_t g) const {
+    const double expected =
+        acceptance >= 1.0 ? g + 1.0 : (1.0 - std::pow(acceptance, g + 1)) / (1.0 - acceptance);
+    return expected / (g * draft_seconds + verify_seconds(g + 1));
+  }
+  int32_t best_g(int32_t g_max) const {
+    int32_t best = 0;
+    for (int32_t g = 1; g <= g_max; ++g) {
+      if (rate(g) > rate(best)) best = g;
+    }
+    return best;
+  }
+};
+
+struct Simulation {
+  explicit Simulation(DraftLengthPolicy& p, uint64_t seed = 1) : policy(p), rng(seed) {}
+
+  // Runs one step with drafter slot 0; returns the plan it followed.
+  StepPlan step(const World& world, int32_t limit) {
+    const StepPlan plan = policy.plan(0, limit);
+    StepOutcome outcome;
+    outcome.slot = plan.draft_length > 0 ? 0 : -1;
+    outcome.requested = plan.draft_length;
+    outcome.probe = plan.probe;
+    confidence.clear();
+    bool all_accepted = true;
+    for (int32_t i = 0; i < plan.draft_length; ++i) {
+      bool accepted = false;
+      if (world.accept_above_confidence >= 0) {
+        confidence.push_back(static_cast<float>(rng.uniform()));
+        accepted = confidence.back() > world.accept_above_confidence;
+      } else {
+        accepted = rng.uniform() < world.acceptance;
+      }
+      ++outcome.drafted;
+      if (all_accepted && accepted) {
+        ++outcome.accepted;
+      } else {
+        all_accepted = false;
+      }
+      if (!confidence.empty() && confidence.back() < plan.stop_confidence) break;
+    }
+    outcome.confidence = confidence;
+    outcome.draft_seconds = outcome.drafted * world.draft_seconds;
+    outcome.verify_seconds = world.verify_seconds(outcome.drafted + 1);
+    policy.observe(outcome);
+    ++steps;
+    if (plan.draft_length == 0) ++plain_steps;
+    if (plan.probe) ++probes;
+    ++g_counts[plan.draft_length];
+    return plan;
+  }
+  // Runs n steps, returning how many drafted (g > 0).
+  int32_t run(const World& world, int32_t n, int32_t limit) {
+    int32_t drafting = 0;
+    for (int32_t i = 0; i < n; ++i) drafting += step(world, limit).draft_length > 0;
+    return drafting;
+  }
+  void reset_counts() {
+    steps = plain_steps = probes = 0;
+    g_counts.clear();
+  }
+
+  DraftLengthPolicy& policy;
+  Rng rng;
+  std::vector<float> confidence;
+  int32_t steps = 0, plain_steps = 0, probes = 0;
+  std::map<int32_t, int32_t> g_counts;
+};
+
+PolicyOptions options_for(PolicyKind kind) {
+  PolicyOptions o;
+  o.kind = kind;
+  return o;
+}
+
+TEST(AdaptivePolicy, DecodesPlainlyWhenDraftsCostTooMuch) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(8);
+  Simulation sim(policy);
+  World world;
+  world.acceptance = 0.5;
+  world.draft_seconds = world.t1;  // a draft as slow as the target
+  world.row_fraction = 0.1;
+  ASSERT_EQ(world.best_g(8), 0);
+  sim.run(world, 200, 8);
+  sim.reset_counts();
+  sim.run(world, 300, 8);
+  EXPECT_GE(sim.plain_steps, 270) << "probes: " << sim.probes;
+  EXPECT_TRUE(policy.off(0));
+}
+
+TEST(AdaptivePolicy, DecodesPlainlyWhenNothingIsAccepted) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(8);
+  Simulation sim(policy);
+  World world;
+  world.acceptance = 0.0;
+  world.draft_seconds = world.t1 * 0.02;  // cheap drafts, but useless
+  world.row_fraction = 0.05;
+  sim.run(world, 200, 8);
+  sim.reset_counts();
+  sim.run(world, 300, 8);
+  EXPECT_GE(sim.plain_steps, 280) << "probes: " << sim.probes;
+  // Probes keep happening, at a growing interval.
+  EXPECT_GT(sim.probes, 0);
+  EXPECT_LT(sim.probes, 300 / AdaptiveOptions().probe_interval_min);
+  EXPECT_GT(policy.probe_interval(0), AdaptiveOptions().probe_interval_min);
+}
+
+TEST(AdaptivePolicy, DraftsTheMostWhenEverythingIsAcceptedAndDraftsAreCheap) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(8);
+  Simulation sim(policy);
+  World world;
+  world.acceptance = 1.0;
+  world.draft_seconds = world.t1 * 0.01;
+  world.row_fraction = 0.02;
+  ASSERT_EQ(world.best_g(8), 8);
+  sim.run(world, 100, 8);
+  sim.reset_counts();
+  sim.run(world, 200, 8);
+  // All but the plain refresh steps draft the maximum.
+  EXPECT_GE(sim.g_counts[8], 190);
+}
+
+TEST(AdaptivePolicy, ChoosesTheDraftLengthTheCostModelSaysIsBest) {
+  struct Case {
+    double acceptance, draft_fraction, row_fraction;
+  };
+  for (const Case c :
+       {Case{0.8, 0.05, 0.05}, Case{0.6, 0.1, 0.1}, Case{0.9, 0.02, 0.2}, Case{0.75, 0.2, 0.0}}) {
+    AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+    policy.begin_sequence(12);
+    Simulation sim(policy, 7);
+    World world;
+    world.acceptance = c.acceptance;
+    world.draft_seconds = world.t1 * c.draft_fraction;
+    world.row_fraction = c.row_fraction;
+    const int32_t best = world.best_g(12);
+    ASSERT_GT(best, 0);
+    sim.run(world, 300, 12);
+    sim.reset_counts();
+    sim.run(world, 400, 12);
+    // The estimates are noisy (acceptance from ~20 recent drafts), and the
+    // rate is flat near its peak: judge the rate the chosen g's achieve.
+    double achieved = 0;
+    for (const auto& [g, n] : sim.g_counts) achieved += n * world.rate(g);
+    achieved /= sim.steps;
+    SCOPED_TRACE("acceptance " + std::to_string(c.acceptance) + ", best g " + std::to_string(best));
+    EXPECT_GT(achieved, 0.95 * world.rate(best));
+    EXPECT_GT(sim.g_counts[best] + sim.g_counts[best - 1] + sim.g_counts[best + 1], 200);
+  }
+}
+
+TEST(AdaptivePolicy, ReprobesAndComesBackWhenAcceptanceRecovers) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(6);
+  Simulation sim(policy, 3);
+  World good;
+  good.acceptance = 0.85;
+  good.draft_seconds = good.t1 * 0.05;
+  good.row_fraction = 0.05;
+  World bad = good;
+  bad.acceptance = 0.0;
+  ASSERT_GT(good.best_g(6), 2);
+
+  EXPECT_GT(sim.run(good, 200, 6), 180);  // speculating
+  sim.run(bad, 100, 6);
+  EXPECT_TRUE(policy.off(0));
+  sim.reset_counts();
+  sim.run(bad, 400, 6);
+  EXPECT_GE(sim.probes, 2);
+  EXPECT_GE(sim.plain_steps, 380);
+  // Recovery: the next probe finds acceptance back, probes follow quickly
+  // and speculation resumes.
+  sim.run(good, 400, 6);
+  EXPECT_FALSE(policy.off(0));
+  EXPECT_GT(sim.run(good, 100, 6), 90);
+}
+
+TEST(AdaptivePolicy, ProbesSoonAtANewSequence) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(4);
+  Simulation sim(policy);
+  World bad;
+  bad.acceptance = 0.0;
+  bad.row_fraction = 0.1;
+  sim.run(bad, 600, 4);
+  ASSERT_TRUE(policy.off(0));
+  ASSERT_GT(policy.probe_interval(0), 16);
+  policy.begin_sequence(4);
+  EXPECT_TRUE(policy.plan(0, 4).probe);
+}
+
+TEST(AdaptivePolicy, MeasuresPlainDecodingFirstAndRespectsTheLimit) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(8);
+  EXPECT_EQ(policy.plan(0, 8).draft_length, 0);  // t_verify(1) unknown
+  Simulation sim(policy);
+  World world;
+  world.acceptance = 1.0;
+  sim.run(world, 50, 8);
+  EXPECT_LE(policy.plan(0, 3).draft_length, 3);
+  EXPECT_EQ(policy.plan(0, 0).draft_length, 0);
+}
+
+TEST(AdaptivePolicy, LearnsTheConfidenceBelowWhichDraftsStop) {
+  AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
+  policy.begin_sequence(8);
+  Simulation sim(policy, 11);
+  World world;
+  world.accept_above_confidence = 0.5;  // tokens below 0.5 are never accepted
+  world.draft_seconds = world.t1 * 0.05;
+  world.row_fraction = 0.05;
+  sim.run(world, 1500, 8);
+  const StepPlan plan = policy.plan(0, 8);
+  ASSERT_GT(plan.draft_length, 0);
+  EXPECT_GE(plan.stop_confidence, 0.4f);
+  EXPECT_LE(plan.stop_confidence, 0.5f);
+}
+
+TEST(AdaptivePolicy, NoConfidenceStopWhenItIsTurnedOff) {
+  PolicyOptions o = options_for(PolicyKind::kAdaptive);
+  o.adaptive.learn_confidence_stop = false;
+  AdaptivePolicy policy(o);
+  policy.begin_sequence(8);
+  Simulation sim(policy, 11);
+  World world;
+  world.accept_above_confidence = 0.5;
+  world.draft_seconds = world.t1 * 0.05;
+  sim.run(world, 300, 8);
+  EXPECT_EQ(policy.plan(0, 8).stop_confidence, 0.0f);
+}
+
+TEST(FixedPolicy, DraftsTheLimit) {
+  FixedPolicy policy(options_for(PolicyKind::kFixed));
+  policy.begin_sequence(5);
+  EXPECT_EQ(policy.plan(0, 5).draft_length, 5);
+  EXPECT_EQ(policy.plan(0, 2).draft_length, 2);
+  EXPECT_EQ(policy.plan(0, 5).stop_confidence, 0.0f);
+  Simulation sim(policy);
+  World bad;
+  bad.acceptance = 0.0;
+  sim.run(bad, 50, 5);
+  EXPECT_EQ(policy.plan(0, 5).draft_length, 5);  // never adapts
+}
+
+TEST(ConfidencePolicy, DraftsTheLimitWithItsThreshold) {
+  PolicyOptions o = options_for(PolicyKind::kConfidence);
+  o.confidence_threshold = 0.3f;
+  ConfidencePolicy policy(o);
+  policy.begin_sequence(6);
+  const StepPlan plan = policy.plan(0, 6);
+  EXPECT_EQ(plan.draft_length, 6);
+  EXPECT_FLOAT_EQ(plan.stop_confidence, 0.3f);
+}
+
+TEST(HeuristicPolicy, FollowsPlusTwoMinusOne) {
+  HeuristicPolicy policy(options_for(PolicyKind::kHeuristic));
+  policy.begin_sequence(8);
+  EXPECT_EQ(policy.plan(0, 8).draft_length, 8);
+  auto step = [&](int32_t drafted, int32_t accepted) {
+    StepOutcome o;
+    o.slot = 0;
+    o.requested = policy.plan(0, 8).draft_length;
+    o.drafted = drafted;
+    o.accepted = accepted;
+    o.verify_seconds = 0.01;
+    policy.observe(o);
+    return policy.current();
+  };
+  EXPECT_EQ(step(8, 3), 7);
+  EXPECT_EQ(step(7, 0), 6);
+  EXPECT_EQ(step(6, 5), 5);
+  EXPECT_EQ(step(5, 5), 7);  // all accepted: +2
+  EXPECT_EQ(step(7, 7), 8);  // bounded by draft_max
+  for (int i = 0; i < 12; ++i) step(1, 0);
+  EXPECT_EQ(policy.current(), 1);  // never below 1
+  EXPECT_EQ(step(1, 1), 3);
+  // A plain step (nothing drafted) changes nothing.
+  StepOutcome plain;
+  plain.verify_seconds = 0.01;
+  policy.observe(plain);
+  EXPECT_EQ(policy.current(), 3);
+  EXPECT_EQ(policy.plan(0, 2).draft_length, 2);  // the step's limit
+  policy.begin_sequence(4);
+  EXPECT_EQ(policy.current(), 4);
+}
+
+TEST(PolicyNames, RoundTripAndRejectUnknown) {
+  for (PolicyKind kind : {PolicyKind::kAdaptive, PolicyKind::kFixed, PolicyKind::kHeuristic,
+                          PolicyKind::kConfidence}) {
+    EXPECT_EQ(parse_policy(policy_name(kind)), kind);
+    EXPECT_EQ(make_policy(options_for(kind))->kind(), kind);
+  }
+  try {
+    parse_policy("greedy");
+    FAIL() << "an unknown policy was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("adaptive"), std::string::npos) << e.what();
+  }
+  PolicyOptions o;
+  o.confidence_threshold = 1.5f;
+  EXPECT_THROW(make_policy(o), Error);
+}
+
+}  // namespace
+}  // namespace specula
