@@ -1,0 +1,86 @@
+// A draft model that learns while it drafts (online speculative
+// distillation): it proposes like ModelDrafter, forwards the target's
+// verified distributions to an OnlineDistiller (train/online_distiller.h),
+// and switches to the distiller's newest published weights at the start of
+// a proposal, rebuilding its KV cache for the current context (the old keys
+// and values came from the old weights).
+//
+// Exactness: weights change only between steps, never while a proposal is
+// drafted or verified, so each proposal's q is the distribution its tokens
+// were drawn from, and exact speculative sampling keeps the output
+// distribution the target's whatever the weights are.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "spec/drafter.h"
+#include "train/online_distiller.h"
+
+namespace specula {
+
+class LearningModelDrafter : public Drafter {
+ public:
+  // `draft` (and `pool`, may be null) must outlive the drafter; the
+  // distiller is owned. Its cache holds n_ctx positions.
+  LearningModelDrafter(const Model& draft, int32_t n_ctx, ThreadPool* pool,
+                       std::unique_ptr<OnlineDistiller> distiller);
+  // Stops the distiller's thread before anything else goes.
+  ~LearningModelDrafter() override;
+
+  std::string name() const override;
+  void begin(std::span<const int32_t> context) override;
+  // Picks up newly published weights first (the cache is then rebuilt by
+  // one batched forward over the context), then drafts as ModelDrafter:
+  // g single-row forwards, q_i = the transformed logits, confidence and
+  // out.stop_confidence as documented in drafter.h.
+  void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
+               DraftProposal& out) override;
+  void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // Hands the rows to the distiller (non-blocking).
+  void observe_target(std::span<const int32_t> context, int32_t first_position,
+                      std::span<const float> target_logits, int32_t n_rows,
+                      int32_t n_vocab) override;
+
+  OnlineDistiller& distiller() { return *distiller_; }
+  const OnlineDistiller& distiller() const { return *distiller_; }
+  // The weights proposals currently come from (the original draft until
+  // the first swap).
+  const Model& current_model() const { return *model_; }
+  uint64_t weight_version() const { return version_; }
+  uint64_t swaps() const { return swaps_; }
+
+ private:
+  // Switches to the newest published weights when there are newer ones.
+  void pick_up_weights();
+  void roll_back(std::span<const int32_t> context, size_t max_length);
+  void feed(std::span<const int32_t> context, bool want_logits);
+
+  const Model& original_;
+  int32_t n_ctx_;
+  ThreadPool* pool_;
+  std::unique_ptr<OnlineDistiller> distiller_;
+  std::shared_ptr<const Model> published_;  // keeps model_ alive after a swap
+  const Model* model_;
+  uint64_t version_ = 0;
+  uint64_t swaps_ = 0;
+  KvCache cache_;
+  std::vector<int32_t> cached_tokens_;  // the tokens whose rows cache_ holds
+  std::vector<BatchRow> rows_;
+  std::vector<float> logits_;
+};
+
+// The drafter with a distiller initialised from `draft` and, when
+// `start_learning`, its learner thread started (tests pass false and call
+// distiller().step() themselves). Throws Error for bad options or a draft
+// the trainer cannot load (not llama, or quantized weights).
+std::unique_ptr<LearningModelDrafter> make_learning_model_drafter(
+    const Model& draft, int32_t n_ctx, ThreadPool* pool, const OnlineDistillOptions& options,
+    bool start_learning = true);
+
+}  // namespace specula
