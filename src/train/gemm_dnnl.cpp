@@ -1,7 +1,6 @@
 #include "train/gemm_dnnl.h"
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,21 +16,6 @@
 #endif
 
 namespace specula {
-
-void round_to_bf16(const float* in, int64_t n, uint16_t* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, in + i, sizeof bits);
-    // Adding 0x7fff plus the lowest kept bit carries into the kept half
-    // exactly when the dropped half is above one half, or equal to it with
-    // an odd kept half (ties to even); overflow rounds to infinity, as it
-    // should. NaN would round to infinity, so it keeps its sign and top
-    // payload bits and is made quiet instead.
-    const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-    const bool is_nan = (bits & 0x7fffffffu) > 0x7f800000u;
-    out[i] = static_cast<uint16_t>(is_nan ? ((bits >> 16) | 0x40u) : rounded);
-  }
-}
 
 GemmBackendChoice resolve_gemm_backend(GemmBackend requested, const Bf16GemmSupport& support) {
   if (requested == GemmBackend::kF32) return {GemmBackend::kF32, ""};
@@ -108,12 +92,15 @@ const char* isa_name(dnnl::cpu_isa isa) {
   }
 }
 
-// One block shape of one product: the operands as oneDNN sees them (bf16,
-// with the strides of the converted copies) and the compiled primitive.
+// One block shape: C block rows x cols over depth k. Every operand oneDNN
+// sees is dense (oneDNN 2.6 picks its AMX kernel, brgemm, only for dense
+// operands; a strided sub-view of a larger matrix gets a slower AVX-512
+// kernel): the A block is row-major (rows x k) or, when A is transposed,
+// column-major; the B block row-major (k x cols) or column-major; C goes
+// to a dense per-thread buffer.
 struct BlockKey {
-  int64_t m, n, k;
-  int64_t a_row_stride, a_col_stride, b_row_stride, b_col_stride, ldc;
-  bool accumulate;
+  int64_t rows, cols, k;
+  bool a_column_major, b_column_major;
   auto operator<=>(const BlockKey&) const = default;
 };
 
@@ -125,15 +112,13 @@ struct BlockPrimitive {
 
 std::shared_ptr<const BlockPrimitive> make_block_primitive(const BlockKey& key) {
   using dt = dnnl::memory::data_type;
-  const dnnl::memory::desc a({key.m, key.k}, dt::bf16, {key.a_row_stride, key.a_col_stride});
-  const dnnl::memory::desc b({key.k, key.n}, dt::bf16, {key.b_row_stride, key.b_col_stride});
-  const dnnl::memory::desc c({key.m, key.n}, dt::f32, {key.ldc, 1});
+  using dims = dnnl::memory::dims;
+  const dnnl::memory::desc a({key.rows, key.k}, dt::bf16,
+                             key.a_column_major ? dims{1, key.rows} : dims{key.k, 1});
+  const dnnl::memory::desc b({key.k, key.cols}, dt::bf16,
+                             key.b_column_major ? dims{1, key.k} : dims{key.cols, 1});
+  const dnnl::memory::desc c({key.rows, key.cols}, dt::f32, dims{key.cols, 1});
   dnnl::primitive_attr attr;
-  if (key.accumulate) {
-    dnnl::post_ops post_ops;
-    post_ops.append_sum(1.0f);  // C = 1 * C + A B
-    attr.set_post_ops(post_ops);
-  }
   // Our own scratch buffer per thread, so that blocks run concurrently.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, cpu_engine());
@@ -157,38 +142,62 @@ std::shared_ptr<const BlockPrimitive> block_primitive(const BlockKey& key) {
   return made;
 }
 
-// Per-thread execution state: a stream and a 64-byte aligned scratchpad.
-struct ThreadExecution {
-  dnnl::stream stream{cpu_engine()};
-  std::vector<std::byte> scratch;
-  void* scratch_for(size_t bytes) {
+// A 64-byte aligned buffer that grows and is reused.
+template <typename T>
+class AlignedBuffer {
+ public:
+  T* get(size_t count) {
     constexpr size_t kAlign = 64;
-    if (scratch.size() < bytes + kAlign) scratch.resize(bytes + kAlign);
-    auto address = reinterpret_cast<uintptr_t>(scratch.data());
-    return scratch.data() + ((kAlign - address % kAlign) % kAlign);
+    const size_t bytes = count * sizeof(T) + kAlign;
+    if (storage_.size() < bytes) storage_.resize(bytes);
+    const auto address = reinterpret_cast<uintptr_t>(storage_.data());
+    return reinterpret_cast<T*>(storage_.data() + (kAlign - address % kAlign) % kAlign);
   }
+
+ private:
+  std::vector<std::byte> storage_;
 };
 
-void run_block(const BlockPrimitive& block, const uint16_t* a, const uint16_t* b, float* c) {
+// Per-thread execution state: a stream, the scratchpad, the C block.
+struct ThreadExecution {
+  dnnl::stream stream{cpu_engine()};
+  AlignedBuffer<std::byte> scratch;
+  AlignedBuffer<float> c_block;
+};
+
+// C block (rows x cols at c, leading dimension ldc) = or += A block * B block.
+void run_block(const BlockPrimitive& block, int64_t rows, int64_t cols, const uint16_t* a,
+               const uint16_t* b, float* c, int64_t ldc, bool accumulate) {
   use_one_openmp_thread();
   thread_local ThreadExecution execution;
   dnnl::engine& engine = cpu_engine();
+  float* product = execution.c_block.get(static_cast<size_t>(rows * cols));
   dnnl::memory a_memory(block.a, engine, const_cast<uint16_t*>(a));
   dnnl::memory b_memory(block.b, engine, const_cast<uint16_t*>(b));
-  dnnl::memory c_memory(block.c, engine, c);
+  dnnl::memory c_memory(block.c, engine, product);
   dnnl::memory scratch_memory(block.scratchpad, engine,
-                              execution.scratch_for(block.scratchpad.get_size()));
+                              execution.scratch.get(block.scratchpad.get_size()));
   block.matmul.execute(execution.stream, {{DNNL_ARG_SRC, a_memory},
                                           {DNNL_ARG_WEIGHTS, b_memory},
                                           {DNNL_ARG_DST, c_memory},
                                           {DNNL_ARG_SCRATCHPAD, scratch_memory}});
   execution.stream.wait();
+  for (int64_t i = 0; i < rows; ++i) {
+    float* out = c + i * ldc;
+    const float* in = product + i * cols;
+    if (accumulate) {
+      for (int64_t j = 0; j < cols; ++j) out[j] += in[j];
+    } else {
+      std::copy_n(in, cols, out);
+    }
+  }
 }
 
 // Block sides of C, from the shape alone (never the pool, so that results do
 // not depend on the thread count): at most 512 x 512, halved (in multiples
 // of 32) until there are kMinBlocks blocks for the pool to share, but not
-// below 64. Each block repacks its slice of B, so blocks stay large.
+// below 64. Each block reads its whole slice of A and B, so blocks stay
+// large.
 struct Blocking {
   int64_t rows, cols;
 };
@@ -209,20 +218,29 @@ Blocking choose_blocking(int64_t m, int64_t n) {
   return b;
 }
 
-// Copies a stored rows x cols matrix (leading dimension ld) to a dense bf16
-// one (leading dimension cols), split over the pool by rows.
-void convert_matrix(const float* in, int64_t rows, int64_t cols, int64_t ld,
-                    std::vector<uint16_t>& out, ThreadPool* pool) {
-  out.resize(static_cast<size_t>(rows * cols));
+// Rounds a stored rows x cols float matrix (leading dimension ld) to bf16
+// panels of `width` columns (the last one narrower): panel p, columns
+// [p width, p width + w_p), is a dense row-major rows x w_p matrix at
+// out + rows * p * width. width = cols gives one dense copy. Split over
+// the pool by (panel, rows).
+void convert_to_panels(const float* in, int64_t rows, int64_t cols, int64_t ld, int64_t width,
+                       uint16_t* out, ThreadPool* pool) {
   constexpr int64_t kElementsPerTask = 1 << 15;
-  const int64_t rows_per_task = std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(cols, 1));
-  const int64_t tasks = (rows + rows_per_task - 1) / rows_per_task;
+  const int64_t panels = (cols + width - 1) / width;
+  const int64_t rows_per_task = std::max<int64_t>(1, kElementsPerTask / width);
+  const int64_t row_tasks = (rows + rows_per_task - 1) / rows_per_task;
   const auto convert = [&](int64_t task) {
-    const int64_t end = std::min(rows, (task + 1) * rows_per_task);
-    for (int64_t r = task * rows_per_task; r < end; ++r) {
-      round_to_bf16(in + r * ld, cols, out.data() + r * cols);
+    const int64_t panel = task / row_tasks;
+    const int64_t first_row = (task % row_tasks) * rows_per_task;
+    const int64_t end_row = std::min(rows, first_row + rows_per_task);
+    const int64_t col0 = panel * width;
+    const int64_t w = std::min(width, cols - col0);
+    uint16_t* panel_out = out + rows * col0;
+    for (int64_t r = first_row; r < end_row; ++r) {
+      round_to_bf16(in + r * ld + col0, w, panel_out + r * w);
     }
   };
+  const int64_t tasks = panels * row_tasks;
   if (pool == nullptr || tasks == 1) {
     for (int64_t t = 0; t < tasks; ++t) convert(t);
   } else {
@@ -242,7 +260,7 @@ Bf16GemmSupport detect_support() {
     }
     // What oneDNN would really run: a reference (scalar) kernel would be
     // slower than our float one.
-    const BlockKey probe{64, 64, 64, 64, 1, 64, 1, 64, false};
+    const BlockKey probe{64, 64, 64, false, false};
     support.kernel = make_block_primitive(probe)->kernel;
     support.cpu_has_bf16 = support.kernel.rfind("ref", 0) != 0;
   } catch (const dnnl::error& e) {
@@ -283,21 +301,33 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
   }
   const bool trans_a = shape.trans_a == Transpose::kYes;
   const bool trans_b = shape.trans_b == Transpose::kYes;
-  // Dense bf16 copies in the stored layout: A is m x k, or k x m when
-  // transposed; B is k x n, or n x k. Kept per calling thread between calls.
-  // (The pool tasks below must use these pointers, not the thread_local
-  // names, which would name each task thread's own copies.)
-  thread_local std::vector<uint16_t> a16, b16;
-  const int64_t a_cols = trans_a ? m : k;
-  const int64_t b_cols = trans_b ? k : n;
-  convert_matrix(a, trans_a ? k : m, a_cols, lda, a16, pool);
-  convert_matrix(b, trans_b ? n : k, b_cols, ldb, b16, pool);
-  const uint16_t* a_converted = a16.data();
-  const uint16_t* b_converted = b16.data();
-
   const Blocking blocking = choose_blocking(m, n);
   const int64_t blocks_m = (m + blocking.rows - 1) / blocking.rows;
   const int64_t blocks_n = (n + blocking.cols - 1) / blocking.cols;
+
+  // bf16 copies from which every block is a dense matrix. op(A)'s row block
+  // i starts at element i * rows * k in both layouts: A stored m x k is
+  // copied whole (a row block is contiguous); A stored k x m (transposed)
+  // is cut into column panels, each a column-major block of op(A).
+  // Likewise op(B)'s column block j starts at j * cols * k: B stored n x k
+  // (transposed) whole, B stored k x n in row-major panels. Kept per
+  // calling thread between calls. (The pool tasks below must use the
+  // pointers, not the thread_local names, which would name each task
+  // thread's own copies.)
+  thread_local AlignedBuffer<uint16_t> a_buffer, b_buffer;
+  uint16_t* const a16 = a_buffer.get(static_cast<size_t>(m * k));
+  uint16_t* const b16 = b_buffer.get(static_cast<size_t>(k * n));
+  if (trans_a) {
+    convert_to_panels(a, k, m, lda, blocking.rows, a16, pool);
+  } else {
+    convert_to_panels(a, m, k, lda, k, a16, pool);
+  }
+  if (trans_b) {
+    convert_to_panels(b, n, k, ldb, k, b16, pool);
+  } else {
+    convert_to_panels(b, k, n, ldb, blocking.cols, b16, pool);
+  }
+
   // At most four block shapes (interior and edges); compiled here, on the
   // calling thread, so that the tasks only execute.
   std::shared_ptr<const BlockPrimitive> primitives[2][2];
@@ -306,17 +336,8 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
   try {
     for (int edge_m = 0; edge_m < 2; ++edge_m) {
       for (int edge_n = 0; edge_n < 2; ++edge_n) {
-        const int64_t bi = edge_m ? blocks_m - 1 : 0;
-        const int64_t bj = edge_n ? blocks_n - 1 : 0;
-        const BlockKey key{rows_of(bi),
-                           cols_of(bj),
-                           k,
-                           trans_a ? 1 : a_cols,
-                           trans_a ? a_cols : 1,
-                           trans_b ? 1 : b_cols,
-                           trans_b ? b_cols : 1,
-                           ldc,
-                           accumulate};
+        const BlockKey key{rows_of(edge_m ? blocks_m - 1 : 0), cols_of(edge_n ? blocks_n - 1 : 0),
+                           k, trans_a, trans_b};
         primitives[edge_m][edge_n] = block_primitive(key);
       }
     }
@@ -333,10 +354,9 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
     const int64_t row0 = bi * blocking.rows;
     const int64_t col0 = bj * blocking.cols;
     const BlockPrimitive& primitive = *primitives[bi == blocks_m - 1][bj == blocks_n - 1];
-    const uint16_t* a_block = a_converted + (trans_a ? row0 : row0 * a_cols);
-    const uint16_t* b_block = b_converted + (trans_b ? col0 * b_cols : col0);
     try {
-      run_block(primitive, a_block, b_block, c + row0 * ldc + col0);
+      run_block(primitive, rows_of(bi), cols_of(bj), a16 + row0 * k, b16 + col0 * k,
+                c + row0 * ldc + col0, ldc, accumulate);
     } catch (const dnnl::error& e) {  // must not leave a pool task
       const std::lock_guard<std::mutex> lock(error_mutex);
       error = e.what();

@@ -72,7 +72,8 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
                float* c, int64_t ldc, bool accumulate, ThreadPool* pool);
 
 // Rounds n floats to bfloat16 bit patterns, to nearest with ties to even
-// (NaN stays NaN, quiet). Exposed for its test.
+// (NaN stays NaN, quiet). SIMD per target (bf16_round.cpp); exposed for
+// its test.
 void round_to_bf16(const float* in, int64_t n, uint16_t* out);
 
 }  // namespace specula

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "train/trainer.h"
 
 namespace specula {
@@ -58,17 +59,62 @@ TEST(RoundToBf16, NearestTiesToEven) {
   EXPECT_TRUE(std::isnan(bf16_value(snan)));
 }
 
-TEST(RoundToBf16, ErrorAtMostHalfASpacing) {
+// The nearest bf16 by another route: the two bf16 values around x (by
+// truncation towards zero and the next one away from zero), compared in
+// double; ties go to the even bit pattern. For finite x only.
+uint16_t nearest_bf16_reference(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const auto toward_zero = static_cast<uint16_t>(bits >> 16);
+  const auto away = static_cast<uint16_t>(toward_zero + 1);  // next magnitude, same sign
+  const double below = std::abs(static_cast<double>(bf16_value(toward_zero)) - x);
+  const double above = std::abs(static_cast<double>(bf16_value(away)) - x);
+  if (below < above) return toward_zero;
+  if (above < below) return away;
+  return (toward_zero & 1) == 0 ? toward_zero : away;
+}
+
+TEST(RoundToBf16, MatchesReferenceOnEveryTarget) {
   std::mt19937 rng(11);
-  std::uniform_real_distribution<float> dist(-100.0f, 100.0f);
-  std::vector<float> in(4096);
-  for (float& x : in) x = dist(rng);
-  std::vector<uint16_t> out(in.size());
-  round_to_bf16(in.data(), static_cast<int64_t>(in.size()), out.data());
+  std::uniform_real_distribution<float> uniform(-100.0f, 100.0f);
+  std::uniform_int_distribution<uint32_t> low_bits(0, 0xffff);
+  std::vector<float> in(1000 + 37);  // not a multiple of any vector width
   for (size_t i = 0; i < in.size(); ++i) {
-    const double x = in[i];
-    const double r = bf16_value(out[i]);
-    ASSERT_LE(std::abs(r - x), std::ldexp(std::abs(x), -8)) << x;  // 2^-8 relative = half spacing
+    in[i] = uniform(rng);
+    // Every third value sits on or next to a tie (dropped half 0x8000 +- 1).
+    if (i % 3 == 0) {
+      const uint32_t tie = (std::bit_cast<uint32_t>(in[i]) & 0xffff0000u) | 0x8000u;
+      in[i] = std::bit_cast<float>(tie + (low_bits(rng) % 3) - 1);
+    }
+  }
+  in[5] = std::numeric_limits<float>::max();
+  in[7] = -std::numeric_limits<float>::infinity();
+  in[11] = std::numeric_limits<float>::quiet_NaN();
+  in[13] = std::bit_cast<float>(0xff800001u);  // negative NaN, payload in the dropped bits
+  in[17] = std::numeric_limits<float>::denorm_min();
+  for (const SimdTarget& target : simd_targets()) {
+    SCOPED_TRACE(target.name);
+    const ScopedSimdTarget scoped(target.bit);
+    std::vector<uint16_t> out(in.size());
+    round_to_bf16(in.data(), static_cast<int64_t>(in.size()), out.data());
+    for (size_t i = 0; i < in.size(); ++i) {
+      const float x = in[i];
+      if (std::isnan(x)) {
+        ASSERT_TRUE(std::isnan(bf16_value(out[i]))) << i;
+        ASSERT_EQ(out[i] >> 15, std::bit_cast<uint32_t>(x) >> 31) << "sign kept, " << i;
+      } else if (std::isinf(x) || x == std::numeric_limits<float>::max()) {
+        ASSERT_EQ(bf16_value(out[i]), x == std::numeric_limits<float>::max()
+                                          ? std::numeric_limits<float>::infinity()
+                                          : x)
+            << i;
+      } else {
+        ASSERT_EQ(out[i], nearest_bf16_reference(x)) << "x = " << x << " at " << i;
+        // 2^-8 relative is half the spacing of 8 significant bits (normal
+        // numbers; denormals have fewer).
+        if (std::abs(x) < std::numeric_limits<float>::min()) continue;
+        ASSERT_LE(std::abs(static_cast<double>(bf16_value(out[i])) - x),
+                  std::ldexp(std::abs(static_cast<double>(x)), -8));
+      }
+    }
   }
 }
 
