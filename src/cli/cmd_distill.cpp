@@ -20,6 +20,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/distill_eval.h"
 #include "train/distill_loss.h"
+#include "train/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {
@@ -44,6 +45,7 @@ struct DistillFlags {
   int64_t checkpoint_every = 0;
   bool resume = false;
   int64_t log_every = 10;
+  std::string gemm = "auto";
 };
 
 // Writes the student as it is now to `path` and measures it against the
@@ -133,6 +135,7 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
   if ((flags.checkpoint_every > 0 || flags.resume) && flags.checkpoint.empty()) {
     fail("distill: --checkpoint-every and --resume need --checkpoint PATH");
   }
+  const GemmBackend gemm = parse_gemm_backend(flags.gemm, "distill: --gemm");
   const std::unique_ptr<Model> teacher = Model::load(flags.teacher);
   const ModelConfig& tc = teacher->config();
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());
@@ -176,6 +179,10 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     trainer = std::make_unique<Trainer>(options, std::move(corpus), &pool);
     trainer->set_loss(make_loss());
   }
+  const std::string gemm_notice = trainer->set_gemm_backend(gemm);
+  if (!gemm_notice.empty()) std::fprintf(stderr, "distill: %s\n", gemm_notice.c_str());
+  std::fprintf(stderr, "distill: student %s\n",
+               describe_gemm_backend(trainer->gemm_backend()).c_str());
   const TransformerShape& s = trainer->options().shape;
   std::fprintf(stderr,
                "distill: student llama %d layers x %d embd, %d heads (%d kv), ff %d: %.2fM "
@@ -273,6 +280,10 @@ const bool registered = register_command({
       sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
           ->capture_default_str();
       sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
+      sub.add_option("--gemm", f->gemm,
+                     "Student's linear-layer products: f32, bf16 (oneDNN, AMX; f32 accumulation) "
+                     "or auto (bf16 where available)")
+          ->capture_default_str();
       sub.add_option("--eval-every", t.eval_every, "Steps between held-out evaluations (0: off)")
           ->capture_default_str();
       sub.add_option("--eval-tokens", t.eval_tokens, "Held-out tokens per evaluation")

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {
@@ -38,6 +39,7 @@ struct TrainFlags {
   int64_t checkpoint_every = 0;
   bool resume = false;
   int64_t log_every = 10;
+  std::string gemm = "auto";
 };
 
 std::atomic<bool> g_stop_requested{false};
@@ -152,6 +154,7 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
   if (flags.checkpoint_every > 0 && flags.checkpoint.empty()) {
     fail("train: --checkpoint-every needs --checkpoint PATH");
   }
+  const GemmBackend gemm = parse_gemm_backend(flags.gemm, "train: --gemm");
   const std::unique_ptr<GgufReader> vocab_file = GgufReader::open(flags.vocab);
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*vocab_file);
   const auto start = std::chrono::steady_clock::now();
@@ -178,6 +181,9 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
   ThreadPool pool(std::max(1, threads));
   std::unique_ptr<Trainer> trainer =
       make_trainer(flags, sub, std::move(corpus), tokenizer->n_vocab(), &pool);
+  const std::string gemm_notice = trainer->set_gemm_backend(gemm);
+  if (!gemm_notice.empty()) std::fprintf(stderr, "train: %s\n", gemm_notice.c_str());
+  std::fprintf(stderr, "train: %s\n", describe_gemm_backend(trainer->gemm_backend()).c_str());
   const TrainOptions& o = trainer->options();
   const TransformerShape& s = o.shape;
   std::fprintf(stderr,
@@ -289,6 +295,10 @@ const bool registered = register_command({
       sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
           ->capture_default_str();
       sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
+      sub.add_option("--gemm", f->gemm,
+                     "Linear layers' products: f32, bf16 (oneDNN, AMX; f32 accumulation) or "
+                     "auto (bf16 where available)")
+          ->capture_default_str();
       sub.add_option("--eval-every", t.eval_every, "Steps between held-out evaluations (0: off)")
           ->capture_default_str();
       sub.add_option("--eval-tokens", t.eval_tokens, "Held-out tokens per evaluation")
