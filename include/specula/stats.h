@@ -21,6 +21,20 @@ enum class StopReason {
 // "eos", "max_tokens", "context_full", "cancelled" or "none".
 std::string_view stop_reason_name(StopReason reason);
 
+// One drafter's share of a generation (the bandit may use several).
+struct DrafterUsage {
+  std::string name;
+  int64_t steps = 0;  // steps in which it proposed
+  int64_t drafted_tokens = 0;
+  int64_t accepted_tokens = 0;
+  double seconds = 0;  // its propose() and accept() time
+  // [i]: its tokens drafted at draft position i, and of those accepted.
+  std::vector<int64_t> drafted_at;
+  std::vector<int64_t> accepted_at;
+
+  double acceptance_rate() const;  // accepted / drafted (0 when none)
+};
+
 struct GenerationStats {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;  // emitted; an end-of-generation token is not counted
@@ -44,6 +58,25 @@ struct GenerationStats {
   double total_seconds = 0;
 
   StopReason stop_reason = StopReason::kNone;
+
+  // The decisions (docs/speculative.md). policy: "adaptive", "fixed",
+  // "heuristic", "confidence", or "plain" without drafters.
+  std::string policy = "plain";
+  // [g]: steps for which the policy chose to draft g tokens, g = 0..draft_max
+  // ([0]: plain steps). Drafters may propose fewer than chosen.
+  std::vector<int64_t> draft_length_steps;
+  int64_t probe_steps = 0;  // short drafts re-testing a switched-off drafter
+  int64_t early_stops = 0;  // drafts that ended below the confidence threshold
+  // Mean stop threshold passed to the drafters over drafting steps.
+  double mean_stop_confidence = 0;
+  std::vector<DrafterUsage> drafters;  // one per drafter offered, in order
+  // The policy's view: plain decoding's tokens/s (1 / t_verify(1)) as it
+  // estimates it at the end; the speedup it predicted for the steps it chose
+  // (sum of E(g) / sum of T(g), over plain); and the realised one
+  // (decode_tokens_per_second / plain estimate). 0 when unknown.
+  double plain_tokens_per_second_estimate = 0;
+  double estimated_speedup = 0;
+  double realised_speedup = 0;
 
   // accepted / drafted (0 when nothing was drafted).
   double acceptance_rate() const;

@@ -1,5 +1,8 @@
-// The decoding loop: plain decoding and speculative decoding with a fixed
-// draft length g are the same loop (plain is g = 0 or no drafter).
+// The decoding loop: plain decoding and speculative decoding are the same
+// loop (plain is g = 0 or no drafter). Each step a draft-length policy
+// chooses g (0..draft_max) and, with several drafters, a bandit chooses
+// which one proposes; neither touches verification, so the output stays
+// exact whatever they choose.
 //
 // Cache discipline: the target's KV cache always holds every token of the
 // sequence but the last, whose row opens the next verification pass:
@@ -17,7 +20,9 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "sampling/sampling.h"
+#include "spec/bandit.h"
 #include "spec/drafter.h"
+#include "spec/policy.h"
 #include "spec/verifier.h"
 #include "specula/stats.h"
 
@@ -26,12 +31,25 @@ namespace specula {
 struct GeneratorOptions {
   SamplingParams sampling;
   int32_t max_new_tokens = 128;  // -n
-  int32_t draft_max = 4;         // g; 0 means plain decoding
+  int32_t draft_max = 4;         // the most tokens drafted per step; 0 means plain decoding
   // Ids that end generation (not emitted, not counted).
   std::vector<int32_t> stop_tokens;
   // Tests only: a deliberately wrong rule proves the losslessness tests can
   // fail. Production code leaves it at kExact.
   VerifyRule verify_rule = VerifyRule::kExact;
+};
+
+// Who drafts and who decides; everything pointed to must outlive the call.
+struct Speculation {
+  // Slots 0..n-1; empty: plain decoding. Every drafter sees every step
+  // (observe_target() and accept()), whichever proposed.
+  std::vector<Drafter*> drafters;
+  // Chooses g per step; keeps its estimates across calls. Null: the
+  // Generator's own FixedPolicy (g = draft_max, the classic behaviour).
+  DraftLengthPolicy* policy = nullptr;
+  // Chooses among the drafters the policy would run; keeps its state across
+  // calls. Null: slot 0 proposes.
+  DrafterBandit* bandit = nullptr;
 };
 
 // Receives each emitted token in order; returns false to stop generating.
@@ -51,11 +69,18 @@ class Generator {
   int32_t n_ctx() const { return n_ctx_; }
   const KvCache& cache() const { return cache_; }
 
-  // Generates after `prompt`, with `drafter` (null: plain decoding) proposing
-  // up to options.draft_max tokens per step. Reproducible: the same inputs
-  // and options.sampling.seed give the same tokens. Throws Error for an empty
-  // prompt, a prompt longer than n_ctx, ids outside the vocabulary or bad
-  // options.
+  // Generates after `prompt` with the drafters, policy and bandit of
+  // `speculation`. Throws Error for an empty prompt, a prompt longer than
+  // n_ctx, ids outside the vocabulary or bad options.
+  // Reproducible (the same inputs and options.sampling.seed give the same
+  // tokens) with the fixed, heuristic and confidence policies and one
+  // drafter. The adaptive policy and the bandit decide from measured time,
+  // so at temperature > 0 two runs may draft differently and then draw
+  // different (equally distributed) tokens; at temperature 0 the tokens are
+  // always those of plain greedy decoding.
+  GenerationOutput generate(std::span<const int32_t> prompt, const Speculation& speculation,
+                            const GeneratorOptions& options, const TokenCallback& on_token = {});
+  // One drafter (null: plain decoding), g = options.draft_max every step.
   GenerationOutput generate(std::span<const int32_t> prompt, Drafter* drafter,
                             const GeneratorOptions& options, const TokenCallback& on_token = {});
 
@@ -69,6 +94,8 @@ class Generator {
   std::vector<float> logits_;  // (g+1) x n_vocab
   std::vector<float> probs_;   // (g+1) x n_vocab
   DraftProposal proposal_;
+  FixedPolicy default_policy_{PolicyOptions{.kind = PolicyKind::kFixed}};
+  std::vector<int32_t> candidates_;
 };
 
 }  // namespace specula

@@ -25,8 +25,22 @@ class JsonObject {
     begin(key) += buffer;
   }
   void add(std::string_view key, std::string_view value) {
-    // Only our own identifiers are written here: no escaping needed.
-    begin(key).append("\"").append(value).append("\"");
+    std::string& out = begin(key);
+    out += '"';
+    // Drafter names hold file paths: escape what JSON requires.
+    for (char c : value) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char buffer[8];
+        std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+        out += buffer;
+      } else {
+        out += c;
+      }
+    }
+    out += '"';
   }
   template <typename T>
   void add_array(std::string_view key, const std::vector<T>& values) {
@@ -44,6 +58,8 @@ class JsonObject {
     }
     out += ']';
   }
+  // `json` must already be valid JSON (a nested object or array).
+  void add_raw(std::string_view key, std::string_view json) { begin(key).append(json); }
   std::string finish() { return text_ + "}"; }
 
  private:
@@ -71,6 +87,10 @@ std::string_view stop_reason_name(StopReason reason) {
       break;
   }
   return "none";
+}
+
+double DrafterUsage::acceptance_rate() const {
+  return ratio(static_cast<double>(accepted_tokens), static_cast<double>(drafted_tokens));
 }
 
 double GenerationStats::acceptance_rate() const {
@@ -120,6 +140,36 @@ std::string to_json(const GenerationStats& stats) {
   json.add("prefill_tokens_per_second", stats.prefill_tokens_per_second());
   json.add("decode_tokens_per_second", stats.decode_tokens_per_second());
   json.add("stop_reason", stop_reason_name(stats.stop_reason));
+  json.add("policy", stats.policy);
+  json.add_array("draft_length_steps", stats.draft_length_steps);
+  json.add("probe_steps", stats.probe_steps);
+  json.add("early_stops", stats.early_stops);
+  json.add("mean_stop_confidence", stats.mean_stop_confidence);
+  std::string drafters = "[";
+  for (const DrafterUsage& d : stats.drafters) {
+    if (drafters.size() > 1) drafters += ',';
+    std::vector<double> acceptance;
+    for (size_t i = 0; i < d.drafted_at.size() && i < d.accepted_at.size(); ++i) {
+      acceptance.push_back(
+          ratio(static_cast<double>(d.accepted_at[i]), static_cast<double>(d.drafted_at[i])));
+    }
+    JsonObject one;
+    one.add("name", d.name);
+    one.add("steps", d.steps);
+    one.add("drafted_tokens", d.drafted_tokens);
+    one.add("accepted_tokens", d.accepted_tokens);
+    one.add("acceptance_rate", d.acceptance_rate());
+    one.add_array("drafted_at", d.drafted_at);
+    one.add_array("accepted_at", d.accepted_at);
+    one.add_array("acceptance_at", acceptance);
+    one.add("seconds", d.seconds);
+    drafters += one.finish();
+  }
+  drafters += ']';
+  json.add_raw("drafters", drafters);
+  json.add("plain_tokens_per_second_estimate", stats.plain_tokens_per_second_estimate);
+  json.add("estimated_speedup", stats.estimated_speedup);
+  json.add("realised_speedup", stats.realised_speedup);
   return json.finish();
 }
 
