@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libpcre2-dev nlohmann-json3-dev libcli11-dev jq gnuplot-nox libdnnl-dev
+  libpython3-stdlib  # the corpus of the shipped model pair (make models)
 )
 
 missing=()
