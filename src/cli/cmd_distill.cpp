@@ -70,9 +70,12 @@ void print_acceptance(const char* when, const AcceptanceStats& s) {
 // until they make up `fraction` of it: each takes a prefix of seq_len / 2
 // corpus tokens at a random position and samples seq_len / 2 + 1 more from
 // the teacher (T = 1, no filters, seeded), and the whole window is added.
+// kParallel continuations run as separate sequences of one batched forward,
+// so each teacher weight is read once per kParallel sampled tokens.
 void add_teacher_continuations(const Model& teacher, double fraction, const TrainOptions& o,
                                TokenCorpus& corpus, ThreadPool* pool) {
   if (fraction <= 0.0) return;
+  constexpr int64_t kParallel = 32;
   const auto corpus_tokens = static_cast<double>(corpus.train.size());
   const auto wanted = static_cast<int64_t>(corpus_tokens * fraction / (1.0 - fraction));
   const int64_t prefix = std::max<int64_t>(1, o.seq_len / 2);
@@ -87,27 +90,50 @@ void add_teacher_continuations(const Model& teacher, double fraction, const Trai
   params.top_k = 0;
   params.top_p = 1.0f;
   params.min_p = 0.0f;
+  const int32_t n_vocab = teacher.config().n_vocab;
   Rng rng(o.seed ^ 0x6f6e706f6c696379ull);
-  std::vector<float> logits, probs;
+  KvCache cache = teacher.make_cache(static_cast<int32_t>(window), static_cast<int32_t>(kParallel));
+  std::vector<float> logits, probs(n_vocab);
+  std::vector<BatchRow> rows;
   int64_t added = 0;
   const auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
   while (added < wanted) {
-    const auto at = static_cast<size_t>(rng.next_u64() % (source.size() - prefix + 1));
-    std::vector<int32_t> sequence(source.begin() + at, source.begin() + at + prefix);
-    KvCache cache = teacher.make_cache(static_cast<int32_t>(window), 1);
-    std::vector<BatchRow> rows;
-    for (int64_t t = 0; t < prefix; ++t) {
-      rows.push_back({0, static_cast<int32_t>(t), sequence[t], t == prefix - 1});
+    const int64_t n = std::min(kParallel, (wanted - added + window - 1) / window);
+    std::vector<std::vector<int32_t>> sequences(n);
+    cache.clear();
+    rows.clear();
+    for (int64_t s = 0; s < n; ++s) {
+      const auto at = static_cast<size_t>(rng.next_u64() % (source.size() - prefix + 1));
+      sequences[s].assign(source.begin() + at, source.begin() + at + prefix);
+      for (int64_t t = 0; t < prefix; ++t) {
+        rows.push_back(
+            {static_cast<int32_t>(s), static_cast<int32_t>(t), sequences[s][t], t == prefix - 1});
+      }
     }
-    while (static_cast<int64_t>(sequence.size()) < window) {
-      teacher.forward(rows, cache, logits, pool);
-      logits_to_probs(logits, params, probs);
-      const int32_t next = sample(probs, rng);
-      rows = {{0, static_cast<int32_t>(sequence.size()), next, true}};
-      sequence.push_back(next);
+    for (int64_t length = prefix; length < window; ++length) {
+      teacher.forward(rows, cache, logits, pool);  // n rows of logits, one per sequence
+      rows.clear();
+      for (int64_t s = 0; s < n; ++s) {
+        logits_to_probs(std::span<const float>(logits).subspan(s * n_vocab, n_vocab), params,
+                        std::span<float>(probs));
+        const int32_t next = sample(probs, rng);
+        sequences[s].push_back(next);
+        rows.push_back(
+            {static_cast<int32_t>(s), static_cast<int32_t>(length), next, length + 1 < window});
+      }
     }
-    corpus.train.insert(corpus.train.end(), sequence.begin(), sequence.end());
-    added += window;
+    for (const std::vector<int32_t>& sequence : sequences) {
+      corpus.train.insert(corpus.train.end(), sequence.begin(), sequence.end());
+    }
+    added += n * window;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_report > std::chrono::seconds(10) || added >= wanted) {
+      last_report = now;
+      std::fprintf(stderr, "distill: teacher continuations %lld / %lld tokens (%.0f s)\n",
+                   static_cast<long long>(std::min(added, wanted)), static_cast<long long>(wanted),
+                   std::chrono::duration<double>(now - start).count());
+    }
   }
   std::fprintf(stderr,
                "distill: added %lld teacher-generated tokens (%.0f%% of the training stream, "
