@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "specula/policy_kind.h"
 #include "specula/stats.h"
 
 namespace specula {
@@ -26,6 +27,11 @@ struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
   int32_t n_threads = 0;   // 0: every core
+  // The drafters to choose among, by name: "model" (the draft file),
+  // "lookup" (prompt lookup), "suffix" (a suffix cache of everything this
+  // engine generated). Empty: "model" when there is a draft file, and
+  // "lookup". With more than one, a bandit picks per step.
+  std::vector<std::string> drafters;
 };
 
 struct GenerateOptions {
@@ -37,8 +43,14 @@ struct GenerateOptions {
   float min_p = 0.05f;
   uint64_t seed = 0;  // the same seed and options replay the same tokens
   int32_t max_new_tokens = 128;
-  // Tokens drafted per step (g). 0, or no draft model: plain decoding.
+  // The most tokens drafted per step (g); the policy chooses within it.
+  // 0: plain decoding.
   int32_t draft_max = 4;
+  // How g is chosen (docs/speculative.md): adaptive (cost-aware, turns
+  // speculation off when it does not pay), fixed (g = draft_max), heuristic
+  // (+2/-1), confidence (g = draft_max, stop below confidence_threshold).
+  PolicyKind policy = PolicyKind::kAdaptive;
+  float confidence_threshold = 0.4f;  // for PolicyKind::kConfidence
   // Context size in tokens (prompt + generated). 0: just enough for the
   // prompt and max_new_tokens, capped at the model's training context.
   int32_t n_ctx = 0;
@@ -62,13 +74,18 @@ using TokenTextCallback = std::function<void(int32_t token, std::string_view tex
 class Engine {
  public:
   // Loads and checks the files. Throws Error naming the file at fault, or
-  // both files when the draft's vocabulary differs from the target's.
+  // both files when the draft's vocabulary differs from the target's, or
+  // for an unknown drafter name ("model" without a draft file included).
+  // The policy's estimates and the bandit's state persist across generate
+  // calls: what one request learned is the next one's prior.
   static std::unique_ptr<Engine> load(const EngineConfig& config);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   bool has_draft() const;
+  // The drafters in use, by name (EngineConfig::drafters resolved).
+  std::vector<std::string> drafter_names() const;
   // False when the target's tokenizer is missing or unsupported; then only
   // generate_from_tokens works, and tokenize() says why.
   bool has_tokenizer() const;

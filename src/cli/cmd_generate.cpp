@@ -20,9 +20,28 @@ struct GenerateFlags {
   std::string prompt_ids;
   EngineConfig engine;
   GenerateOptions options;
+  std::string policy = "adaptive";
+  std::string drafters;  // "model,lookup"; empty: the engine's default
   bool json = false;
   bool quiet = false;
 };
+
+// "model, lookup" -> {"model", "lookup"}.
+std::vector<std::string> parse_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::string current;
+  for (char c : text + ",") {
+    if (c == ',' || c == ' ') {
+      if (!current.empty()) names.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (names.empty())
+    fail("--drafter '", text, "' names no drafter: write e.g. --drafter model,lookup");
+  return names;
+}
 
 // "1,2, 3" or "1 2 3" -> ids.
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -55,6 +74,22 @@ void print_summary(const GenerateResult& result, bool speculative) {
                s.decode_tokens_per_second(), static_cast<long long>(s.prompt_tokens),
                s.prefill_tokens_per_second(), std::string(stop_reason_name(s.stop_reason)).c_str());
   if (speculative) {
+    std::string histogram;
+    for (size_t g = 0; g < s.draft_length_steps.size(); ++g) {
+      if (s.draft_length_steps[g] == 0) continue;
+      histogram += " " + std::to_string(g) + ":" + std::to_string(s.draft_length_steps[g]);
+    }
+    std::fprintf(stderr,
+                 "specula: policy %s: steps by chosen g%s; %lld probes, %lld early stops; "
+                 "speedup over plain estimated %.2fx, realised %.2fx\n",
+                 s.policy.c_str(), histogram.c_str(), static_cast<long long>(s.probe_steps),
+                 static_cast<long long>(s.early_stops), s.estimated_speedup, s.realised_speedup);
+    for (const DrafterUsage& d : s.drafters) {
+      std::fprintf(
+          stderr, "specula: drafter %s: %lld steps, %lld drafted, %lld accepted (%.1f%%)\n",
+          d.name.c_str(), static_cast<long long>(d.steps), static_cast<long long>(d.drafted_tokens),
+          static_cast<long long>(d.accepted_tokens), 100.0 * d.acceptance_rate());
+    }
     std::string per_position;
     for (size_t i = 0; i < s.drafted_at.size(); ++i) {
       char buffer[16];
@@ -89,6 +124,8 @@ void run(GenerateFlags& flags) {
   }
   const std::vector<int32_t> ids =
       flags.prompt_ids.empty() ? std::vector<int32_t>() : parse_ids(flags.prompt_ids);
+  flags.options.policy = parse_policy(flags.policy);
+  if (!flags.drafters.empty()) flags.engine.drafters = parse_names(flags.drafters);
 
   const std::unique_ptr<Engine> engine = Engine::load(flags.engine);
   const bool stream = !flags.json;
@@ -105,13 +142,15 @@ void run(GenerateFlags& flags) {
   const GenerateResult result = ids.empty()
                                     ? engine->generate(prompt, flags.options, on_token)
                                     : engine->generate_from_tokens(ids, flags.options, on_token);
-  const bool speculative = engine->has_draft() && flags.options.draft_max > 0;
+  const bool speculative = !engine->drafter_names().empty() && flags.options.draft_max > 0;
 
   if (flags.json) {
     nlohmann::json json;
     json["model"] = flags.engine.model_path;
     json["draft"] = flags.engine.draft_path;
     json["mode"] = speculative ? "speculative" : "plain";
+    json["policy"] = speculative ? std::string(policy_name(flags.options.policy)) : "plain";
+    json["drafters"] = speculative ? engine->drafter_names() : std::vector<std::string>();
     json["prompt_tokens"] = result.prompt_tokens;
     json["tokens"] = result.tokens;
     json["text"] = result.text;
@@ -135,7 +174,7 @@ void run(GenerateFlags& flags) {
 
 const bool registered = register_command({
     "generate",
-    "Generate text from a prompt, plainly or by exact speculative decoding with --draft",
+    "Generate text from a prompt by exact speculative decoding (plainly where it does not pay)",
     [](CLI::App& sub) {
       auto flags = std::make_shared<GenerateFlags>();
       GenerateOptions& o = flags->options;
@@ -149,7 +188,20 @@ const bool registered = register_command({
                      "Draft model (GGUF) with the target's vocabulary: turns on speculative "
                      "decoding");
       sub.add_option("--draft-max", o.draft_max,
-                     "Tokens drafted per step (g); 0 decodes plainly even with --draft")
+                     "The most tokens drafted per step (g); the policy chooses within it; 0 "
+                     "decodes plainly")
+          ->capture_default_str();
+      sub.add_option("--policy", flags->policy,
+                     "How g is chosen: adaptive (cost-aware, falls back to plain decoding), "
+                     "fixed (g = --draft-max), heuristic (+2/-1), confidence (stop below "
+                     "--confidence-threshold)")
+          ->capture_default_str();
+      sub.add_option("--drafter", flags->drafters,
+                     "Drafters to choose among, e.g. model,lookup,suffix (default: model when "
+                     "--draft is given, and lookup); several: a bandit picks per step");
+      sub.add_option("--confidence-threshold", o.confidence_threshold,
+                     "For --policy confidence: stop a draft after a token the drafter gives "
+                     "less than this probability")
           ->capture_default_str();
       sub.add_option("-n,--n-predict", o.max_new_tokens, "Tokens to generate at most")
           ->capture_default_str();

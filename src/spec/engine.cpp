@@ -9,8 +9,12 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "spec/bandit.h"
 #include "spec/generator.h"
 #include "spec/model_drafter.h"
+#include "spec/policy.h"
+#include "spec/prompt_lookup_drafter.h"
+#include "spec/suffix_cache_drafter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace specula {
@@ -24,12 +28,45 @@ struct Engine::Impl {
   std::unique_ptr<ThreadPool> pool;
   // Rebuilt when a request needs another context size.
   std::unique_ptr<Generator> generator;
-  std::unique_ptr<ModelDrafter> drafter;
+  std::vector<std::string> drafter_specs;
+  std::vector<std::unique_ptr<Drafter>> drafters;  // as drafter_specs
+  ModelDrafter* model_drafter = nullptr;           // among drafters, if any
+  SuffixCache suffix_cache;                        // shared by requests
+  // Persist across requests (rebuilt only when the policy asked for changes).
+  std::unique_ptr<DraftLengthPolicy> policy;
+  PolicyOptions policy_options;
+  std::unique_ptr<DrafterBandit> bandit;
+
+  std::unique_ptr<Drafter> make_drafter(const std::string& spec, int32_t n_ctx) {
+    if (spec == "model") {
+      auto d = std::make_unique<ModelDrafter>(*draft, n_ctx, pool.get());
+      model_drafter = d.get();
+      return d;
+    }
+    if (spec == "lookup") return std::make_unique<PromptLookupDrafter>();
+    if (spec == "suffix") return std::make_unique<SuffixCacheDrafter>(suffix_cache);
+    fail("unknown drafter '", spec, "': use model, lookup or suffix");
+  }
 
   void ensure_context(int32_t n_ctx) {
     if (generator && generator->n_ctx() == n_ctx) return;
     generator = std::make_unique<Generator>(*target, n_ctx, pool.get());
-    if (draft) drafter = std::make_unique<ModelDrafter>(*draft, n_ctx, pool.get());
+    drafters.clear();
+    model_drafter = nullptr;
+    for (const std::string& spec : drafter_specs) drafters.push_back(make_drafter(spec, n_ctx));
+  }
+
+  void ensure_policy(const GenerateOptions& options) {
+    PolicyOptions wanted;
+    wanted.kind = options.policy;
+    wanted.confidence_threshold = options.confidence_threshold;
+    validate(wanted);
+    if (policy && policy_options.kind == wanted.kind &&
+        policy_options.confidence_threshold == wanted.confidence_threshold) {
+      return;
+    }
+    policy = make_policy(wanted);
+    policy_options = wanted;
   }
 };
 
@@ -47,6 +84,26 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   if (!config.draft_path.empty()) {
     impl.draft = Model::load(config.draft_path);
     check_same_vocabulary(*impl.target, *impl.draft);
+  }
+  impl.drafter_specs = config.drafters;
+  if (impl.drafter_specs.empty()) {
+    if (impl.draft) impl.drafter_specs.push_back("model");
+    impl.drafter_specs.push_back("lookup");
+  }
+  for (size_t i = 0; i < impl.drafter_specs.size(); ++i) {
+    const std::string& spec = impl.drafter_specs[i];
+    if (spec != "model" && spec != "lookup" && spec != "suffix") {
+      fail("unknown drafter '", spec, "' (--drafter): use model, lookup or suffix");
+    }
+    if (spec == "model" && !impl.draft) {
+      fail("the drafter 'model' needs a draft model file: pass --draft, or leave 'model' out");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (impl.drafter_specs[j] == spec) fail("the drafter '", spec, "' is listed twice");
+    }
+  }
+  if (impl.drafter_specs.size() > 1) {
+    impl.bandit = std::make_unique<DrafterBandit>(static_cast<int32_t>(impl.drafter_specs.size()));
   }
   try {
     impl.tokenizer = Tokenizer::from_gguf(impl.target->file());
@@ -71,6 +128,9 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
 
 bool Engine::has_draft() const {
   return impl_->draft != nullptr;
+}
+std::vector<std::string> Engine::drafter_names() const {
+  return impl_->drafter_specs;
 }
 bool Engine::has_tokenizer() const {
   return impl_->tokenizer != nullptr;
@@ -135,6 +195,7 @@ GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_toke
              " tokens the model was trained for; quality may drop past that");
   }
   impl.ensure_context(n_ctx);
+  impl.ensure_policy(options);
 
   GenerateResult result;
   result.prompt_tokens.assign(prompt_tokens.begin(), prompt_tokens.end());
@@ -148,9 +209,14 @@ GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_toke
     if (on_token) on_token(token, piece);
     return true;
   };
-  Drafter* drafter = impl.draft && options.draft_max > 0 ? impl.drafter.get() : nullptr;
+  Speculation speculation;
+  if (options.draft_max > 0) {
+    for (const auto& d : impl.drafters) speculation.drafters.push_back(d.get());
+  }
+  speculation.policy = impl.policy.get();
+  speculation.bandit = impl.bandit.get();
   GenerationOutput output =
-      impl.generator->generate(prompt_tokens, drafter, generator_options, emit);
+      impl.generator->generate(prompt_tokens, speculation, generator_options, emit);
   if (decoder) {
     const std::string rest = decoder->flush();
     result.text += rest;
@@ -162,9 +228,9 @@ GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_toke
   result.memory.peak_resident_bytes = peak_resident_bytes();
   result.memory.target_file_bytes = impl.target->file().file_size();
   result.memory.target_kv_bytes = impl.generator->cache().bytes();
-  if (impl.draft) {
+  if (impl.model_drafter) {
     result.memory.draft_file_bytes = impl.draft->file().file_size();
-    result.memory.draft_kv_bytes = impl.drafter->cache().bytes();
+    result.memory.draft_kv_bytes = impl.model_drafter->cache().bytes();
   }
   return result;
 }
