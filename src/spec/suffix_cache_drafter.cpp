@@ -36,7 +36,15 @@ void SuffixCacheDrafter::propose(std::span<const int32_t> context, int32_t g,
   out.clear();
   sync(context);
   if (g <= 0) return;
-  cache_.propose(context, g, options_, out.tokens);
+  cache_.propose(context, g, options_, out.tokens, &out.confidence);
+  // A token the cache doubts ends the draft (it is still proposed).
+  for (size_t i = 0; i < out.confidence.size(); ++i) {
+    if (out.confidence[i] < out.stop_confidence) {
+      out.tokens.resize(i + 1);
+      out.confidence.resize(i + 1);
+      break;
+    }
+  }
 }
 
 void SuffixCacheDrafter::accept(std::span<const int32_t> context, int32_t /*n_accepted*/) {

@@ -29,7 +29,9 @@ class SuffixCacheDrafter : public Drafter {
   // Starts a new sequence in the cache holding `context` (the prompt).
   void begin(std::span<const int32_t> context) override;
   // Adds the tokens `context` gained to the cache, then proposes up to g
-  // tokens (see SuffixCache::propose). Deterministic: probs stay empty.
+  // tokens (see SuffixCache::propose). Deterministic: probs stay empty;
+  // out.confidence holds each token's frequency after its context, and the
+  // draft stops after a token below out.stop_confidence.
   void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
                DraftProposal& out) override;
   // Adds the tokens `context` gained to the cache.

@@ -245,6 +245,30 @@ TEST(SuffixCacheDrafter, LearnsAcrossRequests) {
   EXPECT_EQ(draft(second, other, 1), std::vector<int32_t>{50});
 }
 
+TEST(SuffixCacheDrafter, ReportsConfidenceAndStopsBelowTheThreshold) {
+  SuffixCache cache;
+  add(cache, {1, 2, 3, 4});
+  add(cache, {1, 2, 3, 5});
+  add(cache, {1, 2, 3, 5});
+  add(cache, {1, 2, 3, 5});
+  SuffixCacheDrafter drafter(cache, any_probability());
+  const std::vector<int32_t> context = {1};
+  SamplingParams params;
+  Rng rng(1);
+  DraftProposal out;
+  drafter.propose(context, 4, params, rng, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{2, 3, 5}));
+  EXPECT_EQ(out.confidence, (std::vector<float>{1.0f, 1.0f, 0.75f}));
+  out.stop_confidence = 0.8f;
+  add(cache, {3, 5, 6});
+  drafter.propose(context, 4, params, rng, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{2, 3, 5}));  // 5 is proposed, then stop
+  out.stop_confidence = 0.7f;
+  drafter.propose(context, 4, params, rng, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{2, 3, 5, 6}));
+  EXPECT_FLOAT_EQ(out.stop_confidence, 0.7f);  // an input: kept
+}
+
 TEST(SuffixCacheDrafter, ACallerThatStartsOverWithoutBeginIsHandled) {
   SuffixCache cache;
   SuffixCacheDrafter drafter(cache, any_probability());
