@@ -115,7 +115,7 @@ struct Model::Impl {
     free_scratch.push_back(std::move(scratch));
   }
 
-  void validate(std::span<const BatchRow> rows, const KvCache& cache,
+  void validate(std::span<const BatchRow> rows, int32_t n_layers, const KvCache& cache,
                 std::vector<int32_t>& rows_per_seq) const;
   void run_layer(int32_t layer_index, std::span<const BatchRow> rows, KvCache& cache,
                  ForwardScratch& s, ThreadPool* pool) const;
@@ -155,10 +155,16 @@ KvCache Model::make_cache(int32_t n_ctx, int32_t n_seq) const {
   return KvCache(c.n_layer, n_seq, n_ctx, c.n_head_kv * c.head_dim);
 }
 
-void Model::Impl::validate(std::span<const BatchRow> rows, const KvCache& cache,
+void Model::Impl::validate(std::span<const BatchRow> rows, int32_t n_layers, const KvCache& cache,
                            std::vector<int32_t>& rows_per_seq) const {
   const int32_t kv_dim = config.n_head_kv * config.head_dim;
-  if (cache.n_layer() != config.n_layer || cache.kv_dim() != kv_dim) {
+  if (n_layers < 1 || n_layers > config.n_layer) {
+    fail("forward: asked to run the first ", n_layers, " layers of a model with ", config.n_layer,
+         "; give 1..", config.n_layer);
+  }
+  // A full cache, or (self-drafting) one holding just the layers that run.
+  if ((cache.n_layer() != config.n_layer && cache.n_layer() != n_layers) ||
+      cache.kv_dim() != kv_dim) {
     fail("forward: the KV cache has ", cache.n_layer(), " layers of width ", cache.kv_dim(),
          " but the model needs ", config.n_layer, " of width ", kv_dim,
          "; make the cache with this model's make_cache");
@@ -246,6 +252,11 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
 
 void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<float>& logits,
                     ThreadPool* pool) const {
+  forward_first_layers(rows, impl_->config.n_layer, cache, logits, pool);
+}
+
+void Model::forward_first_layers(std::span<const BatchRow> rows, int32_t n_layers, KvCache& cache,
+                                 std::vector<float>& logits, ThreadPool* pool) const {
   const Impl& m = *impl_;
   const ModelConfig& c = m.config;
   std::unique_ptr<ForwardScratch> scratch = impl_->acquire_scratch();
@@ -257,7 +268,7 @@ void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<
   ForwardScratch& s = *scratch;
 
   // Everything is checked before the cache is touched.
-  m.validate(rows, cache, s.rows_per_seq);
+  m.validate(rows, n_layers, cache, s.rows_per_seq);
   const int64_t n = static_cast<int64_t>(rows.size());
   int64_t n_wanted = 0;
   for (const BatchRow& row : rows) n_wanted += row.want_logits ? 1 : 0;
@@ -290,7 +301,7 @@ void Model::forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<
     dequantize_row(m.weights.token_embd, rows[static_cast<size_t>(i)].token,
                    s.hidden.data() + i * c.n_embd);
   }
-  for (int32_t l = 0; l < c.n_layer; ++l) m.run_layer(l, rows, cache, s, pool);
+  for (int32_t l = 0; l < n_layers; ++l) m.run_layer(l, rows, cache, s, pool);
 
   // The output projection, the largest matrix of small models, only for the
   // rows whose logits are wanted: gather their normed states first.

@@ -56,6 +56,15 @@ class Model {
   void forward(std::span<const BatchRow> rows, KvCache& cache, std::vector<float>& logits,
                ThreadPool* pool) const;
 
+  // Self-speculation (layer skip, early exit): the same as forward, but the
+  // rows go through only the first n_layers blocks (1 <= n_layers <=
+  // n_layer) before the final norm and output head, as if the model ended
+  // there. `cache` holds either every layer (make_cache) or exactly the
+  // first n_layers (KvCache(n_layers, n_seq, n_ctx, n_head_kv * head_dim));
+  // only layers [0, n_layers) are written. n_layers = n_layer is forward.
+  void forward_first_layers(std::span<const BatchRow> rows, int32_t n_layers, KvCache& cache,
+                            std::vector<float>& logits, ThreadPool* pool) const;
+
  private:
   Model();
   struct Impl;
