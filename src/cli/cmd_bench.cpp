@@ -30,6 +30,7 @@ struct BenchFlags {
   std::string draft_path;
   int32_t threads = 0;
   std::string draft_max_list = "1,2,4,8";
+  std::string policies = "adaptive";
   std::string prompt;
   int64_t bandwidth_mib = 2048;
   std::string plot_dir;
@@ -104,6 +105,21 @@ nlohmann::json report_json(const BenchReport& r, const BenchFlags& flags) {
          {"identical_to_plain", p.identical_to_plain}});
   }
   json["speculative"] = speculative;
+  nlohmann::json policies = nlohmann::json::array();
+  for (const PolicyPoint& p : r.policies) {
+    policies.push_back({{"policy", std::string(policy_name(p.policy))},
+                        {"draft_max", p.draft_max},
+                        {"tokens_per_second", spread_json(p.tokens_per_second)},
+                        {"speedup", spread_json(p.speedup)},
+                        {"vs_best_fixed", spread_json(p.vs_best_fixed)},
+                        {"best_fixed_draft_max", p.best_fixed_draft_max},
+                        {"acceptance_rate", p.acceptance_rate},
+                        {"tokens_per_pass", p.tokens_per_pass},
+                        {"draft_length_steps", p.draft_length_steps},
+                        {"estimated_speedup", p.estimated_speedup},
+                        {"identical_to_plain", p.identical_to_plain}});
+  }
+  json["policies"] = policies;
   if (!flags.draft_path.empty()) {
     json["draft_forward_seconds"] = spread_json(r.draft_forward_seconds);
   }
@@ -164,11 +180,38 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
                 100 * p.acceptance_rate, p.tokens_per_pass, predicted,
                 p.identical_to_plain ? "yes" : "NO");
   }
+  if (r.policies.empty()) return;
+  std::printf("\npolicies in the same runs (g chosen within 1..%d), ratios per repeat\n",
+              r.policies.front().draft_max);
+  std::printf("  %-10s %22s %22s %26s %11s %12s %10s\n", "policy", "tokens/s", "vs plain",
+              "vs best fixed g", "acceptance", "tokens/pass", "identical");
+  for (const PolicyPoint& p : r.policies) {
+    char best[40];
+    std::snprintf(best, sizeof best, "%.2fx [%.2f - %.2f] g=%d", p.vs_best_fixed.median,
+                  p.vs_best_fixed.min, p.vs_best_fixed.max, p.best_fixed_draft_max);
+    std::printf("  %-10s %9.2f [%5.1f - %5.1f] %8.2fx [%.2f - %.2f] %26s %10.1f%% %12.2f %10s\n",
+                std::string(policy_name(p.policy)).c_str(), p.tokens_per_second.median,
+                p.tokens_per_second.min, p.tokens_per_second.max, p.speedup.median, p.speedup.min,
+                p.speedup.max, best, 100 * p.acceptance_rate, p.tokens_per_pass,
+                p.identical_to_plain ? "yes" : "NO");
+  }
 }
 
 void run(BenchFlags& flags) {
   BenchOptions& options = flags.options;
   options.draft_max_list = parse_list(flags.draft_max_list);
+  options.policies.clear();
+  {
+    std::string name;
+    for (char c : flags.policies + ",") {
+      if (c == ',' || c == ' ') {
+        if (!name.empty() && name != "none") options.policies.push_back(parse_policy(name));
+        name.clear();
+      } else {
+        name += c;
+      }
+    }
+  }
   if (flags.bandwidth_mib < 1 || flags.bandwidth_mib > (int64_t{1} << 20)) {
     fail("--bandwidth-mb is ", flags.bandwidth_mib,
          ": use 1..1048576 MiB (several times the last-level cache; 2048 by default)");
@@ -230,6 +273,13 @@ void run(BenchFlags& flags) {
     }
   }
 
+  for (const PolicyPoint& p : report.policies) {
+    if (!p.identical_to_plain) {
+      fail("greedy speculative decoding with the ", policy_name(p.policy),
+           " policy gave different tokens than plain decoding: a bug in the engine; please "
+           "report it");
+    }
+  }
   for (const SpeculativePoint& p : report.speculative) {
     if (!p.identical_to_plain) {
       fail("greedy speculative decoding with g = ", p.draft_max,
@@ -264,6 +314,10 @@ const bool registered = register_command({
           ->capture_default_str();
       sub.add_option("--draft-max-list", flags->draft_max_list,
                      "Draft lengths g compared with plain decoding (with --draft)")
+          ->capture_default_str();
+      sub.add_option("--policy", flags->policies,
+                     "Draft-length policies compared in the same runs, e.g. "
+                     "adaptive,heuristic (bound: the largest --draft-max-list g); none: skip")
           ->capture_default_str();
       sub.add_option("--bandwidth-mb", flags->bandwidth_mib,
                      "Buffer read for the bandwidth figure, MiB (several times the L3 cache)")

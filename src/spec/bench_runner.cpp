@@ -11,6 +11,7 @@
 #include "spec/bench_bandwidth.h"
 #include "spec/generator.h"
 #include "spec/model_drafter.h"
+#include "spec/policy.h"
 
 namespace specula {
 namespace {
@@ -208,14 +209,41 @@ class BenchRun {
     plain_options.max_new_tokens = options_.gen_tokens;
     plain_options.draft_max = 0;
 
-    // Modes: 0 is plain, k > 0 is draft_max_list[k-1].
-    const size_t n_modes = 1 + (drafter ? options_.draft_max_list.size() : 0);
+    // Modes: 0 is plain, 1..F are draft_max_list's fixed g, F+1.. the
+    // policies (each keeping its estimates across repeats, as the Engine
+    // keeps them across requests).
+    const size_t n_fixed = drafter ? options_.draft_max_list.size() : 0;
+    const size_t n_policies = drafter ? options_.policies.size() : 0;
+    const size_t n_modes = 1 + n_fixed + n_policies;
+    const int32_t policy_bound =
+        drafter ? *std::max_element(options_.draft_max_list.begin(), options_.draft_max_list.end())
+                : 0;
+    std::vector<std::unique_ptr<DraftLengthPolicy>> policies;
+    for (size_t p = 0; p < n_policies; ++p) {
+      PolicyOptions policy_options;
+      policy_options.kind = options_.policies[p];
+      policies.push_back(make_policy(policy_options));
+    }
+    auto mode_name = [&](size_t mode) {
+      if (mode == 0) return std::string("plain");
+      if (mode <= n_fixed) {
+        return "speculative g=" + std::to_string(options_.draft_max_list[mode - 1]);
+      }
+      return "policy " + std::string(policy_name(options_.policies[mode - 1 - n_fixed]));
+    };
     auto run_mode = [&](size_t mode, int32_t max_new_tokens) {
       GeneratorOptions mode_options = plain_options;
       mode_options.max_new_tokens = max_new_tokens;
       if (mode == 0) return generator.generate(prompt_, nullptr, mode_options);
-      mode_options.draft_max = options_.draft_max_list[mode - 1];
-      return generator.generate(prompt_, drafter.get(), mode_options);
+      Speculation speculation;
+      speculation.drafters = {drafter.get()};
+      if (mode <= n_fixed) {
+        mode_options.draft_max = options_.draft_max_list[mode - 1];
+      } else {
+        mode_options.draft_max = policy_bound;
+        speculation.policy = policies[mode - 1 - n_fixed].get();
+      }
+      return generator.generate(prompt_, speculation, mode_options);
     };
 
     say("decode: warming up");
@@ -229,14 +257,22 @@ class BenchRun {
     // Greedy decoding is deterministic: every run of every mode must give
     // the tokens of the first plain run.
     std::vector<std::vector<int32_t>> first_tokens(n_modes);
+    std::vector<std::vector<int64_t>> draft_length_steps(n_modes);
+    std::vector<double> estimated_speedup(n_modes, 0);
     std::vector<bool> consistent(n_modes, true);
     for (int32_t r = 0; r < options_.repeats; ++r) {
       for (size_t i = 0; i < n_modes; ++i) {
         const size_t mode = r % 2 == 0 ? i : n_modes - 1 - i;
-        say("decode: repeat " + repeat_label(r) + ", " +
-            (mode == 0 ? std::string("plain")
-                       : "speculative g=" + std::to_string(options_.draft_max_list[mode - 1])));
+        say("decode: repeat " + repeat_label(r) + ", " + mode_name(mode));
         const GenerationOutput out = run_mode(mode, options_.gen_tokens);
+        if (mode > n_fixed) {
+          std::vector<int64_t>& steps = draft_length_steps[mode];
+          steps.resize(std::max(steps.size(), out.stats.draft_length_steps.size()), 0);
+          for (size_t g = 0; g < out.stats.draft_length_steps.size(); ++g) {
+            steps[g] += out.stats.draft_length_steps[g];
+          }
+          estimated_speedup[mode] = out.stats.estimated_speedup;
+        }
         tokens_per_second[mode].push_back(out.stats.decode_tokens_per_second());
         drafted[mode] += out.stats.drafted_tokens;
         accepted[mode] += out.stats.accepted_tokens;
@@ -250,7 +286,44 @@ class BenchRun {
     report_.decode_tokens_per_second = summarize(tokens_per_second[0]);
     report_.memory.target_kv_bytes = generator.cache().bytes();
     if (drafter) report_.memory.draft_kv_bytes = drafter->cache().bytes();
-    for (size_t mode = 1; mode < n_modes; ++mode) {
+    auto per_repeat_ratio = [&](size_t mode, size_t base) {
+      std::vector<double> ratios;
+      for (size_t r = 0; r < tokens_per_second[mode].size(); ++r) {
+        const double b = tokens_per_second[base][r];
+        ratios.push_back(b > 0 ? tokens_per_second[mode][r] / b : 0);
+      }
+      return summarize(ratios);
+    };
+    size_t best_fixed = 0;
+    double best_median = -1;
+    for (size_t mode = 1; mode <= n_fixed; ++mode) {
+      const double median = summarize(tokens_per_second[mode]).median;
+      if (median > best_median) {
+        best_median = median;
+        best_fixed = mode;
+      }
+    }
+    for (size_t mode = n_fixed + 1; mode < n_modes; ++mode) {
+      PolicyPoint point;
+      point.policy = options_.policies[mode - 1 - n_fixed];
+      point.draft_max = policy_bound;
+      point.tokens_per_second = summarize(tokens_per_second[mode]);
+      point.speedup = per_repeat_ratio(mode, 0);
+      if (best_fixed > 0) {
+        point.vs_best_fixed = per_repeat_ratio(mode, best_fixed);
+        point.best_fixed_draft_max = options_.draft_max_list[best_fixed - 1];
+      }
+      point.acceptance_rate =
+          drafted[mode] > 0 ? static_cast<double>(accepted[mode]) / drafted[mode] : 0;
+      point.tokens_per_pass =
+          passes[mode] > 0 ? static_cast<double>(generated[mode]) / passes[mode] : 0;
+      point.draft_length_steps = draft_length_steps[mode];
+      point.estimated_speedup = estimated_speedup[mode];
+      point.identical_to_plain =
+          consistent[0] && consistent[mode] && first_tokens[mode] == first_tokens[0];
+      report_.policies.push_back(std::move(point));
+    }
+    for (size_t mode = 1; mode <= n_fixed; ++mode) {
       SpeculativePoint point;
       point.draft_max = options_.draft_max_list[mode - 1];
       point.tokens_per_second = summarize(tokens_per_second[mode]);

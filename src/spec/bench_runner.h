@@ -17,6 +17,7 @@
 
 #include "core/thread_pool.h"
 #include "model/model.h"
+#include "specula/policy_kind.h"
 #include "specula/stats.h"
 
 namespace specula {
@@ -41,7 +42,10 @@ struct BenchOptions {
   int32_t gen_tokens = 128;    // G: tokens each decode run generates
   int32_t max_verify = 16;     // the verify-cost curve covers n = 1..max_verify rows
   std::vector<int32_t> draft_max_list = {1, 2, 4, 8};  // g values compared with plain
-  uint64_t bandwidth_bytes = uint64_t{2} << 30;        // read-bandwidth buffer
+  // Policies compared in the same interleaved runs, each with the largest g
+  // of draft_max_list as its bound (with a draft).
+  std::vector<PolicyKind> policies = {PolicyKind::kAdaptive};
+  uint64_t bandwidth_bytes = uint64_t{2} << 30;  // read-bandwidth buffer
   // The prompt's token ids; empty: prompt_tokens pseudo-random ids from seed.
   std::vector<int32_t> prompt;
   uint64_t seed = 1;
@@ -71,6 +75,25 @@ struct SpeculativePoint {
   bool identical_to_plain = true;  // greedy: the same tokens as plain decoding
 };
 
+// A draft-length policy against plain decoding and the fixed g's, measured
+// in the same repeats as they were.
+struct PolicyPoint {
+  PolicyKind policy = PolicyKind::kAdaptive;
+  int32_t draft_max = 0;  // the bound it chose g within
+  Spread tokens_per_second;
+  Spread speedup;  // per repeat: this / plain of the same repeat
+  // Per repeat: this / the best fixed g of the same repeat, "best" being
+  // the g with the highest median tokens/s.
+  Spread vs_best_fixed;
+  int32_t best_fixed_draft_max = 0;
+  double acceptance_rate = 0;
+  double tokens_per_pass = 0;
+  // [g]: steps for which it chose g, all repeats.
+  std::vector<int64_t> draft_length_steps;
+  double estimated_speedup = 0;  // its own prediction, last repeat
+  bool identical_to_plain = true;
+};
+
 struct BenchReport {
   int32_t threads = 0;
   int32_t prompt_tokens = 0;
@@ -94,6 +117,7 @@ struct BenchReport {
 
   Spread draft_forward_seconds;               // one draft row at verify_context (with a draft)
   std::vector<SpeculativePoint> speculative;  // one per draft_max_list entry (with a draft)
+  std::vector<PolicyPoint> policies;          // one per BenchOptions::policies (with a draft)
 
   // Peak resident memory is read before the bandwidth buffer is allocated,
   // so it shows what generation needs.

@@ -161,11 +161,14 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
         for (int32_t d = 0; d < n_drafters; ++d) {
           if (policy.plan(d, limit).draft_length > 0) candidates_.push_back(d);
         }
-        if (!candidates_.empty()) slot = bandit->choose(candidates_, bandit_rng);
-      } else if (policy.plan(0, limit).draft_length > 0) {
-        slot = 0;
+        if (!candidates_.empty()) {
+          slot = bandit->choose(candidates_, bandit_rng);
+          plan = policy.plan(slot, limit);
+        }
+      } else {
+        plan = policy.plan(0, limit);
+        if (plan.draft_length > 0) slot = 0;
       }
-      if (slot >= 0) plan = policy.plan(slot, limit);
     }
     const int32_t chosen = slot >= 0 ? std::min(plan.draft_length, limit) : 0;
     if (speculative) {

@@ -7,9 +7,20 @@ namespace specula {
 AdaptivePolicy::AdaptivePolicy(const PolicyOptions& options) : DraftLengthPolicy(options) {}
 
 AdaptivePolicy::Best AdaptivePolicy::best(int32_t slot, int32_t limit) const {
+  // rate(g) for g = 1..limit in one pass: E(g) grows by prod_{i<g} a_i.
   Best best;
+  const DrafterEstimate* d = estimates_.find(slot);
+  const double token_seconds =
+      d && d->seconds_per_token.known() ? d->seconds_per_token.mean() : 0.0;
+  const AcceptanceEstimate unseen(options_.acceptance);
+  const AcceptanceEstimate& acceptance = d ? d->acceptance : unseen;
+  const VerifyCost& verify = estimates_.verify();
+  double expected = 1.0, all_accepted = 1.0;
   for (int32_t g = 1; g <= limit; ++g) {
-    const double rate = estimates_.tokens_per_second(slot, g);
+    all_accepted *= acceptance.at(g - 1);
+    expected += all_accepted;
+    const double seconds = g * token_seconds + verify.seconds(g + 1);
+    const double rate = seconds > 0 ? expected / seconds : 0.0;
     if (rate > best.tokens_per_second) best = {g, rate};
   }
   return best;

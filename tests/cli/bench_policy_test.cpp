@@ -1,0 +1,62 @@
+// `specula bench --policy`: the policies run interleaved with plain decoding
+// and the fixed g's, and the JSON reports each with its ratios (median and
+// spread) against plain and the best fixed g. No timing assertions.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/cli_runner.h"
+
+namespace specula::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
+  TempDir dir;
+  const std::string target = dir.file("target.gguf");
+  const std::string draft = dir.file("draft.gguf");
+  ASSERT_EQ(
+      run_cli("make-model --out " + target + " --embd 32 --layers 2 --heads 2 --ff 64").exit_code,
+      0);
+  ASSERT_EQ(run_cli("make-model --from " + target + " --layers 1 --out " + draft).exit_code, 0);
+  const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
+                           target + " -d " + draft + " --draft-max-list 1,3";
+  const CliResult result = run_cli(base + " --policy adaptive,heuristic --json");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const json j = json::parse(result.output);
+  const json& policies = j.at("policies");
+  ASSERT_EQ(policies.size(), 2u) << j.dump(2);
+  const char* names[] = {"adaptive", "heuristic"};
+  for (size_t i = 0; i < 2; ++i) {
+    const json& p = policies[i];
+    EXPECT_EQ(p.at("policy"), names[i]);
+    EXPECT_EQ(p.at("draft_max"), 3);  // the largest g of the list is the bound
+    EXPECT_EQ(p.at("identical_to_plain"), true);
+    for (const char* key : {"tokens_per_second", "speedup", "vs_best_fixed"}) {
+      const json& spread = p.at(key);
+      EXPECT_EQ(spread.at("samples").size(), 2u) << key;
+      EXPECT_LE(spread.at("min").get<double>(), spread.at("median").get<double>()) << key;
+      EXPECT_LE(spread.at("median").get<double>(), spread.at("max").get<double>()) << key;
+      EXPECT_GT(spread.at("median").get<double>(), 0.0) << key;
+    }
+    const int best = p.at("best_fixed_draft_max");
+    EXPECT_TRUE(best == 1 || best == 3) << best;
+    int64_t steps = 0;
+    for (const json& n : p.at("draft_length_steps")) steps += n.get<int64_t>();
+    EXPECT_GT(steps, 0);
+  }
+  // The table has the section; "none" skips it; a bad name names the flag.
+  const CliResult table = run_cli(base + " --policy adaptive");
+  EXPECT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_NE(table.output.find("policies in the same runs"), std::string::npos) << table.output;
+  const json none = json::parse(run_cli(base + " --policy none --json").output);
+  EXPECT_TRUE(none.at("policies").empty());
+  const CliResult bad = run_cli(base + " --policy best");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("adaptive"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace specula::testing
