@@ -27,10 +27,11 @@ struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
   int32_t n_threads = 0;   // 0: every core
-  // The drafters to choose among, by name: "model" (the draft file),
-  // "lookup" (prompt lookup), "suffix" (a suffix cache of everything this
-  // engine generated). Empty: "model" when there is a draft file, and
-  // "lookup". With more than one, a bandit picks per step.
+  // The drafters to choose among, by spec (src/spec/drafter_factory.h):
+  // "model" (the draft file), "lookup[:N|:MIN-MAX]" (prompt lookup),
+  // "suffix" (a suffix cache of everything this engine generated),
+  // "self[:K]" (the target's first K layers). Empty: "model" when there is
+  // a draft file, and "lookup". With more than one, a bandit picks per step.
   std::vector<std::string> drafters;
 };
 

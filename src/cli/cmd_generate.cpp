@@ -197,8 +197,9 @@ const bool registered = register_command({
                      "--confidence-threshold)")
           ->capture_default_str();
       sub.add_option("--drafter", flags->drafters,
-                     "Drafters to choose among, e.g. model,lookup,suffix (default: model when "
-                     "--draft is given, and lookup); several: a bandit picks per step");
+                     "Drafters to choose among: model, lookup[:N|:MIN-MAX], suffix, self[:K], e.g. "
+                     "model,lookup,suffix,self (default: model when --draft is given, and "
+                     "lookup); several: a bandit picks per step");
       sub.add_option("--confidence-threshold", o.confidence_threshold,
                      "For --policy confidence: stop a draft after a token the drafter gives "
                      "less than this probability")

@@ -10,11 +10,10 @@
 #include "core/thread_pool.h"
 #include "model/model.h"
 #include "spec/bandit.h"
+#include "spec/drafter_factory.h"
 #include "spec/generator.h"
 #include "spec/model_drafter.h"
 #include "spec/policy.h"
-#include "spec/prompt_lookup_drafter.h"
-#include "spec/suffix_cache_drafter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace specula {
@@ -37,15 +36,14 @@ struct Engine::Impl {
   PolicyOptions policy_options;
   std::unique_ptr<DrafterBandit> bandit;
 
-  std::unique_ptr<Drafter> make_drafter(const std::string& spec, int32_t n_ctx) {
-    if (spec == "model") {
-      auto d = std::make_unique<ModelDrafter>(*draft, n_ctx, pool.get());
-      model_drafter = d.get();
-      return d;
-    }
-    if (spec == "lookup") return std::make_unique<PromptLookupDrafter>();
-    if (spec == "suffix") return std::make_unique<SuffixCacheDrafter>(suffix_cache);
-    fail("unknown drafter '", spec, "': use model, lookup or suffix");
+  DrafterResources resources(int32_t n_ctx) {
+    DrafterResources r;
+    r.target = target.get();
+    r.draft = draft.get();
+    r.suffix_cache = &suffix_cache;
+    r.n_ctx = n_ctx;
+    r.pool = pool.get();
+    return r;
   }
 
   void ensure_context(int32_t n_ctx) {
@@ -53,7 +51,11 @@ struct Engine::Impl {
     generator = std::make_unique<Generator>(*target, n_ctx, pool.get());
     drafters.clear();
     model_drafter = nullptr;
-    for (const std::string& spec : drafter_specs) drafters.push_back(make_drafter(spec, n_ctx));
+    for (const std::string& spec : drafter_specs) {
+      drafters.push_back(make_drafter(spec, resources(n_ctx)));
+      // The draft file's KV cache is reported in the memory statistics.
+      if (auto* m = dynamic_cast<ModelDrafter*>(drafters.back().get())) model_drafter = m;
+    }
   }
 
   void ensure_policy(const GenerateOptions& options) {
@@ -92,12 +94,7 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   }
   for (size_t i = 0; i < impl.drafter_specs.size(); ++i) {
     const std::string& spec = impl.drafter_specs[i];
-    if (spec != "model" && spec != "lookup" && spec != "suffix") {
-      fail("unknown drafter '", spec, "' (--drafter): use model, lookup or suffix");
-    }
-    if (spec == "model" && !impl.draft) {
-      fail("the drafter 'model' needs a draft model file: pass --draft, or leave 'model' out");
-    }
+    check_drafter_spec(spec, impl.resources(0));
     for (size_t j = 0; j < i; ++j) {
       if (impl.drafter_specs[j] == spec) fail("the drafter '", spec, "' is listed twice");
     }

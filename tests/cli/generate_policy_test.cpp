@@ -49,18 +49,19 @@ TEST_F(GeneratePolicy, EveryPolicyGivesPlainGreedyTokensAndReportsItsDecisions) 
   EXPECT_EQ(plain.at("mode"), "plain");
   for (const std::string policy : {"adaptive", "fixed", "heuristic", "confidence"}) {
     SCOPED_TRACE(policy);
-    const json j = generate_json("-d " + draft_ + " --draft-max 6 --policy " + policy +
-                                 " --drafter model,lookup,suffix --confidence-threshold 0.2");
+    const json j =
+        generate_json("-d " + draft_ + " --draft-max 6 --policy " + policy +
+                      " --drafter model,lookup,suffix,self:1 --confidence-threshold 0.2");
     EXPECT_EQ(j.at("tokens"), plain.at("tokens"));
     EXPECT_EQ(j.at("policy"), policy);
-    EXPECT_EQ(j.at("drafters"), json({"model", "lookup", "suffix"}));
+    EXPECT_EQ(j.at("drafters"), json({"model", "lookup", "suffix", "self:1"}));
     const json& stats = j.at("stats");
     EXPECT_EQ(stats.at("policy"), policy);
     EXPECT_EQ(stats.at("draft_length_steps").size(), 7u);
     int64_t steps = 0;
     for (const json& n : stats.at("draft_length_steps")) steps += n.get<int64_t>();
     EXPECT_EQ(steps, stats.at("target_passes").get<int64_t>());
-    ASSERT_EQ(stats.at("drafters").size(), 3u);
+    ASSERT_EQ(stats.at("drafters").size(), 4u);
     EXPECT_EQ(stats.at("drafters")[1].at("name"), "lookup");
     for (const char* key : {"estimated_speedup", "realised_speedup", "probe_steps", "early_stops",
                             "plain_tokens_per_second_estimate"}) {

@@ -51,7 +51,8 @@ TEST_F(EnginePolicy, EveryPolicyAndDrafterListGivesPlainGreedyOutput) {
   const std::vector<int32_t> plain = plain_engine->generate(prompt, options).tokens;
   for (const std::vector<std::string>& drafters :
        {std::vector<std::string>{"model"}, std::vector<std::string>{"lookup", "suffix"},
-        std::vector<std::string>{"model", "lookup", "suffix"}}) {
+        std::vector<std::string>{"model", "lookup", "suffix"},
+        std::vector<std::string>{"self:1", "lookup:2", "model"}}) {
     const auto engine = Engine::load(config(drafters));
     for (PolicyKind kind : {PolicyKind::kAdaptive, PolicyKind::kFixed, PolicyKind::kHeuristic,
                             PolicyKind::kConfidence}) {
