@@ -152,7 +152,7 @@ std::vector<uint8_t> convert(const GgufTensorInfo& t, DType to, ThreadPool& pool
 }
 
 struct QuantizeOptions {
-  std::string in, out, type;
+  std::string in, out, type, name;
   int threads = 2;
 };
 
@@ -162,12 +162,16 @@ void run(const QuantizeOptions& options) {
   const std::unique_ptr<GgufReader> in = GgufReader::open(options.in);
   GgufWriter out;
   if (in->alignment() != 32) out.set_alignment(static_cast<uint32_t>(in->alignment()));
+  // A training checkpoint (docs/training.md) becomes a plain model file: its
+  // train.* keys and adam_* moment tensors are optimizer state, not model.
   for (const GgufKv& kv : in->metadata()) {
     if (kv.key == "general.alignment" || kv.key == "general.file_type" ||
-        kv.key == "general.quantization_version")
+        kv.key == "general.quantization_version" || kv.key.starts_with("train.") ||
+        (kv.key == "general.name" && !options.name.empty()))
       continue;
     out.set_value(kv.key, kv.value);
   }
+  if (!options.name.empty()) out.set_string("general.name", options.name);
   out.set_uint32("general.file_type", recipe.file_type);
   // ggml's quantization format version (2 since the 2023 Q4/Q5/Q8 change).
   out.set_uint32("general.quantization_version", 2);
@@ -179,6 +183,7 @@ void run(const QuantizeOptions& options) {
   std::map<std::string, int> type_counts;
   for (size_t i = 0; i < count; ++i) {
     const GgufTensorInfo& t = in->tensors()[i];
+    if (t.name.starts_with("adam_")) continue;
     DType to = t.type;
     if (is_quantizable(t)) to = fit_row(planner.choose(t), t.dims[0], t.name);
     std::string dims;
@@ -218,6 +223,7 @@ const bool registered = register_command({
                      "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, or q4_k_m (llama.cpp's mix)")
           ->required();
       sub.add_option("-t,--threads", options->threads, "Threads for quantizing (default 2)");
+      sub.add_option("--name", options->name, "Set general.name of the output");
       sub.callback([options] { run(*options); });
     },
 });
