@@ -1,54 +1,54 @@
 #!/usr/bin/env bash
-# The default job of `make run`: a ~100M-parameter target and a draft made
-# from its first layers (random weights, made once and cached under the build
-# directory), then plain and speculative greedy generation of the same prompt
-# side by side, with tokens/s, acceptance and the speedup.
-#
-# Random weights produce random bytes, not language: this run shows the
-# engine's mechanics and speed. Trained models replace these once they land.
+# The default job of `make run`: the shipped model pair (models/README.md)
+# (target and the corpus-trained draft, the better of the two shipped drafts)
+# completes a Python prompt, plain and speculative, interleaved three times
+# each; prints the completion, the acceptance rate and the speedup measured
+# in this run, and fails if the two outputs differ.
 set -euo pipefail
 
 build=${1:-build}
 specula="$build/specula"
-models="$build/models"
-target="$models/default-target-100m-f16.gguf"
-draft="$models/default-draft-2l-f16.gguf"
-prompt=${SPECULA_PROMPT:-"def fibonacci(n):"}
-n_predict=${SPECULA_N:-128}
-draft_max=${SPECULA_DRAFT_MAX:-4}
+target=${SPECULA_TARGET:-models/specula-py-target-q8_0.gguf}
+draft=${SPECULA_DRAFT:-models/specula-py-draft-corpus-f16.gguf}
+n_predict=${SPECULA_N:-160}
+repeats=${SPECULA_REPEATS:-3}
+prompt=${SPECULA_PROMPT:-$'class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n'}
 
-mkdir -p "$models"
-if [ ! -f "$target" ]; then
-  echo "== making the default target (once): 16 layers, n_embd 768, ~100M parameters, F16" >&2
-  "$specula" make-model --out "$target.tmp" --embd 768 --layers 16 --heads 12 --heads-kv 4 \
-    --ff 2048 --ctx 2048 --type f16 --seed 1 --name "specula-default-target"
-  mv "$target.tmp" "$target"
-fi
-if [ ! -f "$draft" ]; then
-  echo "== deriving the default draft (once): the target's first 2 layers" >&2
-  "$specula" make-model --from "$target" --layers 2 --out "$draft.tmp"
-  mv "$draft.tmp" "$draft"
-fi
+for f in "$target" "$draft"; do
+  if [ ! -f "$f" ]; then
+    echo "run: $f is missing: it ships with the repository (git checkout models/), or rebuild it with make models" >&2
+    exit 1
+  fi
+done
 
 common=(-m "$target" --temp 0 -n "$n_predict" --ignore-eos -q --json)
-echo "== plain greedy decoding" >&2
-plain=$("$specula" generate "${common[@]}" "$prompt")
-echo "== speculative greedy decoding (draft up to $draft_max tokens)" >&2
-spec=$("$specula" generate "${common[@]}" -d "$draft" --draft-max "$draft_max" "$prompt")
+plain_tps=()
+spec_tps=()
+for ((r = 1; r <= repeats; r++)); do
+  echo "== round $r/$repeats: plain, then speculative" >&2
+  plain=$("$specula" generate "${common[@]}" --draft-max 0 "$prompt")
+  spec=$("$specula" generate "${common[@]}" -d "$draft" "$prompt")
+  if [ "$(jq -c .tokens <<<"$plain")" != "$(jq -c .tokens <<<"$spec")" ]; then
+    echo "error: speculative output differs from plain greedy output" >&2
+    exit 1
+  fi
+  plain_tps+=("$(jq .stats.decode_tokens_per_second <<<"$plain")")
+  spec_tps+=("$(jq .stats.decode_tokens_per_second <<<"$spec")")
+done
 
-field() { jq -r "$2" <<<"$1"; }
-if [ "$(field "$plain" '.tokens')" != "$(field "$spec" '.tokens')" ]; then
-  echo "error: speculative output differs from plain greedy output" >&2
-  exit 1
-fi
-plain_tps=$(field "$plain" '.stats.decode_tokens_per_second')
-spec_tps=$(field "$spec" '.stats.decode_tokens_per_second')
-printf '\nprompt: %s\n' "$prompt"
-printf 'output (%s tokens, identical in both runs; random weights, so random bytes):\n%s\n\n' \
-  "$(field "$spec" '.stats.generated_tokens')" "$(field "$spec" '.text' | head -c 300)"
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratios=()
+for ((i = 0; i < repeats; i++)); do ratios+=("$(jq -n "${spec_tps[i]} / ${plain_tps[i]}")"); done
+field() { jq -r "$1" <<<"$spec"; }
+
+printf '\n%s' "$prompt"
+field .text
+printf '\n(%s tokens, greedy; identical with and without speculation)\n\n' \
+  "$(field .stats.generated_tokens)"
 printf '%-13s %12s %12s %16s\n' "mode" "tokens/s" "acceptance" "tokens/pass"
-printf '%-13s %12.1f %12s %16.2f\n' "plain" "$plain_tps" "-" "$(field "$plain" '.stats.tokens_per_pass')"
-printf '%-13s %12.1f %11.1f%% %16.2f\n' "speculative" "$spec_tps" \
-  "$(field "$spec" '.stats.acceptance_rate * 100')" "$(field "$spec" '.stats.tokens_per_pass')"
-printf 'speedup: %.2fx (speculative / plain decode tokens/s, same run)\n' \
-  "$(jq -n "$spec_tps / $plain_tps")"
+printf '%-13s %12.1f %12s %16.2f\n' "plain" "$(median "${plain_tps[@]}")" "-" 1
+printf '%-13s %12.1f %11.1f%% %16.2f\n' "speculative" "$(median "${spec_tps[@]}")" \
+  "$(field '.stats.acceptance_rate * 100')" "$(field .stats.tokens_per_pass)"
+printf 'speedup: %.2fx median of %d interleaved rounds [%.2f - %.2f]\n' "$(median "${ratios[@]}")" \
+  "$repeats" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" \
+  "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)"
