@@ -115,7 +115,8 @@ for stage in "${stages[@]}"; do
       ;;
     install)
       cp "$target" "$draft" "$out/"
-      echo "make-models: installed $(basename "$target") and $(basename "$draft") in $out/" >&2
+      cp "$draft_corpus" "$out/specula-py-draft-corpus-f16.gguf"
+      echo "make-models: installed the target and both drafts in $out/" >&2
       ;;
     *)
       echo "make-models: unknown stage '$stage' (vocab target quantize draft draft-corpus install)" >&2
