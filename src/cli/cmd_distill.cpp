@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/stop_on_signals.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "sampling/sampling.h"
@@ -221,7 +222,8 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
   const auto start = std::chrono::steady_clock::now();
   double window_loss = 0.0;
   int64_t window_steps = 0;
-  while (trainer->steps_done() < trainer->options().steps) {
+  const StopOnSignals stop_on_signals;
+  while (trainer->steps_done() < trainer->options().steps && !stop_on_signals.stop_requested()) {
     const StepResult r = trainer->step();
     window_loss += r.loss;
     ++window_steps;
@@ -245,6 +247,15 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     }
   }
   if (!flags.checkpoint.empty()) trainer->save_checkpoint(flags.checkpoint, &teacher->file());
+  if (stop_on_signals.stop_requested()) {
+    if (!flags.checkpoint.empty()) {
+      fail("distill: interrupted after step ", trainer->steps_done(), "; checkpoint saved to ",
+           flags.checkpoint, ": run the same command with --resume to continue");
+    }
+    trainer->write_model(flags.out, *type, &teacher->file(), "interrupted distillation");
+    fail("distill: interrupted after step ", trainer->steps_done(), "; the draft so far is in ",
+         flags.out, " (give --checkpoint PATH to be able to resume)");
+  }
   print_acceptance("after", measure_student(*trainer, *teacher, flags, *type, &pool));
   const std::string name =
       flags.name.empty() ? str_cat("specula draft distilled from ", flags.teacher) : flags.name;

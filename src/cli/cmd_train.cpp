@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/stop_on_signals.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -40,31 +41,6 @@ struct TrainFlags {
   bool resume = false;
   int64_t log_every = 10;
   std::string gemm = "auto";
-};
-
-std::atomic<bool> g_stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
-
-extern "C" void request_stop(int) {
-  g_stop_requested.store(true);
-}
-
-// Restores the previous handlers when training ends.
-class StopOnSignals {
- public:
-  StopOnSignals() {
-    g_stop_requested.store(false);
-    previous_int_ = std::signal(SIGINT, request_stop);
-    previous_term_ = std::signal(SIGTERM, request_stop);
-  }
-  ~StopOnSignals() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-
- private:
-  void (*previous_int_)(int);
-  void (*previous_term_)(int);
 };
 
 std::string format_duration(double seconds) {
