@@ -15,6 +15,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/stop_on_signals.h"
+#include "cli/train_flags.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "sampling/sampling.h"
@@ -303,17 +304,7 @@ const bool registered = register_command({
       sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
           ->capture_default_str();
       sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
-      sub.add_option("--batch", t.batch, "Sequences per step")->capture_default_str();
-      sub.add_option("--seq-len", t.seq_len, "Tokens per sequence")->capture_default_str();
-      sub.add_option("--steps", t.steps, "Optimizer steps in all")->capture_default_str();
-      sub.add_option("--lr", t.lr, "Peak learning rate")->capture_default_str();
-      sub.add_option("--min-lr", t.min_lr, "Learning rate at the end of the cosine decay")
-          ->capture_default_str();
-      sub.add_option("--warmup", t.warmup, "Linear warm-up steps")->capture_default_str();
-      sub.add_option("--weight-decay", t.adam.weight_decay, "AdamW decay of the matrices")
-          ->capture_default_str();
-      sub.add_option("--clip", t.clip, "Global gradient-norm limit (0: off)")
-          ->capture_default_str();
+      add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
           ->capture_default_str();
       sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
@@ -321,10 +312,7 @@ const bool registered = register_command({
                      "Student's linear-layer products: f32, bf16 (oneDNN, AMX; f32 accumulation) "
                      "or auto (bf16 where available)")
           ->capture_default_str();
-      sub.add_option("--eval-every", t.eval_every, "Steps between held-out evaluations (0: off)")
-          ->capture_default_str();
-      sub.add_option("--eval-tokens", t.eval_tokens, "Held-out tokens per evaluation")
-          ->capture_default_str();
+      add_evaluation_flags(sub, t);
       sub.add_option("--log-every", f->log_every, "Steps between progress lines")
           ->capture_default_str();
       sub.add_option("--checkpoint", f->checkpoint, "Checkpoint file (written at the end too)");
