@@ -42,6 +42,7 @@ struct TrainFlags {
   bool resume = false;
   int64_t log_every = 10;
   std::string gemm = "auto";
+  std::string init;
 };
 
 std::string format_duration(double seconds) {
@@ -83,12 +84,29 @@ constexpr FixedFlag kFixedOnResume[] = {
     {"--seed", [](const TrainOptions& o) { return double(o.seed); }},
 };
 
+// The options of a new run: the flags, with the shape of --init's file.
+TrainOptions new_run_options(const TrainFlags& flags, const CLI::App& sub,
+                             const GgufReader* init_file, int32_t n_vocab) {
+  TrainOptions options = flags.train;
+  if (init_file != nullptr) {
+    options.shape = shape_for_init(*init_file, sub, options.shape, "train");
+    if (options.shape.n_vocab != n_vocab) {
+      fail("train: ", flags.init, " has a vocabulary of ", options.shape.n_vocab, " tokens but ",
+           flags.vocab, " has ", n_vocab, ": --init needs a model of the same vocabulary");
+    }
+  }
+  options.shape.n_vocab = n_vocab;
+  return validate_train_options(options);
+}
+
 std::unique_ptr<Trainer> make_trainer(const TrainFlags& flags, const CLI::App& sub,
-                                      TokenCorpus corpus, int32_t n_vocab, ThreadPool* pool) {
+                                      TokenCorpus corpus, int32_t n_vocab,
+                                      const GgufReader* init_file, ThreadPool* pool) {
   if (!flags.resume) {
-    TrainOptions options = flags.train;
-    options.shape.n_vocab = n_vocab;
-    return std::make_unique<Trainer>(options, std::move(corpus), pool);
+    auto trainer = std::make_unique<Trainer>(new_run_options(flags, sub, init_file, n_vocab),
+                                             std::move(corpus), pool);
+    if (init_file != nullptr) trainer->load_parameters(*init_file);
+    return trainer;
   }
   if (flags.checkpoint.empty()) fail("train: --resume needs --checkpoint PATH");
   if (!std::filesystem::exists(flags.checkpoint)) {
@@ -139,10 +157,10 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
   };
 
+  std::unique_ptr<GgufReader> init_file;
+  if (!flags.init.empty() && !flags.resume) init_file = GgufReader::open(flags.init);
   if (!flags.resume) {  // fail fast, before a large corpus is tokenized
-    TrainOptions options = flags.train;
-    options.shape.n_vocab = tokenizer->n_vocab();
-    validate_train_options(options);
+    new_run_options(flags, sub, init_file.get(), tokenizer->n_vocab());
   }
   CorpusOptions corpus_options{flags.inputs, flags.eval_inputs, flags.eval_fraction};
   if (!flags.eval_inputs.empty() && sub.count("--eval-fraction") > 0) {
@@ -157,7 +175,7 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
       flags.threads > 0 ? flags.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
   ThreadPool pool(std::max(1, threads));
   std::unique_ptr<Trainer> trainer =
-      make_trainer(flags, sub, std::move(corpus), tokenizer->n_vocab(), &pool);
+      make_trainer(flags, sub, std::move(corpus), tokenizer->n_vocab(), init_file.get(), &pool);
   const std::string gemm_notice = trainer->set_gemm_backend(gemm);
   if (!gemm_notice.empty()) std::fprintf(stderr, "train: %s\n", gemm_notice.c_str());
   std::fprintf(stderr, "train: %s\n", describe_gemm_backend(trainer->gemm_backend()).c_str());
@@ -169,7 +187,7 @@ void run(const TrainFlags& flags, const CLI::App& sub) {
                s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.n_ff, s.n_vocab, s.n_ctx,
                static_cast<double>(trainer->layout().total()) / 1e6,
                static_cast<long long>(o.batch), static_cast<long long>(o.seq_len),
-               flags.resume ? "resuming after" : "from",
+               flags.resume ? "resuming after" : (init_file ? "from --init weights at" : "from"),
                static_cast<long long>(trainer->steps_done()), static_cast<long long>(o.steps),
                pool.n_threads());
 
@@ -258,6 +276,7 @@ const bool registered = register_command({
       sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
           ->capture_default_str();
       sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
+      add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
           ->capture_default_str();

@@ -3,7 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
 
+#include "core/error.h"
+#include "gguf/gguf_reader.h"
+#include "train/model_io.h"
 #include "train/trainer.h"
 
 namespace specula::cli {
@@ -28,6 +32,44 @@ inline void add_evaluation_flags(CLI::App& sub, TrainOptions& t) {
       ->capture_default_str();
   sub.add_option("--eval-tokens", t.eval_tokens, "Held-out tokens per evaluation")
       ->capture_default_str();
+}
+
+// --init FILE: start from a model file's weights instead of random ones.
+inline void add_init_flag(CLI::App& sub, std::string& init) {
+  sub.add_option("--init", init,
+                 "Start from this GGUF model's weights (F32, F16 or BF16 matrices); the model's "
+                 "shape is then the file's (ignored with --resume: the checkpoint has the "
+                 "weights)");
+}
+
+// The shape of a run started from `file` (--init): the file's, with --ctx
+// when given. Shape flags given as well must agree with the file, so a
+// typo does not silently train another shape than the user asked for.
+inline TransformerShape shape_for_init(const GgufReader& file, const CLI::App& sub,
+                                       TransformerShape given, const char* command) {
+  TransformerShape shape = read_transformer_shape(file);
+  if (given.n_head_kv == 0) given.n_head_kv = given.n_head;
+  const struct {
+    const char* flag;
+    double given, file;
+  } checks[] = {
+      {"--embd", double(given.n_embd), double(shape.n_embd)},
+      {"--layers", double(given.n_layer), double(shape.n_layer)},
+      {"--heads", double(given.n_head), double(shape.n_head)},
+      {"--heads-kv", double(given.n_head_kv), double(shape.n_head_kv)},
+      {"--ff", double(given.n_ff), double(shape.n_ff)},
+      {"--rope-base", double(given.rope_freq_base), double(shape.rope_freq_base)},
+      {"--tied", double(given.tied_output), double(shape.tied_output)},
+  };
+  for (const auto& check : checks) {
+    if (sub.count(check.flag) > 0 && check.given != check.file) {
+      fail(command, ": ", check.flag, " ", check.given, " differs from ", file.path(), "'s ",
+           check.file, ": with --init the model's shape comes from the file (drop ", check.flag,
+           ")");
+    }
+  }
+  if (sub.count("--ctx") > 0) shape.n_ctx = given.n_ctx;
+  return shape;
 }
 
 }  // namespace specula::cli

@@ -107,6 +107,22 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& checkpoint_path, Tok
   return trainer;
 }
 
+void Trainer::load_parameters(const GgufReader& model_file) {
+  if (step_ != 0) fail("train: internal: load_parameters after step ", step_);
+  const TransformerShape f = read_transformer_shape(model_file);
+  const TransformerShape& s = options_.shape;
+  if (f.n_vocab != s.n_vocab || f.n_embd != s.n_embd || f.n_layer != s.n_layer ||
+      f.n_head != s.n_head || f.n_head_kv != s.n_head_kv || f.n_ff != s.n_ff ||
+      f.rope_freq_base != s.rope_freq_base || f.tied_output != s.tied_output) {
+    fail("train: ", model_file.path(), " is a ", f.n_layer, "-layer, ", f.n_embd, "-wide model (",
+         f.n_head, "/", f.n_head_kv, " heads, ff ", f.n_ff, ", vocabulary ", f.n_vocab,
+         f.tied_output ? ", tied output" : "", "), not the ", s.n_layer, "-layer, ", s.n_embd,
+         "-wide model (", s.n_head, "/", s.n_head_kv, " heads, ff ", s.n_ff, ", vocabulary ",
+         s.n_vocab, s.tied_output ? ", tied output" : "", ") this run trains");
+  }
+  read_tensors_from_gguf(model_file, *layout_, "", params_);
+}
+
 void Trainer::set_loss(std::unique_ptr<TrainingLoss> loss) {
   loss_ = std::move(loss);
 }

@@ -70,6 +70,13 @@ class Trainer {
                                          ThreadPool* pool,
                                          std::unique_ptr<TrainingLoss> loss = nullptr);
 
+  // Starts from a model file's weights instead of the seeded random ones
+  // (fine-tuning; distilling a draft that was pretrained on the corpus).
+  // Only before the first step. Throws Error naming the file when its shape
+  // (vocabulary, width, layers, heads, ff, RoPE base, tied output) is not
+  // options().shape or a tensor is missing or not F32/F16/BF16; the context
+  // length may differ (RoPE has no learnt positions).
+  void load_parameters(const GgufReader& model_file);
   // Replaces the cross-entropy objective (e.g. by a distillation loss).
   void set_loss(std::unique_ptr<TrainingLoss> loss);
   // Options that do not change the trajectory so far: the step count (and

@@ -79,6 +79,50 @@ TEST(CliTrain, InterruptedRunResumesToTheSameModel) {
   EXPECT_TRUE(bytes_a == bytes_b) << "resumed model differs from the uninterrupted one";
 }
 
+TEST(CliTrain, InitStartsFromAModelAndChecksItsShape) {
+  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  TempDir dir;
+  const std::string corpus = write_corpus(dir);
+  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
+                    dir.file("vocab.gguf"))
+                .exit_code,
+            0);
+  const auto base = run_cli(train_args(dir, corpus) + " --steps 30 --out " + dir.file("base.gguf"));
+  ASSERT_EQ(base.exit_code, 0) << base.output;
+  // Held-out loss after the first step: a model continued from base.gguf
+  // starts where base ended, far below a fresh random start (log 300 = 5.7).
+  const std::string one_step = "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
+                               " --ctx 32 --seq-len 16 --batch 2 --steps 1 --eval-every 1"
+                               " --type f32 -t 2 --lr 1e-5 --min-lr 1e-6 --warmup 0";
+  const auto fresh =
+      run_cli(one_step + " --embd 32 --layers 1 --heads 2 --out " + dir.file("fresh.gguf"));
+  const auto continued =
+      run_cli(one_step + " --init " + dir.file("base.gguf") + " --out " + dir.file("cont.gguf"));
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output;
+  ASSERT_EQ(continued.exit_code, 0) << continued.output;
+  const auto last_eval_loss = [](const std::string& output) {
+    const size_t at = output.rfind("| eval ");
+    return at == std::string::npos ? -1.0 : std::stod(output.substr(at + 7));
+  };
+  EXPECT_GT(last_eval_loss(fresh.output), 5.0) << fresh.output;
+  EXPECT_NEAR(last_eval_loss(continued.output), last_eval_loss(base.output), 0.01)
+      << "base:\n"
+      << base.output << "continued:\n"
+      << continued.output;
+  EXPECT_LT(last_eval_loss(continued.output), last_eval_loss(fresh.output) - 0.5);
+  EXPECT_NE(continued.output.find("1 layers x 32 embd"), std::string::npos) << continued.output;
+
+  const auto conflicting = run_cli(one_step + " --embd 64 --init " + dir.file("base.gguf") +
+                                   " --out " + dir.file("bad.gguf"));
+  EXPECT_EQ(conflicting.exit_code, 1);
+  EXPECT_NE(conflicting.output.find("--embd 64 differs from"), std::string::npos)
+      << conflicting.output;
+  const auto absent =
+      run_cli(one_step + " --init " + dir.file("absent.gguf") + " --out " + dir.file("bad.gguf"));
+  EXPECT_EQ(absent.exit_code, 1);
+  EXPECT_NE(absent.output.find("absent.gguf"), std::string::npos) << absent.output;
+}
+
 TEST(CliTrain, BadFlagsGiveOneClearError) {
   if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
   TempDir dir;

@@ -156,6 +156,40 @@ TEST(Trainer, ResumeRefusesAModelWithoutTrainingState) {
   }
 }
 
+TEST(Trainer, LoadParametersStartsFromAModelFile) {
+  ThreadPool pool(2);
+  TrainOptions o = tiny_options();
+  o.steps = 5;
+  Trainer pretrained(o, repeated_sentence_corpus(), &pool);
+  while (pretrained.steps_done() < 5) pretrained.step();
+  test::TempPath path("init.gguf");
+  pretrained.write_model(path.str(), DType::kF32, nullptr, "pretrained");
+  const std::unique_ptr<GgufReader> file = GgufReader::open(path.str());
+
+  TrainOptions other_seed = o;
+  other_seed.seed = 2;
+  Trainer fine_tuned(other_seed, repeated_sentence_corpus(), &pool);
+  ASSERT_FALSE(std::equal(fine_tuned.parameters().begin(), fine_tuned.parameters().end(),
+                          pretrained.parameters().begin()));
+  fine_tuned.load_parameters(*file);
+  EXPECT_TRUE(std::equal(fine_tuned.parameters().begin(), fine_tuned.parameters().end(),
+                         pretrained.parameters().begin()))
+      << "F32 weights must load exactly";
+  EXPECT_EQ(fine_tuned.evaluate(), pretrained.evaluate());
+  fine_tuned.step();  // and training goes on from there
+  EXPECT_THROW(fine_tuned.load_parameters(*file), Error) << "only before the first step";
+
+  TrainOptions wider = o;
+  wider.shape.n_ff = 96;
+  Trainer mismatched(wider, repeated_sentence_corpus(), nullptr);
+  try {
+    mismatched.load_parameters(*file);
+    FAIL() << "loaded a model of another shape";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ff 64"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, RejectsBadOptions) {
   TrainOptions o = tiny_options();
   o.seq_len = 64;  // > n_ctx 32
