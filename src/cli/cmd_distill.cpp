@@ -1,5 +1,5 @@
 // `specula distill --teacher T.gguf --input FILES... --out DRAFT.gguf`:
-// trains a small draft from scratch to match a teacher's next-token
+// trains a small draft (from scratch, or from --init's weights) to match a teacher's next-token
 // distributions (train/distill_loss.h) on text, with the teacher's
 // vocabulary and tokenizer, and reports the draft's acceptance rate against
 // the teacher on held-out text before and after (train/distill_eval.h).
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/distill_speed.h"
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
 #include "core/error.h"
@@ -48,24 +49,25 @@ struct DistillFlags {
   bool resume = false;
   int64_t log_every = 10;
   std::string gemm = "auto";
+  std::string init;
+  DistillSpeedOptions speed;
 };
 
-// Writes the student as it is now to `path` and measures it against the
-// teacher on the held-out stream.
-AcceptanceStats measure_student(const Trainer& trainer, const Model& teacher,
-                                const DistillFlags& flags, DType type, ThreadPool* pool) {
+// Writes the student as it is now to flags.out, measures it against the
+// teacher on the held-out stream (acceptance, then the speedup it gives)
+// and prints both.
+void measure_student(const char* when, const Trainer& trainer, const Model& teacher,
+                     const DistillFlags& flags, DType type, ThreadPool* pool) {
   trainer.write_model(flags.out, type, &teacher.file(), "specula distilled draft");
   const std::unique_ptr<Model> student = Model::load(flags.out);
-  return measure_acceptance(teacher, *student, trainer.corpus().eval, flags.accept_window,
-                            flags.accept_windows, pool);
-}
-
-void print_acceptance(const char* when, const AcceptanceStats& s) {
+  const AcceptanceStats s = measure_acceptance(teacher, *student, trainer.corpus().eval,
+                                               flags.accept_window, flags.accept_windows, pool);
   std::fprintf(stderr,
                "distill: acceptance %s: expected (T=1, 1-TVD) %.4f over %lld positions | greedy "
                "agreement %.4f over %lld positions\n",
                when, s.expected_acceptance, static_cast<long long>(s.positions), s.greedy_agreement,
                static_cast<long long>(s.greedy_positions));
+  report_distill_speedup(when, teacher, *student, trainer.corpus().eval, flags.speed, *pool);
 }
 
 // Appends teacher continuations of corpus prefixes to the training stream
@@ -168,8 +170,19 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
   const ModelConfig& tc = teacher->config();
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());
   TrainOptions options = flags.train;
+  std::unique_ptr<GgufReader> init_file;
+  if (!flags.init.empty() && !flags.resume) {
+    init_file = GgufReader::open(flags.init);
+    options.shape = shape_for_init(*init_file, sub, options.shape, "distill");
+    if (options.shape.n_vocab != tc.n_vocab) {
+      fail("distill: ", flags.init, " has a vocabulary of ", options.shape.n_vocab,
+           " tokens but the teacher has ", tc.n_vocab,
+           ": --init needs a draft of the teacher's vocabulary");
+    }
+  } else if (sub.count("--ctx") == 0) {
+    options.shape.n_ctx = std::min<int32_t>(512, tc.n_ctx_train);
+  }
   options.shape.n_vocab = tc.n_vocab;
-  if (sub.count("--ctx") == 0) options.shape.n_ctx = std::min<int32_t>(512, tc.n_ctx_train);
   if (options.seq_len > tc.n_ctx_train) {
     fail("distill: --seq-len ", options.seq_len, " exceeds the teacher's context ", tc.n_ctx_train);
   }
@@ -205,6 +218,7 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     if (sub.count("--steps") > 0) trainer->set_steps(flags.train.steps);
   } else {
     trainer = std::make_unique<Trainer>(options, std::move(corpus), &pool);
+    if (init_file) trainer->load_parameters(*init_file);
     trainer->set_loss(make_loss());
   }
   const std::string gemm_notice = trainer->set_gemm_backend(gemm);
@@ -218,7 +232,7 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
                s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.n_ff,
                static_cast<double>(trainer->layout().total()) / 1e6, flags.loss.c_str(),
                flags.temperature);
-  print_acceptance("before", measure_student(*trainer, *teacher, flags, *type, &pool));
+  measure_student("before", *trainer, *teacher, flags, *type, &pool);
 
   const auto start = std::chrono::steady_clock::now();
   double window_loss = 0.0;
@@ -257,7 +271,7 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     fail("distill: interrupted after step ", trainer->steps_done(), "; the draft so far is in ",
          flags.out, " (give --checkpoint PATH to be able to resume)");
   }
-  print_acceptance("after", measure_student(*trainer, *teacher, flags, *type, &pool));
+  measure_student("after", *trainer, *teacher, flags, *type, &pool);
   const std::string name =
       flags.name.empty() ? str_cat("specula draft distilled from ", flags.teacher) : flags.name;
   trainer->write_model(flags.out, *type, &teacher->file(), name);
@@ -295,6 +309,11 @@ const bool registered = register_command({
           ->capture_default_str();
       sub.add_option("--accept-windows", f->accept_windows, "Held-out windows measured")
           ->capture_default_str();
+      sub.add_option("--speed-repeats", f->speed.repeats,
+                     "Interleaved repeats of the before/after speedup measurement (plain vs "
+                     "speculative decoding of a held-out prompt; 0: skip it)")
+          ->capture_default_str()
+          ->check(CLI::Range(0, 100));
       sub.add_option("--embd", t.shape.n_embd, "Student width")->capture_default_str();
       sub.add_option("--layers", t.shape.n_layer, "Student blocks")->capture_default_str();
       sub.add_option("--heads", t.shape.n_head, "Query heads")->capture_default_str();
@@ -304,6 +323,7 @@ const bool registered = register_command({
       sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
           ->capture_default_str();
       sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
+      add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
           ->capture_default_str();
