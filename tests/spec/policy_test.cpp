@@ -27,6 +27,16 @@ struct World {
   // Optional: each token's confidence is uniform in [0, 1], and it is
   // accepted exactly when its confidence is above this (ignores acceptance).
   double accept_above_confidence = -1;
+  // Optional: each token's confidence is u^calibrated_skew (u uniform in
+  // [0, 1]) and it is accepted with probability equal to its confidence,
+  // as from a calibrated drafter (ignores acceptance).
+  double calibrated_skew = -1;
+  // Optional: text alternates between easy and hard stretches (each token
+  // leaves its stretch with probability `switch_probability`); a drafted
+  // token is accepted with probability easy_acceptance or hard_acceptance
+  // (ignores acceptance). Real acceptance comes in such runs.
+  double switch_probability = -1;
+  double easy_acceptance = 0.9, hard_acceptance = 0.2;
 
   double verify_seconds(int32_t rows) const { return t1 * (1.0 + row_fraction * (rows - 1)); }
   // E(g) / T(g) with a constant acceptance (design.md), independent of the
@@ -62,6 +72,11 @@ struct Simulation {
       if (world.accept_above_confidence >= 0) {
         confidence.push_back(static_cast<float>(rng.uniform()));
         accepted = confidence.back() > world.accept_above_confidence;
+      } else if (world.switch_probability > 0) {
+        accepted = rng.uniform() < (easy ? world.easy_acceptance : world.hard_acceptance);
+      } else if (world.calibrated_skew > 0) {
+        confidence.push_back(static_cast<float>(std::pow(rng.uniform(), world.calibrated_skew)));
+        accepted = rng.uniform() < confidence.back();
       } else {
         accepted = rng.uniform() < world.acceptance;
       }
@@ -77,6 +92,13 @@ struct Simulation {
     outcome.draft_seconds = outcome.drafted * world.draft_seconds;
     outcome.verify_seconds = world.verify_seconds(outcome.drafted + 1);
     policy.observe(outcome);
+    if (world.switch_probability > 0) {
+      for (int32_t i = 0; i <= outcome.accepted; ++i) {
+        if (rng.uniform() < world.switch_probability) easy = !easy;
+      }
+    }
+    tokens += outcome.accepted + 1;
+    seconds += outcome.draft_seconds + outcome.verify_seconds;
     ++steps;
     if (plan.draft_length == 0) ++plain_steps;
     if (plan.probe) ++probes;
@@ -92,13 +114,18 @@ struct Simulation {
   void reset_counts() {
     steps = plain_steps = probes = 0;
     g_counts.clear();
+    tokens = 0;
+    seconds = 0;
   }
+  double tokens_per_second() const { return tokens / seconds; }
 
   DraftLengthPolicy& policy;
   Rng rng;
   std::vector<float> confidence;
   int32_t steps = 0, plain_steps = 0, probes = 0;
   std::map<int32_t, int32_t> g_counts;
+  double tokens = 0, seconds = 0;  // generated and spent, since reset_counts
+  bool easy = true;                // World::switch_probability's state
 };
 
 PolicyOptions options_for(PolicyKind kind) {
@@ -251,6 +278,82 @@ TEST(AdaptivePolicy, LearnsTheConfidenceBelowWhichDraftsStop) {
   ASSERT_GT(plan.draft_length, 0);
   EXPECT_GE(plan.stop_confidence, 0.4f);
   EXPECT_LE(plan.stop_confidence, 0.5f);
+}
+
+// Realised tokens/s of `policy` in `world` over steps 500..3500 (after a
+// warm-up), drafting at most g_max.
+double realised_rate(DraftLengthPolicy& policy, const World& world, int32_t g_max) {
+  policy.begin_sequence(g_max);
+  Simulation sim(policy, 5);
+  sim.run(world, 500, g_max);
+  sim.reset_counts();
+  sim.run(world, 3000, g_max);
+  return sim.tokens_per_second();
+}
+
+TEST(AdaptivePolicy, WithACalibratedDrafterMatchesTheBestFixedDraftLength) {
+  struct Case {
+    double skew, draft_fraction, row_fraction;
+  };
+  for (const Case c : {Case{0.5, 0.1, 0.1}, Case{0.3, 0.05, 0.05}, Case{1.0, 0.1, 0.1},
+                       Case{0.2, 0.15, 0.2}, Case{0.5, 0.02, 0.02}}) {
+    World world;
+    world.calibrated_skew = c.skew;
+    world.draft_seconds = world.t1 * c.draft_fraction;
+    world.row_fraction = c.row_fraction;
+    double best_fixed = world.t1 > 0 ? 1.0 / world.t1 : 0;  // g = 0: plain decoding
+    int32_t best_g = 0;
+    for (int32_t g = 1; g <= 8; ++g) {
+      FixedPolicy fixed(options_for(PolicyKind::kFixed));
+      const double rate = realised_rate(fixed, world, g);
+      if (rate > best_fixed) best_fixed = rate, best_g = g;
+    }
+    AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
+    const double with_stop = realised_rate(adaptive, world, 8);
+    PolicyOptions no_stop_options = options_for(PolicyKind::kAdaptive);
+    no_stop_options.adaptive.learn_confidence_stop = false;
+    AdaptivePolicy no_stop(no_stop_options);
+    const double without_stop = realised_rate(no_stop, world, 8);
+    std::fprintf(stderr,
+                 "skew %.2f draft %.2f row %.2f: best fixed g=%d %.1f/s, adaptive %.1f/s (%.3f), "
+                 "without the learned stop %.1f/s (%.3f)\n",
+                 c.skew, c.draft_fraction, c.row_fraction, best_g, best_fixed, with_stop,
+                 with_stop / best_fixed, without_stop, without_stop / best_fixed);
+    EXPECT_GT(with_stop, 0.95 * best_fixed);
+  }
+}
+
+TEST(AdaptivePolicy, WithBurstyAcceptanceMatchesTheBestFixedDraftLength) {
+  struct Case {
+    double switch_probability, easy, hard, draft_fraction, row_fraction;
+  };
+  for (const Case c : {Case{0.05, 0.9, 0.2, 0.1, 0.1}, Case{0.02, 0.95, 0.1, 0.1, 0.1},
+                       Case{0.1, 0.8, 0.3, 0.05, 0.05}, Case{0.02, 0.9, 0.0, 0.15, 0.2},
+                       Case{0.01, 0.7, 0.0, 0.1, 0.3}}) {
+    World world;
+    world.switch_probability = c.switch_probability;
+    world.easy_acceptance = c.easy;
+    world.hard_acceptance = c.hard;
+    world.draft_seconds = world.t1 * c.draft_fraction;
+    world.row_fraction = c.row_fraction;
+    double best_fixed = 1.0 / world.t1;  // g = 0: plain decoding
+    int32_t best_g = 0;
+    for (int32_t g = 1; g <= 8; ++g) {
+      FixedPolicy fixed(options_for(PolicyKind::kFixed));
+      const double rate = realised_rate(fixed, world, g);
+      if (rate > best_fixed) best_fixed = rate, best_g = g;
+    }
+    AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
+    const double rate = realised_rate(adaptive, world, 8);
+    HeuristicPolicy heuristic(options_for(PolicyKind::kHeuristic));
+    const double heuristic_rate = realised_rate(heuristic, world, 8);
+    std::fprintf(stderr,
+                 "switch %.2f easy %.2f hard %.2f: best fixed g=%d %.1f/s, adaptive %.1f/s "
+                 "(%.3f), heuristic %.3f\n",
+                 c.switch_probability, c.easy, c.hard, best_g, best_fixed, rate, rate / best_fixed,
+                 heuristic_rate / best_fixed);
+    EXPECT_GT(rate, 0.95 * best_fixed);
+  }
 }
 
 TEST(AdaptivePolicy, NoConfidenceStopWhenItIsTurnedOff) {
