@@ -46,7 +46,9 @@ for temp in 0 1; do
   for p in "${prompts[@]}"; do
     seed=$((seed + 1))
     common=(-m "$target" --temp "$temp" --seed "$seed" -n "$n" --ignore-eos -q --json)
-    plain=$("$specula" generate "${common[@]}" "$p" | jq .stats.decode_tokens_per_second)
+    # --draft-max 0: without it the default drafters (prompt lookup) would
+    # speculate even with no draft model, and "plain" would not be plain.
+    plain=$("$specula" generate "${common[@]}" --draft-max 0 "$p" | jq .stats.decode_tokens_per_second)
     for d in "${drafts[@]}"; do
       s=$("$specula" generate "${common[@]}" -d "$d" "${extra[@]}" "$p")
       drafted[$d]=$((${drafted[$d]:-0} + $(jq .stats.drafted_tokens <<<"$s")))
