@@ -4,8 +4,11 @@
 #
 #   scripts/make-models.sh [BUILD_DIR] [STAGE...]
 #
-# Stages (all by default, in this order): vocab target quantize draft
-# draft-corpus install (the last copies the pair into models/). Every stage
+# Stages (all by default, in this order): vocab target quantize pretrain
+# draft draft-corpus install (the last copies the pair into models/):
+# pretrain trains the draft on the corpus alone; draft distils it further
+# from the target; draft-corpus, the control, continues the pretrained
+# draft on the corpus for the same steps instead. Every stage
 # is resumable: the training stages checkpoint under $work every 10 steps
 # and continue from the checkpoint when run again (an interrupted `make
 # models` is continued by running it again), and a stage whose output exists
@@ -13,13 +16,13 @@
 # what made the shipped files):
 #   SPECULA_MODELS_WORK   work directory (checkpoints, vocab)   build/models-work
 #   SPECULA_MODELS_OUT    where the finished files go           models
-#   TARGET_STEPS DRAFT_STEPS THREADS GEMM
+#   TARGET_STEPS PRETRAIN_STEPS DISTILL_STEPS THREADS GEMM
 set -euo pipefail
 
 build=${1:-build}
 shift || true
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(vocab target quantize draft draft-corpus install)
+[ ${#stages[@]} -eq 0 ] && stages=(vocab target quantize pretrain draft draft-corpus install)
 
 specula="$build/specula"
 work=${SPECULA_MODELS_WORK:-build/models-work}
@@ -27,7 +30,8 @@ out=${SPECULA_MODELS_OUT:-models}
 threads=${THREADS:-0}
 gemm=${GEMM:-}
 target_steps=${TARGET_STEPS:-800}
-draft_steps=${DRAFT_STEPS:-400}
+pretrain_steps=${PRETRAIN_STEPS:-400}
+distill_steps=${DISTILL_STEPS:-150}
 
 # The corpus: the newest Python 3 standard library on the machine.
 pylib=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -1 || true)
@@ -53,8 +57,10 @@ mkdir -p "$work" "$out"
 vocab="$work/vocab-8k.gguf"
 target_f16="$work/target-f16.gguf"
 target="$work/specula-py-target-q8_0.gguf"
+pretrained="$work/draft-pretrained-f16.gguf"
+pretrained_ckpt="$work/draft-corpus.ckpt.gguf"  # F32 weights: what the next stages start from
 draft="$work/specula-py-draft-distilled-f16.gguf"
-draft_corpus="$work/draft-corpus-only-f16.gguf"
+draft_corpus="$work/draft-corpus-continued-f16.gguf"
 gemm_flag=()
 [ -n "$gemm" ] && gemm_flag=(--gemm "$gemm")
 
@@ -95,23 +101,34 @@ for stage in "${stages[@]}"; do
     quantize)
       [ -f "$target" ] || "$specula" quantize "$target_f16" "$target" q8_0
       ;;
+    pretrain)
+      # The draft shape trained on the corpus alone (cross-entropy): the
+      # start of both the distilled draft and the control.
+      run_resumable "$pretrained" "$pretrained_ckpt" \
+        "$specula" train --vocab "$vocab" --input "${train_files[@]}" \
+        --eval-input "${eval_files[@]}" "${draft_shape[@]}" --name specula-py-draft-pretrained \
+        --seq-len 256 --batch 16 --steps "$pretrain_steps" --lr 3e-3 --min-lr 2e-4 --warmup 20 \
+        --eval-every 100 --log-every 10 --seed 2 -t "$threads" "${gemm_flag[@]}"
+      ;;
     draft)
-      # Distilled from the shipped (Q8_0) target, so it imitates what ships.
+      # The pretrained draft distilled from the shipped (Q8_0) target, so it
+      # imitates what ships: forward KL, 10% teacher continuations.
       run_resumable "$draft" "$work/draft.ckpt.gguf" \
         "$specula" distill --teacher "$target" --input "${train_files[@]}" \
-        --eval-input "${eval_files[@]}" "${draft_shape[@]}" --name specula-py-draft \
-        --loss tvd --on-policy-fraction 0.2 --seq-len 256 --batch 16 --steps "$draft_steps" \
-        --lr 3e-3 --min-lr 2e-4 --warmup 20 --eval-every 100 --log-every 10 --seed 2 \
+        --eval-input "${eval_files[@]}" --init "$pretrained_ckpt" --name specula-py-draft \
+        --loss kl --on-policy-fraction 0.1 --seq-len 256 --batch 16 --steps "$distill_steps" \
+        --lr 1e-3 --min-lr 1e-4 --warmup 10 --eval-every 50 --log-every 10 --seed 3 \
         -t "$threads" "${gemm_flag[@]}"
       ;;
     draft-corpus)
-      # The control: the same draft shape and steps, trained on the corpus
-      # alone (cross-entropy), not shipped.
-      run_resumable "$draft_corpus" "$work/draft-corpus.ckpt.gguf" \
+      # The control: the same pretrained draft, the same steps and schedule,
+      # continued on the corpus alone (cross-entropy).
+      run_resumable "$draft_corpus" "$work/draft-control.ckpt.gguf" \
         "$specula" train --vocab "$vocab" --input "${train_files[@]}" \
-        --eval-input "${eval_files[@]}" "${draft_shape[@]}" --name specula-py-draft-corpus \
-        --seq-len 256 --batch 16 --steps "$draft_steps" --lr 3e-3 --min-lr 2e-4 --warmup 20 \
-        --eval-every 100 --log-every 10 --seed 2 -t "$threads" "${gemm_flag[@]}"
+        --eval-input "${eval_files[@]}" --init "$pretrained_ckpt" \
+        --name specula-py-draft-corpus --seq-len 256 --batch 16 --steps "$distill_steps" \
+        --lr 1e-3 --min-lr 1e-4 --warmup 10 --eval-every 50 --log-every 10 --seed 3 \
+        -t "$threads" "${gemm_flag[@]}"
       ;;
     install)
       cp "$target" "$draft" "$out/"
@@ -119,7 +136,7 @@ for stage in "${stages[@]}"; do
       echo "make-models: installed the target and both drafts in $out/" >&2
       ;;
     *)
-      echo "make-models: unknown stage '$stage' (vocab target quantize draft draft-corpus install)" >&2
+      echo "make-models: unknown stage '$stage' (vocab target quantize pretrain draft draft-corpus install)" >&2
       exit 1
       ;;
   esac

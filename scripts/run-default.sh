@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default job of `make run`: the shipped model pair (models/README.md)
-# (target and the corpus-trained draft, the better of the two shipped drafts)
+# (target and the draft distilled from it)
 # completes a Python prompt, plain and speculative, interleaved three times
 # each; prints the completion, the acceptance rate and the speedup measured
 # in this run, and fails if the two outputs differ.
@@ -9,7 +9,7 @@ set -euo pipefail
 build=${1:-build}
 specula="$build/specula"
 target=${SPECULA_TARGET:-models/specula-py-target-q8_0.gguf}
-draft=${SPECULA_DRAFT:-models/specula-py-draft-corpus-f16.gguf}
+draft=${SPECULA_DRAFT:-models/specula-py-draft-distilled-f16.gguf}
 n_predict=${SPECULA_N:-160}
 repeats=${SPECULA_REPEATS:-3}
 prompt=${SPECULA_PROMPT:-$'class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n'}

@@ -53,9 +53,9 @@ TEST(ShippedPair, GreedySpeculativeEqualsGreedyPlainAndWritesPython) {
   // A trained pair: its draft agrees with the target often (a random draft
   // of this vocabulary would almost never), and the completion is Python
   // (a random target would not write these words).
-  // (measured: 0.36 and 0.11 on this prompt; a random draft: ~0)
+  // (measured: 0.45 for both drafts on this prompt; a random draft: ~0)
   EXPECT_GT(spec.at("stats").at("acceptance_rate").get<double>(), 0.2) << spec.dump();
-  EXPECT_GT(distilled.at("stats").at("acceptance_rate").get<double>(), 0.05) << distilled.dump();
+  EXPECT_GT(distilled.at("stats").at("acceptance_rate").get<double>(), 0.2) << distilled.dump();
   const std::string text = plain.at("text");
   int keywords = 0;
   for (const char* word : {"return", "def ", "class ", "self", "(", ":\n"}) {
