@@ -190,7 +190,7 @@ def adaptive(drafter, label=None):
 
 def shipped_suite(args):
     target = args.target or "models/specula-py-target-q8_0.gguf"
-    draft = args.draft or "models/specula-py-draft-corpus-f16.gguf"
+    draft = args.draft or "models/specula-py-draft-distilled-f16.gguf"
     random_draft = os.path.join(args.out, "random-draft-f16.gguf")
     if not os.path.exists(random_draft):
         subprocess.run([args.specula, "make-model", "--out", random_draft, "--tokenizer-from",
