@@ -326,119 +326,217 @@ inline __m512i Load4x128(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2
   return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p3)), 3);
 }
 
-// Lanes 0-7 from super-block a, 8-15 from b, each picking dword idx[l] of
-// its 32-dword table (lo = dwords 0..15, hi = 16..31).
-inline __m512i PickK(__m512i a_lo, __m512i a_hi, __m512i b_lo, __m512i b_hi, __m512i idx) {
-  return _mm512_mask_blend_epi32(__mmask16(0xFF00), _mm512_permutex2var_epi32(a_lo, idx, a_hi),
-                                 _mm512_permutex2var_epi32(b_lo, idx, b_hi));
+// The f16 at byte offset `at` of super-blocks a and b as floats: lanes
+// 0-7 from a, 8-15 from b. Hardware conversion: exact for every f16.
+inline __m512 SuperBlockF16(const uint8_t* a, const uint8_t* b, int at) {
+  uint16_t ha, hb;
+  std::memcpy(&ha, a + at, 2);
+  std::memcpy(&hb, b + at, 2);
+  const __m128 f = _mm_cvtph_ps(
+      _mm_setr_epi16(static_cast<int16_t>(ha), static_cast<int16_t>(hb), 0, 0, 0, 0, 0, 0));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                               _mm512_castps128_ps512(f));
 }
 
-// Returns false (nothing written) for a partial group.
-bool DecodeWholeGroup(DType type, const GatherPlan& plan, const uint8_t* row, int64_t n_in,
-                      int64_t g, DecodedGroup* out) {
-  if ((g + 1) * kGroupBlocks * 32 > n_in) return false;
+// KScales for the two Q4_K/Q5_K super-blocks a, b of a whole group, in
+// vectors: the same floats (exact int conversions, one multiply each).
+inline void KScalesMinsWhole(const uint8_t* a, const uint8_t* b, __m512* scale, __m512* min) {
+  // The 12 packed bytes (offset 4) zero-extended to dwords: a in 0..15,
+  // b in 16..31 of the two-table permutes (bytes 12..15 are qs, unused).
+  const __m512i ta = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 4)));
+  const __m512i tb = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4)));
+  // Sub-block j < 4: scale = s[j] & 63, min = s[j + 4] & 63. j >= 4:
+  // scale = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4, min = (s[j + 4] >> 4) |
+  // (s[j] >> 6) << 4 (unpack_k_scale_min).
+  const __m512i p_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i q_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 16, 17, 18, 19);
+  const __m512i p2_idx =
+      _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23, 24, 25, 26, 27);
+  const __m512i q2_idx = _mm512_setr_epi32(0, 0, 0, 0, 4, 5, 6, 7, 0, 0, 0, 0, 20, 21, 22, 23);
+  const __m512i low_mask =
+      _mm512_setr_epi32(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
+  const __m512i top_mask =
+      _mm512_setr_epi32(0, 0, 0, 0, 48, 48, 48, 48, 0, 0, 0, 0, 48, 48, 48, 48);
+  const __m512i min_shift = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
+  const __m512i p = _mm512_permutex2var_epi32(ta, p_idx, tb);
+  const __m512i q = _mm512_permutex2var_epi32(ta, q_idx, tb);
+  const __m512i p2 = _mm512_permutex2var_epi32(ta, p2_idx, tb);
+  const __m512i q2 = _mm512_permutex2var_epi32(ta, q2_idx, tb);
+  const __m512i sc = _mm512_or_si512(_mm512_and_si512(p, low_mask),
+                                     _mm512_and_si512(_mm512_srli_epi32(q, 2), top_mask));
+  const __m512i mn = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(p2, min_shift), low_mask),
+                                     _mm512_and_si512(_mm512_srli_epi32(q2, 2), top_mask));
+  const __m512 d = SuperBlockF16(a, b, 0);
+  const __m512 neg_dmin = _mm512_xor_ps(SuperBlockF16(a, b, 2), _mm512_set1_ps(-0.0f));
+  *scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+  *min = _mm512_mul_ps(neg_dmin, _mm512_cvtepi32_ps(mn));
+}
+
+// KScales for the two Q6_K super-blocks a, b of a whole group, in vectors.
+inline void Q6KScalesWhole(const uint8_t* a, const uint8_t* b, __m512* scale, __m512* scale_hi) {
+  const __m512i ta =
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 192)));
+  const __m512i tb =
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 d = SuperBlockF16(a, b, 208);
+  *scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(ta, even, tb)));
+  *scale_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(ta, odd, tb)));
+}
+
+// One whole group decoded into registers: what DecodedGroup holds (q,
+// scale, scale_hi for Q6_K, min for Q4_K/Q5_K; the others stay zero).
+struct GroupRegs {
+  __m512i q[kGroupVectors];
+  __m512 scale, scale_hi, min;
+};
+
+template <DType kType>
+HWY_INLINE void DecodeWholeRegs(const uint8_t* row, int64_t g, GroupRegs* out) {
   const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
-  auto store = [&](int k, __m512i v) { _mm512_store_si512(out->q[k], v); };
-  switch (type) {
-    case DType::kQ8_0:
-    case DType::kQ4_0: {
-      const bool q8 = type == DType::kQ8_0;
-      const int64_t bytes = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
-      const uint8_t* base = row + g * kGroupBlocks * bytes;
-      // Plain 16-bit loads, not vpgatherdd: perf showed the gather taking
-      // ~2/3 of this function's samples at M = 1 (it stalls on the group's
-      // first DRAM miss without overlapping it with the following loads).
-      alignas(32) uint16_t d[kGroupBlocks];
-      for (int l = 0; l < kGroupBlocks; ++l) std::memcpy(&d[l], base + plan.scale[l], 2);
-      _mm512_store_ps(out->scale,
-                      _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d))));
-      _mm512_store_ps(out->min, _mm512_setzero_ps());
-      auto qs = [&](int l, int part) { return base + l * bytes + 2 + 16 * part; };
-      for (int part = 0; part < (q8 ? 2 : 1); ++part) {
-        __m512i v[4], t[4];
-        for (int r = 0; r < 4; ++r)
-          v[r] = Load4x128(qs(4 * r, part), qs(4 * r + 1, part), qs(4 * r + 2, part),
-                           qs(4 * r + 3, part));
-        TransposeBlocksOf4(v, t);
-        for (int d = 0; d < 4; ++d) {
-          if (q8) {
-            store(4 * part + d, _mm512_xor_si512(t[d], _mm512_set1_epi32(int32_t(0x80808080u))));
-          } else {
-            store(d, _mm512_and_si512(t[d], nibble));
-            store(d + 4, _mm512_and_si512(_mm512_srli_epi32(t[d], 4), nibble));
-          }
+  out->scale_hi = _mm512_setzero_ps();
+  out->min = _mm512_setzero_ps();
+  if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
+    constexpr bool q8 = kType == DType::kQ8_0;
+    constexpr int64_t bytes = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    const uint8_t* base = row + g * kGroupBlocks * bytes;
+    // Plain 16-bit loads, not vpgatherdd: perf showed the gather taking
+    // ~2/3 of the decoder's samples at M = 1 (it stalls on the group's
+    // first DRAM miss without overlapping it with the following loads).
+    alignas(32) uint16_t d[kGroupBlocks];
+    for (int l = 0; l < kGroupBlocks; ++l) std::memcpy(&d[l], base + l * bytes, 2);
+    out->scale = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
+    auto qs = [&](int l, int part) { return base + l * bytes + 2 + 16 * part; };
+    for (int part = 0; part < (q8 ? 2 : 1); ++part) {
+      __m512i v[4], t[4];
+      for (int r = 0; r < 4; ++r)
+        v[r] = Load4x128(qs(4 * r, part), qs(4 * r + 1, part), qs(4 * r + 2, part),
+                         qs(4 * r + 3, part));
+      TransposeBlocksOf4(v, t);
+      for (int c = 0; c < 4; ++c) {
+        if (q8) {
+          out->q[4 * part + c] = _mm512_xor_si512(t[c], _mm512_set1_epi32(int32_t(0x80808080u)));
+        } else {
+          out->q[c] = _mm512_and_si512(t[c], nibble);
+          out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t[c], 4), nibble);
         }
       }
-      return true;
     }
-    case DType::kQ4_K:
-    case DType::kQ5_K: {
-      const bool five = type == DType::kQ5_K;
-      const int64_t bytes = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
-      const uint8_t* a = row + g * 2 * bytes;
-      const uint8_t* b = a + bytes;
-      KScales(type, a, out, 0);
-      KScales(type, b, out, 8);
-      const int qs = five ? 48 : 16;
-      const __m512i a_lo = _mm512_loadu_si512(a + qs), a_hi = _mm512_loadu_si512(a + qs + 64);
-      const __m512i b_lo = _mm512_loadu_si512(b + qs), b_hi = _mm512_loadu_si512(b + qs + 64);
-      const __m512i shift = _mm512_loadu_si512(plan.low_shift);
-      const __m512i high_shift = _mm512_loadu_si512(plan.high_shift);
-      __m512i qh = _mm512_setzero_si512();
-      if (five) {
-        qh = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16))),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), 1);
-      }
-      static const __m512i base_idx = LaneIndex([](int q) { return 8 * (q % 8 / 2); });
-      static const __m512i high_idx = LaneIndex([](int q) { return q / 8 * 8; });
-      for (int k = 0; k < 8; ++k) {
-        const __m512i kk = _mm512_set1_epi32(k);
+  } else if constexpr (kType == DType::kQ4_K || kType == DType::kQ5_K) {
+    constexpr bool five = kType == DType::kQ5_K;
+    constexpr int64_t bytes = five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    const uint8_t* a = row + g * 2 * bytes;
+    const uint8_t* b = a + bytes;
+    KScalesMinsWhole(a, b, &out->scale, &out->min);
+    // Lane j of super-block a (j = 0..7; b: lanes 8..15), vector k: qs
+    // dword 8 (j / 2) + k, nibble j % 2. The 128-bit loads put the dwords
+    // of half k / 4 of the four 32-byte rows side by side, so one
+    // two-table permute per k picks every lane.
+    const uint8_t* qa = a + (five ? 48 : 16);
+    const uint8_t* qb = b + (five ? 48 : 16);
+    const __m512i shift = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+    const __m512i base_idx =
+        _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    __m512i qh = _mm512_setzero_si512();
+    if constexpr (five) {
+      qh = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), 1);
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int at = 16 * half;
+      const __m512i ta = Load4x128(qa + at, qa + 32 + at, qa + 64 + at, qa + 96 + at);
+      const __m512i tb = Load4x128(qb + at, qb + 32 + at, qb + 64 + at, qb + 96 + at);
+      for (int c = 0; c < 4; ++c) {
+        const int k = 4 * half + c;
         __m512i v = _mm512_and_si512(
-            _mm512_srlv_epi32(PickK(a_lo, a_hi, b_lo, b_hi, _mm512_add_epi32(base_idx, kk)), shift),
+            _mm512_srlv_epi32(
+                _mm512_permutex2var_epi32(ta, _mm512_add_epi32(base_idx, _mm512_set1_epi32(c)), tb),
+                shift),
             nibble);
-        if (five) {
-          const __m512i bits = _mm512_permutexvar_epi32(_mm512_add_epi32(high_idx, kk), qh);
+        if constexpr (five) {
+          // The fifth bit of lane j: bit j of qh dword k (a) or 8 + k (b).
+          const __m512i high_idx =
+              _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
+          const __m512i high_shift =
+              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+          const __m512i bits =
+              _mm512_permutexvar_epi32(_mm512_add_epi32(high_idx, _mm512_set1_epi32(k)), qh);
           v = _mm512_or_si512(
               v, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(bits, high_shift),
                                                     _mm512_set1_epi32(0x01010101)),
                                    4));
         }
-        store(k, v);
+        out->q[k] = v;
       }
-      return true;
     }
-    default: {  // Q6_K
-      const uint8_t* a = row + g * 2 * sizeof(BlockQ6_K);
-      const uint8_t* b = a + sizeof(BlockQ6_K);
-      KScales(type, a, out, 0);
-      KScales(type, b, out, 8);
-      const __m512i a_lo = _mm512_loadu_si512(a), a_hi = _mm512_loadu_si512(a + 64);
-      const __m512i b_lo = _mm512_loadu_si512(b), b_hi = _mm512_loadu_si512(b + 64);
-      const __m512i a_qh = _mm512_loadu_si512(a + 128), b_qh = _mm512_loadu_si512(b + 128);
-      const __m512i shift = _mm512_loadu_si512(plan.low_shift);
-      const __m512i high_shift = _mm512_loadu_si512(plan.high_shift);
-      // Lane j: ql dword 16 h + 8 (s & 1) + k, qh dword 8 h + k.
-      static const __m512i low_idx =
-          LaneIndex([](int q) { return 16 * (q % 8 / 4) + 8 * (q % 4 & 1); });
-      static const __m512i high_idx = LaneIndex([](int q) { return 8 * (q % 8 / 4); });
-      for (int k = 0; k < 8; ++k) {
-        const __m512i kk = _mm512_set1_epi32(k);
+  } else {  // Q6_K
+    const uint8_t* a = row + g * 2 * sizeof(BlockQ6_K);
+    const uint8_t* b = a + sizeof(BlockQ6_K);
+    Q6KScalesWhole(a, b, &out->scale, &out->scale_hi);
+    // Lane j (h = j / 4, s = j % 4), vector k: ql dword 8 (2 h + s % 2) + k
+    // (row 2 h + s % 2 of 32 bytes), nibble s / 2; qh dword 8 h + k, bits
+    // 2 s. Per half k / 4, 128-bit loads gather the four ql rows of a and
+    // of b into two tables and the two qh rows of a and b into one.
+    const __m512i shift = _mm512_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i high_shift = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6);
+    const __m512i low_idx =
+        _mm512_setr_epi32(0, 4, 0, 4, 8, 12, 8, 12, 16, 20, 16, 20, 24, 28, 24, 28);
+    const __m512i high_idx = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+    const __m512i two = _mm512_set1_epi32(0x03030303);
+    for (int half = 0; half < 2; ++half) {
+      const int at = 16 * half;
+      const __m512i ta = Load4x128(a + at, a + 32 + at, a + 64 + at, a + 96 + at);
+      const __m512i tb = Load4x128(b + at, b + 32 + at, b + 64 + at, b + 96 + at);
+      const __m512i th = Load4x128(a + 128 + at, a + 160 + at, b + 128 + at, b + 160 + at);
+      for (int c = 0; c < 4; ++c) {
+        const __m512i cc = _mm512_set1_epi32(c);
         const __m512i low = _mm512_and_si512(
-            _mm512_srlv_epi32(PickK(a_lo, a_hi, b_lo, b_hi, _mm512_add_epi32(low_idx, kk)), shift),
+            _mm512_srlv_epi32(_mm512_permutex2var_epi32(ta, _mm512_add_epi32(low_idx, cc), tb),
+                              shift),
             nibble);
-        const __m512i hidx = _mm512_add_epi32(high_idx, kk);
-        const __m512i bits =
-            _mm512_mask_blend_epi32(__mmask16(0xFF00), _mm512_permutexvar_epi32(hidx, a_qh),
-                                    _mm512_permutexvar_epi32(hidx, b_qh));
-        store(k, _mm512_or_si512(
-                     low, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(bits, high_shift),
-                                                             _mm512_set1_epi32(0x03030303)),
-                                            4)));
+        const __m512i bits = _mm512_and_si512(
+            _mm512_srlv_epi32(_mm512_permutexvar_epi32(_mm512_add_epi32(high_idx, cc), th),
+                              high_shift),
+            two);
+        out->q[4 * half + c] = _mm512_or_si512(low, _mm512_slli_epi32(bits, 4));
       }
-      return true;
     }
   }
+}
+
+template <DType kType>
+void StoreWholeGroup(const uint8_t* row, int64_t g, DecodedGroup* out) {
+  GroupRegs w;
+  DecodeWholeRegs<kType>(row, g, &w);
+  for (int k = 0; k < kGroupVectors; ++k) _mm512_store_si512(out->q[k], w.q[k]);
+  _mm512_store_ps(out->scale, w.scale);
+  _mm512_store_ps(out->scale_hi, w.scale_hi);
+  _mm512_store_ps(out->min, w.min);
+}
+
+// Returns false (nothing written) for a partial group.
+bool DecodeWholeGroup(DType type, const uint8_t* row, int64_t n_in, int64_t g, DecodedGroup* out) {
+  if ((g + 1) * kGroupBlocks * 32 > n_in) return false;
+  switch (type) {
+    case DType::kQ8_0:
+      StoreWholeGroup<DType::kQ8_0>(row, g, out);
+      break;
+    case DType::kQ4_0:
+      StoreWholeGroup<DType::kQ4_0>(row, g, out);
+      break;
+    case DType::kQ4_K:
+      StoreWholeGroup<DType::kQ4_K>(row, g, out);
+      break;
+    case DType::kQ5_K:
+      StoreWholeGroup<DType::kQ5_K>(row, g, out);
+      break;
+    default:
+      StoreWholeGroup<DType::kQ6_K>(row, g, out);
+      break;
+  }
+  return true;
 }
 #endif
 
@@ -455,59 +553,109 @@ bool DecodeWholeGroup(DType type, const GatherPlan& plan, const uint8_t* row, in
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
 
+// One group for MT activation rows from m0: adds block l's scaled dot to
+// lane l of acc[i]. The same arithmetic, in the same order, for a group
+// decoded into scratch (DotRows) or straight into registers (FusedRows),
+// so a row's result does not depend on which path or tile ran it.
+template <int MT, int kBiasShift, bool kHalves, bool kMin>
+HWY_INLINE void DotGroup(const __m512i w[8], __m512 ws, __m512 ws_hi, __m512 wmin,
+                         const ActivationRows& a, int64_t m0, int64_t g, __m512 acc[MT]) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  // One chain of 8 dependent vpdpbusd per group is latency-bound when few
+  // rows run side by side: split it in two then (exact integer sums).
+  constexpr bool kSplit = MT <= 2;
+  for (int i = 0; i < MT; ++i) {
+    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+    const int8_t* x = a.values + at * 32;
+    const __m512 dx = _mm512_load_ps(a.scales + at);
+    if constexpr (kHalves) {
+      const __m512i neg = _mm512_load_si512(a.neg_sums + at);
+      const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
+      __m512i lo = _mm512_slli_epi32(neg_lo, kBiasShift);
+      __m512i hi = _mm512_slli_epi32(_mm512_sub_epi32(neg, neg_lo), kBiasShift);
+      for (int k = 0; k < 4; ++k) {
+        lo = _mm512_dpbusd_epi32(lo, w[k], _mm512_load_si512(x + 64 * k));
+        hi = _mm512_dpbusd_epi32(hi, w[k + 4], _mm512_load_si512(x + 64 * (k + 4)));
+      }
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(ws, dx), acc[i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(ws_hi, dx), acc[i]);
+    } else {
+      __m512i s0 = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
+                                                       kBiasShift >= 0 ? kBiasShift : 0)
+                                   : _mm512_setzero_si512();
+      __m512i s1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_load_si512(x + 64 * k));
+        if constexpr (kSplit) {
+          s1 = _mm512_dpbusd_epi32(s1, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
+        } else {
+          s0 = _mm512_dpbusd_epi32(s0, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
+        }
+      }
+      if constexpr (kSplit) s0 = _mm512_add_epi32(s0, s1);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(ws, dx), acc[i]);
+      if constexpr (kMin) {
+        acc[i] = _mm512_fmadd_ps(wmin, _mm512_load_ps(a.scaled_sums + at), acc[i]);
+      }
+    }
+  }
+}
+
 template <int MT, int kBiasShift, bool kHalves, bool kMin>
 HWY_NOINLINE void DotRows(const DecodedGroup* dec, const ActivationRows& a, int64_t m0,
                           float* out) {
-  const int64_t per_row = a.n_groups * kGroupBlocks;
-  // One chain of 8 dependent vpdpbusd per group is latency-bound when few
-  // rows run side by side: split it in two then.
-  constexpr bool kSplit = MT <= 2;
   __m512 acc[MT];
   for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t g = 0; g < a.n_groups; ++g) {
     const DecodedGroup& d = dec[g];
     __m512i w[8];
     for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(d.q[k]);
-    const __m512 ws = _mm512_load_ps(d.scale);
-    for (int i = 0; i < MT; ++i) {
-      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-      const int8_t* x = a.values + at * 32;
-      const __m512 dx = _mm512_load_ps(a.scales + at);
-      if constexpr (kHalves) {
-        const __m512i neg = _mm512_load_si512(a.neg_sums + at);
-        const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
-        __m512i lo = _mm512_slli_epi32(neg_lo, kBiasShift);
-        __m512i hi = _mm512_slli_epi32(_mm512_sub_epi32(neg, neg_lo), kBiasShift);
-        for (int k = 0; k < 4; ++k) {
-          lo = _mm512_dpbusd_epi32(lo, w[k], _mm512_load_si512(x + 64 * k));
-          hi = _mm512_dpbusd_epi32(hi, w[k + 4], _mm512_load_si512(x + 64 * (k + 4)));
-        }
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(ws, dx), acc[i]);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi),
-                                 _mm512_mul_ps(_mm512_load_ps(d.scale_hi), dx), acc[i]);
-      } else {
-        __m512i s0 = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
-                                                         kBiasShift >= 0 ? kBiasShift : 0)
-                                     : _mm512_setzero_si512();
-        __m512i s1 = _mm512_setzero_si512();
-        for (int k = 0; k < 8; k += 2) {
-          s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_load_si512(x + 64 * k));
-          if constexpr (kSplit) {
-            s1 = _mm512_dpbusd_epi32(s1, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
-          } else {
-            s0 = _mm512_dpbusd_epi32(s0, w[k + 1], _mm512_load_si512(x + 64 * (k + 1)));
-          }
-        }
-        if constexpr (kSplit) s0 = _mm512_add_epi32(s0, s1);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(ws, dx), acc[i]);
-        if constexpr (kMin) {
-          acc[i] =
-              _mm512_fmadd_ps(_mm512_load_ps(d.min), _mm512_load_ps(a.scaled_sums + at), acc[i]);
-        }
-      }
-    }
+    const __m512 ws_hi = kHalves ? _mm512_load_ps(d.scale_hi) : _mm512_setzero_ps();
+    const __m512 wmin = kMin ? _mm512_load_ps(d.min) : _mm512_setzero_ps();
+    DotGroup<MT, kBiasShift, kHalves, kMin>(w, _mm512_load_ps(d.scale), ws_hi, wmin, a, m0, g, acc);
   }
   for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+// Decode (m = 1) and m = 2: each whole group goes from memory straight into
+// registers and into the dot, with no decoded row written and re-read;
+// partial groups take the gather decoder through a stack scratch.
+template <DType kType, int MT, int kBiasShift, bool kHalves, bool kMin>
+HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin,
+                            int64_t row_end) {
+  const int64_t n_groups = job.acts.n_groups;
+  const int64_t whole = job.n_in / kGroupValues;
+  // Bytes of the next row to prefetch per group (rows are short, 1-4 KB,
+  // so the hardware streamer, which stops at 4 KB pages, starts late).
+  const int64_t prefetch_step = static_cast<int64_t>(
+      (job.row_bytes + static_cast<uint64_t>(n_groups) - 1) / static_cast<uint64_t>(n_groups));
+  const auto row_bytes = static_cast<int64_t>(job.row_bytes);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = job.weights + r * row_bytes;
+    const uint8_t* next = row + row_bytes;
+    const bool prefetch = r + 1 < row_end;
+    __m512 acc[MT];
+    for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < n_groups; ++g) {
+      if (prefetch) {
+        const int64_t to = std::min(row_bytes, (g + 1) * prefetch_step);
+        for (int64_t at = g * prefetch_step; at < to; at += 64) hwy::Prefetch(next + at);
+      }
+      GroupRegs w;
+      if (g < whole) {
+        DecodeWholeRegs<kType>(row, g, &w);
+      } else {
+        DecodedGroup part{};
+        DecodeGroupGather(kType, plan, row, job.n_in, g, &part);
+        for (int k = 0; k < 8; ++k) w.q[k] = _mm512_load_si512(part.q[k]);
+        w.scale = _mm512_load_ps(part.scale);
+        w.scale_hi = _mm512_load_ps(part.scale_hi);
+        w.min = _mm512_load_ps(part.min);
+      }
+      DotGroup<MT, kBiasShift, kHalves, kMin>(w.q, w.scale, w.scale_hi, w.min, job.acts, 0, g, acc);
+    }
+    for (int i = 0; i < MT; ++i) job.y[i * job.n_out + r] = _mm512_reduce_add_ps(acc[i]);
+  }
 }
 
 #pragma GCC pop_options
@@ -634,36 +782,34 @@ void DotAllRows(const MatmulJob& job, const DecodedGroup* dec, int64_t r) {
   }
 }
 
-template <int kBiasShift, bool kHalves, bool kMin, bool kSigned>
+template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
 void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
-  static const GatherPlan plans[] = {MakePlan(DType::kQ8_0), MakePlan(DType::kQ4_0),
-                                     MakePlan(DType::kQ4_K), MakePlan(DType::kQ5_K),
-                                     MakePlan(DType::kQ6_K)};
-  const int plan_index = job.type == DType::kQ8_0   ? 0
-                         : job.type == DType::kQ4_0 ? 1
-                         : job.type == DType::kQ4_K ? 2
-                         : job.type == DType::kQ5_K ? 3
-                                                    : 4;
-  const GatherPlan& plan = plans[plan_index];
+  static const GatherPlan plan = MakePlan(kType);
+#if HWY_TARGET == HWY_AVX3_DL
+  if (job.m == 1)
+    return FusedRows<kType, 1, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+  if (job.m == 2)
+    return FusedRows<kType, 2, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+#endif
   DecodedGroup* dec = thread_decoded_row(job.acts.n_groups);
+  const int64_t n_groups = job.acts.n_groups;
+  const auto row_bytes = static_cast<int64_t>(job.row_bytes);
+  const int64_t prefetch_step = (row_bytes + n_groups - 1) / n_groups;
   for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = job.weights + r * job.row_bytes;
+    const uint8_t* row = job.weights + r * row_bytes;
     // The next row, one row ahead: rows are short (1-4 KB), so the hardware
     // streamer, which stops at 4 KB pages, often starts too late.
-    const uint8_t* next = row + job.row_bytes;
+    const uint8_t* next = row + row_bytes;
     const bool prefetch = r + 1 < row_end;
-    for (int64_t g = 0; g < job.acts.n_groups; ++g) {
+    for (int64_t g = 0; g < n_groups; ++g) {
       if (prefetch) {
-        const uint64_t from =
-            job.row_bytes * static_cast<uint64_t>(g) / static_cast<uint64_t>(job.acts.n_groups);
-        const uint64_t to =
-            job.row_bytes * static_cast<uint64_t>(g + 1) / static_cast<uint64_t>(job.acts.n_groups);
-        for (uint64_t at = from; at < to; at += 64) hwy::Prefetch(next + at);
+        const int64_t to = std::min(row_bytes, (g + 1) * prefetch_step);
+        for (int64_t at = g * prefetch_step; at < to; at += 64) hwy::Prefetch(next + at);
       }
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-      if (DecodeWholeGroup(job.type, plan, row, job.n_in, g, dec + g)) continue;
+      if (DecodeWholeGroup(kType, row, job.n_in, g, dec + g)) continue;
 #endif
-      DecodeGroupGather(job.type, plan, row, job.n_in, g, dec + g);
+      DecodeGroupGather(kType, plan, row, job.n_in, g, dec + g);
     }
     DotAllRows<kBiasShift, kHalves, kMin, kSigned>(job, dec, r);
   }
@@ -673,17 +819,18 @@ void IntRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   switch (job.type) {
     case DType::kQ8_0:
 #if HWY_TARGET == HWY_AVX3_DL
-      return IntRowsOf<7, false, false, false>(job, row_begin, row_end);
+      return IntRowsOf<DType::kQ8_0, 7, false, false, false>(job, row_begin, row_end);
 #else
-      return IntRowsOf<-1, false, false, true>(job, row_begin, row_end);
+      return IntRowsOf<DType::kQ8_0, -1, false, false, true>(job, row_begin, row_end);
 #endif
     case DType::kQ4_0:
-      return IntRowsOf<3, false, false, false>(job, row_begin, row_end);
+      return IntRowsOf<DType::kQ4_0, 3, false, false, false>(job, row_begin, row_end);
     case DType::kQ4_K:
+      return IntRowsOf<DType::kQ4_K, -1, false, true, false>(job, row_begin, row_end);
     case DType::kQ5_K:
-      return IntRowsOf<-1, false, true, false>(job, row_begin, row_end);
+      return IntRowsOf<DType::kQ5_K, -1, false, true, false>(job, row_begin, row_end);
     default:  // Q6_K
-      return IntRowsOf<5, true, false, false>(job, row_begin, row_end);
+      return IntRowsOf<DType::kQ6_K, 5, true, false, false>(job, row_begin, row_end);
   }
 }
 

@@ -135,6 +135,73 @@ TEST(Matmul, EverySimdTargetMatchesScalarTwin) {
   }
 }
 
+// Larger awkward shapes: several k chunks of the blocked float tiles
+// (n_in > 512, not a multiple of 16), several row blocks with leftover
+// rows (n_out = 37), and several whole integer groups plus a partial one.
+int64_t long_n_in(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      return 32 * 71;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return 256 * 7;
+    default:
+      return 1100;
+  }
+}
+
+TEST(Matmul, EverySimdTargetMatchesScalarTwinOnLongRows) {
+  ThreadPool pool(3);
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : test::all_matmul_types()) {
+      for (int64_t m : {1, 2, 5, 9}) {
+        const Problem p =
+            make_problem(type, long_n_in(type), 37, m, static_cast<uint32_t>(m * 31 + 7));
+        std::vector<float> twin(static_cast<size_t>(m * p.n_out)), fast(twin.size());
+        matmul_scalar(p.matrix(), p.x.data(), m, twin.data());
+        matmul(p.matrix(), p.x.data(), m, fast.data(), &pool);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t r = 0; r < p.n_out; ++r) {
+            const size_t at = static_cast<size_t>(i * p.n_out + r);
+            ASSERT_NEAR(fast[at], twin[at], 1e-5 * magnitude(p, i, r) + 1e-6)
+                << target.name << " " << dtype_name(type) << " m " << m << " row " << i << " out "
+                << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Exact speculative decoding compares a verification pass over several
+// rows with single-row passes: a row's result must not depend on how many
+// other rows share the call, to the last bit, on every target.
+TEST(Matmul, RowResultIndependentOfRowCount) {
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : test::all_matmul_types()) {
+      const int64_t m_max = 17;
+      const Problem p = make_problem(type, long_n_in(type), 21, m_max, 4242);
+      std::vector<float> single(static_cast<size_t>(m_max * p.n_out));
+      for (int64_t i = 0; i < m_max; ++i) {
+        matmul(p.matrix(), p.x.data() + i * p.n_in, 1, single.data() + i * p.n_out, nullptr);
+      }
+      for (int64_t m : {2, 3, 4, 8, 9, 17}) {
+        std::vector<float> y(static_cast<size_t>(m * p.n_out));
+        matmul(p.matrix(), p.x.data(), m, y.data(), nullptr);
+        for (int64_t at = 0; at < m * p.n_out; ++at) {
+          ASSERT_EQ(y[static_cast<size_t>(at)], single[static_cast<size_t>(at)])
+              << target.name << " " << dtype_name(type) << " m " << m << " row " << at / p.n_out
+              << " out " << at % p.n_out;
+        }
+      }
+    }
+  }
+}
+
 // The vectorized activation preparation writes the same bytes as the plain
 // one on every target (the twin comparison above relies on it).
 TEST(Matmul, ActivationPreparationMatchesPlainOnEveryTarget) {
