@@ -37,6 +37,14 @@ struct World {
   // (ignores acceptance). Real acceptance comes in such runs.
   double switch_probability = -1;
   double easy_acceptance = 0.9, hard_acceptance = 0.2;
+  // Optional: a shared, noisy machine. Each step takes `spike_factor` times
+  // longer with probability `spike_probability` (the process was
+  // preempted), and the machine alternates between normal and slow spells
+  // (every cost x `spell_factor`; each step leaves its spell with
+  // probability `spell_switch`). The noise is real time: it counts in the
+  // realised rate too.
+  double spike_probability = 0, spike_factor = 1;
+  double spell_switch = 0, spell_factor = 1;
 
   double verify_seconds(int32_t rows) const { return t1 * (1.0 + row_fraction * (rows - 1)); }
   // E(g) / T(g) with a constant acceptance (design.md), independent of the
@@ -89,8 +97,13 @@ struct Simulation {
       if (!confidence.empty() && confidence.back() < plan.stop_confidence) break;
     }
     outcome.confidence = confidence;
-    outcome.draft_seconds = outcome.drafted * world.draft_seconds;
-    outcome.verify_seconds = world.verify_seconds(outcome.drafted + 1);
+    double noise = slow_spell ? world.spell_factor : 1.0;
+    if (world.spike_probability > 0 && rng.uniform() < world.spike_probability) {
+      noise *= world.spike_factor;
+    }
+    if (world.spell_switch > 0 && rng.uniform() < world.spell_switch) slow_spell = !slow_spell;
+    outcome.draft_seconds = outcome.drafted * world.draft_seconds * noise;
+    outcome.verify_seconds = world.verify_seconds(outcome.drafted + 1) * noise;
     policy.observe(outcome);
     if (world.switch_probability > 0) {
       for (int32_t i = 0; i <= outcome.accepted; ++i) {
@@ -126,6 +139,7 @@ struct Simulation {
   std::map<int32_t, int32_t> g_counts;
   double tokens = 0, seconds = 0;  // generated and spent, since reset_counts
   bool easy = true;                // World::switch_probability's state
+  bool slow_spell = false;         // World::spell_switch's state
 };
 
 PolicyOptions options_for(PolicyKind kind) {
@@ -353,6 +367,46 @@ TEST(AdaptivePolicy, WithBurstyAcceptanceMatchesTheBestFixedDraftLength) {
                  c.switch_probability, c.easy, c.hard, best_g, best_fixed, rate, rate / best_fixed,
                  heuristic_rate / best_fixed);
     EXPECT_GT(rate, 0.95 * best_fixed);
+  }
+}
+
+// On a shared, noisy machine (10% of steps preempted and 4x slower, slow
+// spells at 2x) the policy decides from noisy costs; measured over 6 seeds
+// it then reaches 0.92-1.02 of the best fixed g (the loss comes from
+// switching speculation off after a noisy dip and probing back; a
+// consecutive-steps patience before switching off and a shape/slowness
+// split of the costs were tried and did not help in this simulation).
+// The bound guards against a collapse (e.g. to plain decoding), not the 5%
+// target, which holds without noise (the tests above).
+TEST(AdaptivePolicy, OnANoisyMachineStaysNearTheBestFixedDraftLength) {
+  struct Case {
+    double acceptance, draft_fraction, row_fraction;
+  };
+  for (const Case c : {Case{0.8, 0.05, 0.05}, Case{0.6, 0.1, 0.1}, Case{0.75, 0.2, 0.0},
+                       Case{0.3, 0.1, 0.3}, Case{0.0, 0.1, 0.1}}) {
+    World world;
+    world.acceptance = c.acceptance;
+    world.draft_seconds = world.t1 * c.draft_fraction;
+    world.row_fraction = c.row_fraction;
+    world.spike_probability = 0.1;
+    world.spike_factor = 4.0;
+    world.spell_switch = 0.02;
+    world.spell_factor = 2.0;
+    double best_fixed = 0;
+    int32_t best_g = 0;
+    for (int32_t g = 0; g <= 8; ++g) {
+      FixedPolicy fixed(options_for(PolicyKind::kFixed));
+      const double rate = realised_rate(fixed, world, g);
+      if (rate > best_fixed) best_fixed = rate, best_g = g;
+    }
+    AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
+    const double rate = realised_rate(adaptive, world, 8);
+    std::fprintf(stderr,
+                 "noisy, acceptance %.2f draft %.2f row %.2f: best fixed g=%d %.1f/s, adaptive "
+                 "%.3f of it\n",
+                 c.acceptance, c.draft_fraction, c.row_fraction, best_g, best_fixed,
+                 rate / best_fixed);
+    EXPECT_GT(rate, 0.85 * best_fixed);
   }
 }
 
