@@ -60,17 +60,19 @@ int32_t ConfidenceCalibration::bucket_of(float confidence) const {
   return std::min(b, n - 1);
 }
 
-double ConfidenceCalibration::midpoint(int32_t bucket) const {
-  return (bucket + 0.5) / buckets();
+double ConfidenceCalibration::prior(int32_t bucket) const {
+  const double midpoint = (bucket + 0.5) / buckets();
+  return std::max(midpoint, all_.mean(0.5, prior_weight_));
 }
 
 void ConfidenceCalibration::observe(float confidence, bool accepted) {
   buckets_[bucket_of(confidence)].observe(accepted, decay_);
+  all_.observe(accepted, decay_);
 }
 
 double ConfidenceCalibration::acceptance(float confidence) const {
   const int32_t b = bucket_of(confidence);
-  return buckets_[b].mean(midpoint(b), prior_weight_);
+  return buckets_[b].mean(prior(b), prior_weight_);
 }
 
 float ConfidenceCalibration::threshold_for(double needed) const {
@@ -78,7 +80,7 @@ float ConfidenceCalibration::threshold_for(double needed) const {
   const int32_t n = buckets();
   int32_t lowest = n;  // lowest bucket from which every bucket qualifies
   for (int32_t b = n - 1; b >= 0; --b) {
-    if (buckets_[b].mean(midpoint(b), prior_weight_) < needed) break;
+    if (buckets_[b].mean(prior(b), prior_weight_) < needed) break;
     lowest = b;
   }
   return static_cast<float>(lowest) / static_cast<float>(n);
@@ -92,6 +94,7 @@ double ConfidenceCalibration::observations() const {
 
 void ConfidenceCalibration::cap(double max_trials) {
   for (DecayedRate& rate : buckets_) rate.cap(max_trials);
+  all_.cap(max_trials);
 }
 
 VerifyCost::VerifyCost(CostOptions options) : options_(options) {}

@@ -77,9 +77,13 @@ class AcceptanceEstimate {
 };
 
 // Acceptance of a drafted token as a function of the drafter's confidence in
-// it (DraftProposal::confidence), in equal-width buckets over [0, 1]; each
-// bucket's prior is its own midpoint (a calibrated drafter's confidence is
-// its acceptance).
+// it (DraftProposal::confidence), in equal-width buckets over [0, 1]. Each
+// bucket's prior is the larger of its own midpoint (a calibrated drafter's
+// confidence is its acceptance) and the acceptance of all tokens judged so
+// far: small drafts are often underconfident (a flat distribution whose top
+// token is still the target's), and a midpoint prior alone made a fresh
+// sequence stop most drafts after one token until every bucket had data.
+// The prior errs towards drafting on; evidence in a bucket corrects it.
 class ConfidenceCalibration {
  public:
   explicit ConfidenceCalibration(int32_t buckets = 16, double decay = 0.99,
@@ -98,8 +102,9 @@ class ConfidenceCalibration {
 
  private:
   int32_t bucket_of(float confidence) const;
-  double midpoint(int32_t bucket) const;
+  double prior(int32_t bucket) const;
   std::vector<DecayedRate> buckets_;
+  DecayedRate all_;  // every judged token
   double decay_;
   double prior_weight_;
 };

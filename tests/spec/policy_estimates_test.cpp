@@ -53,12 +53,22 @@ TEST(AcceptanceEstimate, FollowsADriftAndCapsCarryOver) {
   EXPECT_LT(estimate.at(0), 0.2);  // the rate is kept
 }
 
-TEST(ConfidenceCalibration, PriorIsTheConfidenceAndThresholdSeparatesBuckets) {
+TEST(ConfidenceCalibration, PriorIsTheConfidenceOrTheOverallRateAndThresholdSeparatesBuckets) {
   ConfidenceCalibration calibration(10);
-  EXPECT_NEAR(calibration.acceptance(0.33f), 0.35, 1e-12);  // bucket [0.3, 0.4)
+  // Nothing seen: the overall rate's prior is 0.5, so every bucket below
+  // starts at 0.5 and those above at their midpoint.
+  EXPECT_NEAR(calibration.acceptance(0.33f), 0.5, 1e-12);   // bucket [0.3, 0.4)
+  EXPECT_NEAR(calibration.acceptance(0.83f), 0.85, 1e-12);  // bucket [0.8, 0.9)
   EXPECT_FLOAT_EQ(calibration.threshold_for(0.0), 0.0f);
-  EXPECT_FLOAT_EQ(calibration.threshold_for(0.5), 0.5f);  // midpoints 0.55.. qualify
+  EXPECT_FLOAT_EQ(calibration.threshold_for(0.5), 0.0f);  // every bucket starts >= 0.5
+  EXPECT_FLOAT_EQ(calibration.threshold_for(0.6), 0.6f);  // midpoints 0.65.. qualify
   EXPECT_FLOAT_EQ(calibration.threshold_for(2.0), 1.0f);  // none does
+  // An underconfident drafter: tokens at confidence 0.2-0.3 accepted 90%.
+  // Its low buckets move up with the overall rate before they have data.
+  ConfidenceCalibration underconfident(10);
+  for (int i = 0; i < 200; ++i) underconfident.observe(0.25f, i % 10 != 0);
+  EXPECT_GT(underconfident.acceptance(0.15f), 0.85);  // no data there: the overall rate
+  EXPECT_FLOAT_EQ(underconfident.threshold_for(0.8), 0.0f);
   // Tokens below 0.2 always accepted, the rest never: only a cut at 1 works
   // for "every bucket above qualifies".
   for (int i = 0; i < 500; ++i) {
