@@ -4,11 +4,14 @@
 //
 // The kernel tiles the work as (R weight rows) x (MT activation rows):
 // each weight vector loaded (and converted) once feeds MT activation rows,
-// and R x MT independent accumulators hide the FMA latency. Weight rows are
-// the outer loop, so a row comes from memory once and any further
-// activation-row chunks re-read it from L1/L2.
+// and R x MT independent accumulators hide the FMA latency. m = 1 streams
+// rows four at a time; m >= 2 runs blocks of 16 weight rows chunk by chunk
+// over k with the activations packed per chunk, so they stay in L1 (see
+// FloatRowsBlocked). Every (weight row, activation row) accumulator sees k
+// in the same order on every path: a row's result does not depend on m.
 //
-// hot: FloatTile is where float-weight decoding spends its time.
+// hot: FloatTile and FloatTileChunk are where float-weight decoding spends
+// its time.
 
 #include "kernels/simd_config.h"  // first: fixes the target list
 
@@ -17,6 +20,9 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
+
+#include "core/aligned_buffer.h"
 #include "core/f16.h"
 #include "kernels/matmul_kernels.h"
 
@@ -92,50 +98,164 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
   }
 }
 
-template <DType kType, int R>
-void FloatTileAnyM(const MatmulJob& job, int64_t r0, int64_t m0, int mt) {
-  switch (mt) {
-    case 1:
-      return FloatTile<kType, R, 1>(job, r0, m0);
-    case 2:
-      return FloatTile<kType, R, 2>(job, r0, m0);
-    case 3:
-      return FloatTile<kType, R, 3>(job, r0, m0);
-    case 4:
-      return FloatTile<kType, R, 4>(job, r0, m0);
-    case 5:
-      return FloatTile<kType, R, 5>(job, r0, m0);
-    case 6:
-      return FloatTile<kType, R, 6>(job, r0, m0);
-    case 7:
-      return FloatTile<kType, R, 7>(job, r0, m0);
-    default:
-      return FloatTile<kType, R, 8>(job, r0, m0);
+// Prefill and verification (m >= 2): the same tiles, blocked over k.
+// Unblocked, a tile of 2 weight rows x 8 activation rows streams all 8
+// activation rows (8 x 16 KB for n_in = 4096) from L2 for every pair of
+// weight rows, and L2 bandwidth, not the FMA units, sets the pace. Here a
+// block of kRowBlock weight rows runs chunk by chunk over k: the kChunk
+// values of the activation rows stay in L1 while every tile of the block
+// passes over them, and the accumulators wait in a small per-thread array
+// between chunks. Each (weight row, activation row) accumulator still
+// sees the k values in the same order, and the final sum is the same, so
+// results are bit-identical to the unblocked tiles (and to m = 1).
+constexpr int64_t kRowBlock = 16;
+constexpr int64_t kChunk = 512;  // floats: 8 rows x 2 KB of activations
+
+// Chunk [k0, k1) of tile (r0, m0); state holds R x MT accumulator vectors,
+// xc the chunk's activations packed: row i's value k at xc[i kChunk + k - k0].
+template <DType kType, int R, int MT>
+HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const float* HWY_RESTRICT xc,
+                                 int64_t k0, int64_t k1, float* HWY_RESTRICT state) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
+  V acc[R][MT];
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < MT; ++i) {
+      acc[r][i] = k0 == 0 ? hn::Zero(df) : hn::Load(df, state + (r * MT + i) * n);
+    }
+  }
+  for (int64_t k = k0; k < k1; k += n) {
+    V w[R];
+    for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
+    for (int i = 0; i < MT; ++i) {
+      const V x = hn::LoadU(df, xc + i * kChunk + (k - k0));
+      for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w[r], x, acc[r][i]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < MT; ++i) hn::Store(acc[r][i], df, state + (r * MT + i) * n);
+  }
+}
+
+// The tiles of R rows in [r_begin, r_end) (a multiple of R rows) for
+// activation rows [m0, m0 + MT), chunk by chunk, then their sums and
+// scalar tails as in FloatTile.
+template <DType kType, int R, int MT>
+void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
+                     const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+  const hn::ScalableTag<float> df;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t k_vec = job.n_in / n * n;
+  const int64_t tile_floats = R * MT * n;
+  for (int64_t k0 = 0;; k0 += kChunk) {
+    const int64_t k1 = std::min(k0 + kChunk, k_vec);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
+      FloatTileChunk<kType, R, MT>(job, r0, packed + k0 * MT, k0, k1,
+                                   state + (r0 - r_begin) / R * tile_floats);
+    }
+    if (k1 >= k_vec) break;
+  }
+  for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
+    const float* tile = state + (r0 - r_begin) / R * tile_floats;
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* row = job.weights + (r0 + r) * job.row_bytes;
+      for (int i = 0; i < MT; ++i) {
+        const float* x = job.x + (m0 + i) * job.n_in;
+        float sum = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, tile + (r * MT + i) * n)));
+        for (int64_t t = k_vec; t < job.n_in; ++t) sum += LoadWeightScalar<kType>(row, t) * x[t];
+        job.y[(m0 + i) * job.n_out + r0 + r] = sum;
+      }
+    }
+  }
+}
+
+// One row block for activation rows [m0, m0 + MT): tiles of R rows (4
+// for the smaller MT, so that enough accumulator chains hide the FMA
+// latency and each activation vector feeds more rows, as long as R x MT
+// accumulators fit the registers; else 2), the leftover rows one by one.
+template <DType kType, int MT>
+void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
+                const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+  constexpr int R = 2 * MT <= kFloatTileM ? 4 : 2;
+  const int64_t r_tiled = r_begin + (r_end - r_begin) / R * R;
+  if (r_tiled > r_begin) {
+    FloatBlockTiles<kType, R, MT>(job, r_begin, r_tiled, m0, packed, state);
+  }
+  if (r_end > r_tiled) FloatBlockTiles<kType, 1, MT>(job, r_tiled, r_end, m0, packed, state);
+}
+
+template <DType kType>
+void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  const hn::ScalableTag<float> df;
+  thread_local AlignedBuffer<float> state;
+  const auto need = static_cast<size_t>(kRowBlock * kFloatTileM * hn::Lanes(df));
+  if (state.size() < need) state.resize(need);
+  // The activations packed chunk by chunk: for the tile of MT rows from
+  // m0, chunk k0 / kChunk holds row i's values k0.. at packed + m0 k_pad +
+  // k0 MT + i kChunk. Rows of n_in = 4096 floats sit 16 KB apart, so the
+  // 8 rows of a tile (and the weight rows, 8 KB apart) all map to the same
+  // L1 sets and evict each other; packed, a chunk is 16 contiguous KB.
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t k_vec = job.n_in / n * n;
+  const int64_t k_pad = std::max<int64_t>(kChunk, (k_vec + kChunk - 1) / kChunk * kChunk);
+  thread_local AlignedBuffer<float> packed;
+  if (packed.size() < static_cast<size_t>(job.m * k_pad)) {
+    packed.resize(static_cast<size_t>(job.m * k_pad));
+  }
+  for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
+    const int64_t mt = std::min<int64_t>(kFloatTileM, job.m - m0);
+    for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk) {
+      const int64_t len = std::min(kChunk, k_vec - k0);
+      for (int64_t i = 0; i < mt; ++i) {
+        std::copy(job.x + (m0 + i) * job.n_in + k0, job.x + (m0 + i) * job.n_in + k0 + len,
+                  packed.data() + m0 * k_pad + k0 * mt + i * kChunk);
+      }
+    }
+  }
+  for (int64_t rb = row_begin; rb < row_end; rb += kRowBlock) {
+    const int64_t re = std::min(rb + kRowBlock, row_end);
+    for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
+      switch (std::min<int64_t>(kFloatTileM, job.m - m0)) {
+        case 1:
+          FloatBlock<kType, 1>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 2:
+          FloatBlock<kType, 2>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 3:
+          FloatBlock<kType, 3>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 4:
+          FloatBlock<kType, 4>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 5:
+          FloatBlock<kType, 5>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 6:
+          FloatBlock<kType, 6>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        case 7:
+          FloatBlock<kType, 7>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+        default:
+          FloatBlock<kType, kFloatTileM>(job, rb, re, m0, packed.data() + m0 * k_pad, state.data());
+          break;
+      }
+    }
   }
 }
 
 template <DType kType>
 void FloatRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  if (job.m >= 2) return FloatRowsBlocked<kType>(job, row_begin, row_end);
   int64_t r = row_begin;
-  // Four weight rows at a time; a single activation row uses all four as
-  // independent accumulator chains, more rows use two pairs.
-  for (; r + 4 <= row_end; r += 4) {
-    for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
-      const int mt = static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0));
-      if (mt == 1) {
-        FloatTile<kType, 4, 1>(job, r, m0);
-      } else {
-        FloatTileAnyM<kType, 2>(job, r, m0, mt);
-        FloatTileAnyM<kType, 2>(job, r + 2, m0, mt);
-      }
-    }
-  }
-  for (; r < row_end; ++r) {
-    for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
-      FloatTileAnyM<kType, 1>(job, r, m0,
-                              static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0)));
-    }
-  }
+  // Decode (m = 1): four weight rows at a time as independent accumulator
+  // chains; the activation row (n_in floats) stays in L1 by itself.
+  for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1>(job, r, 0);
+  for (; r < row_end; ++r) FloatTile<kType, 1, 1>(job, r, 0);
 }
 
 // ---------------------------------------------------------------- entry
