@@ -563,7 +563,7 @@ HWY_INLINE void DotGroup(const __m512i w[8], __m512 ws, __m512 ws_hi, __m512 wmi
   const int64_t per_row = a.n_groups * kGroupBlocks;
   // One chain of 8 dependent vpdpbusd per group is latency-bound when few
   // rows run side by side: split it in two then (exact integer sums).
-  constexpr bool kSplit = MT <= 2;
+  constexpr bool kSplit = MT <= 4;
   for (int i = 0; i < MT; ++i) {
     const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
     const int8_t* x = a.values + at * 32;
@@ -786,10 +786,26 @@ template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
 void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   static const GatherPlan plan = MakePlan(kType);
 #if HWY_TARGET == HWY_AVX3_DL
-  if (job.m == 1)
-    return FusedRows<kType, 1, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-  if (job.m == 2)
-    return FusedRows<kType, 2, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+  switch (job.m) {
+    case 1:
+      return FusedRows<kType, 1, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 2:
+      return FusedRows<kType, 2, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 3:
+      return FusedRows<kType, 3, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 4:
+      return FusedRows<kType, 4, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 5:
+      return FusedRows<kType, 5, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 6:
+      return FusedRows<kType, 6, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 7:
+      return FusedRows<kType, 7, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    case 8:
+      return FusedRows<kType, 8, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    default:
+      break;
+  }
 #endif
   DecodedGroup* dec = thread_decoded_row(job.acts.n_groups);
   const int64_t n_groups = job.acts.n_groups;
