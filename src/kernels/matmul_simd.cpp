@@ -108,8 +108,8 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
 // between chunks. Each (weight row, activation row) accumulator still
 // sees the k values in the same order, and the final sum is the same, so
 // results are bit-identical to the unblocked tiles (and to m = 1).
-constexpr int64_t kRowBlock = 16;
-constexpr int64_t kChunk = 512;  // floats: 8 rows x 2 KB of activations
+constexpr int64_t kRowBlock = 24;  // a multiple of every tile height R
+constexpr int64_t kChunk = 512;    // floats: 8 rows x 2 KB of activations
 
 // Chunk [k0, k1) of tile (r0, m0); state holds R x MT accumulator vectors,
 // xc the chunk's activations packed: row i's value k at xc[i kChunk + k - k0].
@@ -179,7 +179,7 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
 template <DType kType, int MT>
 void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
                 const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
-  constexpr int R = 2 * MT <= kFloatTileM ? 4 : 2;
+  constexpr int R = 2 * MT <= kFloatTileM ? 4 : kFloatTileM == 8 ? 3 : 2;
   const int64_t r_tiled = r_begin + (r_end - r_begin) / R * R;
   if (r_tiled > r_begin) {
     FloatBlockTiles<kType, R, MT>(job, r_begin, r_tiled, m0, packed, state);
