@@ -251,16 +251,16 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
           std::span<const float>(logits_).first(static_cast<size_t>(n_rows) * n_vocab), n_rows,
           n_vocab);
     }
+    // Also after the last step: drafters that learn from what was generated
+    // (the suffix cache, online distillation) must see the final tokens.
     double accept_seconds = 0;
-    if (go_on) {
-      for (int32_t d = 0; d < n_drafters; ++d) {
-        const Clock::time_point accept_start = Clock::now();
-        drafters[d]->accept(sequence, d == slot ? result.n_accepted : 0);
-        const double seconds = seconds_since(accept_start);
-        stats.draft_seconds += seconds;
-        stats.drafters[d].seconds += seconds;
-        if (d == slot) accept_seconds = seconds;
-      }
+    for (int32_t d = 0; d < n_drafters; ++d) {
+      const Clock::time_point accept_start = Clock::now();
+      drafters[d]->accept(sequence, d == slot ? result.n_accepted : 0);
+      const double seconds = seconds_since(accept_start);
+      stats.draft_seconds += seconds;
+      stats.drafters[d].seconds += seconds;
+      if (d == slot) accept_seconds = seconds;
     }
 
     // What the step cost and gave, for the policy's estimates and the bandit.

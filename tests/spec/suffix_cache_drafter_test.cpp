@@ -245,6 +245,30 @@ TEST(SuffixCacheDrafter, LearnsAcrossRequests) {
   EXPECT_EQ(draft(second, other, 1), std::vector<int32_t>{50});
 }
 
+TEST(SuffixCacheDrafter, SeesEveryTokenTheGeneratorEmits) {
+  testing::TempDir dir;
+  RandomModelOptions o;
+  o.n_vocab = 32;
+  o.n_embd = 32;
+  o.n_layer = 1;
+  o.n_head = 2;
+  o.n_ctx = 64;
+  const std::string path = dir.file("suffix-target.gguf");
+  write_random_model(o, path);
+  const std::unique_ptr<Model> target = Model::load(path);
+  Generator generator(*target, 64, nullptr);
+  const std::vector<int32_t> prompt = {3, 4, 5, 6, 7};
+  for (const int32_t n : {1, 12}) {
+    SuffixCache cache;
+    SuffixCacheDrafter drafter(cache, any_probability());
+    const GenerationOutput out =
+        generator.generate(prompt, &drafter, testing::generation_options(0.0f, n, 2));
+    ASSERT_EQ(static_cast<int32_t>(out.tokens.size()), n);
+    // The prompt and every generated token, the last step's included.
+    EXPECT_EQ(cache.stored_tokens(), static_cast<int64_t>(prompt.size()) + n) << "n = " << n;
+  }
+}
+
 TEST(SuffixCacheDrafter, ReportsConfidenceAndStopsBelowTheThreshold) {
   SuffixCache cache;
   add(cache, {1, 2, 3, 4});
