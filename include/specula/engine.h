@@ -33,6 +33,9 @@ struct EngineConfig {
   // "self[:K]" (the target's first K layers). Empty: "model" when there is
   // a draft file, and "lookup". With more than one, a bandit picks per step.
   std::vector<std::string> drafters;
+  // Memory budget of the "suffix" drafter's cache, in stored tokens
+  // (~300-900 bytes each); the oldest are evicted beyond it.
+  int64_t suffix_cache_tokens = int64_t{1} << 16;
 };
 
 struct GenerateOptions {

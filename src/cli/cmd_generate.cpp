@@ -126,6 +126,10 @@ void run(GenerateFlags& flags) {
       flags.prompt_ids.empty() ? std::vector<int32_t>() : parse_ids(flags.prompt_ids);
   flags.options.policy = parse_policy(flags.policy);
   if (!flags.drafters.empty()) flags.engine.drafters = parse_names(flags.drafters);
+  if (flags.engine.suffix_cache_tokens < 1) {
+    fail("--suffix-cache-tokens is ", flags.engine.suffix_cache_tokens,
+         ": the suffix cache needs a budget of at least 1 token (default 65536)");
+  }
 
   const std::unique_ptr<Engine> engine = Engine::load(flags.engine);
   const bool stream = !flags.json;
@@ -200,6 +204,10 @@ const bool registered = register_command({
                      "Drafters to choose among: model, lookup[:N|:MIN-MAX], suffix, self[:K], e.g. "
                      "model,lookup,suffix,self (default: model when --draft is given, and "
                      "lookup); several: a bandit picks per step");
+      sub.add_option("--suffix-cache-tokens", flags->engine.suffix_cache_tokens,
+                     "Memory budget of the suffix drafter's cache, in tokens (~300-900 "
+                     "bytes each); the oldest are evicted beyond it")
+          ->capture_default_str();
       sub.add_option("--confidence-threshold", o.confidence_threshold,
                      "For --policy confidence: stop a draft after a token the drafter gives "
                      "less than this probability")

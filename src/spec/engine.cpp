@@ -30,7 +30,7 @@ struct Engine::Impl {
   std::vector<std::string> drafter_specs;
   std::vector<std::unique_ptr<Drafter>> drafters;  // as drafter_specs
   ModelDrafter* model_drafter = nullptr;           // among drafters, if any
-  SuffixCache suffix_cache;                        // shared by requests
+  std::unique_ptr<SuffixCache> suffix_cache;       // shared by requests
   // Persist across requests (rebuilt only when the policy asked for changes).
   std::unique_ptr<DraftLengthPolicy> policy;
   PolicyOptions policy_options;
@@ -40,7 +40,7 @@ struct Engine::Impl {
     DrafterResources r;
     r.target = target.get();
     r.draft = draft.get();
-    r.suffix_cache = &suffix_cache;
+    r.suffix_cache = suffix_cache.get();
     r.n_ctx = n_ctx;
     r.pool = pool.get();
     return r;
@@ -87,6 +87,9 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
     impl.draft = Model::load(config.draft_path);
     check_same_vocabulary(*impl.target, *impl.draft);
   }
+  SuffixCacheOptions suffix_options;
+  suffix_options.max_tokens = config.suffix_cache_tokens;
+  impl.suffix_cache = std::make_unique<SuffixCache>(suffix_options);
   impl.drafter_specs = config.drafters;
   if (impl.drafter_specs.empty()) {
     if (impl.draft) impl.drafter_specs.push_back("model");

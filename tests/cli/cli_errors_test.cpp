@@ -98,6 +98,8 @@ TEST_F(CliErrors, BadSamplingValues) {
   expect_one_line_error(run_cli(base + "-n -5 hi"), "-n");
   expect_one_line_error(run_cli(base + "--temp abc hi"), "temp");
   expect_one_line_error(run_cli(base + "--draft-max -1 -d " + draft_ + " hi"), "draft");
+  expect_one_line_error(run_cli(base + "--drafter suffix --suffix-cache-tokens 0 hi"),
+                        "--suffix-cache-tokens is 0");
 }
 
 TEST_F(CliErrors, DraftWithAnotherVocabularyIsRefused) {
