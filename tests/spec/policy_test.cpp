@@ -305,6 +305,22 @@ double realised_rate(DraftLengthPolicy& policy, const World& world, int32_t g_ma
   return sim.tokens_per_second();
 }
 
+// The best fixed draft length in `world` by realised tokens/s, g = 0 (plain
+// decoding) to 8.
+struct BestFixed {
+  int32_t g = 0;
+  double tokens_per_second = 0;
+};
+BestFixed best_fixed_draft_length(const World& world) {
+  BestFixed best;
+  for (int32_t g = 0; g <= 8; ++g) {
+    FixedPolicy fixed(options_for(PolicyKind::kFixed));
+    const double rate = realised_rate(fixed, world, g);
+    if (rate > best.tokens_per_second) best = {g, rate};
+  }
+  return best;
+}
+
 TEST(AdaptivePolicy, WithACalibratedDrafterMatchesTheBestFixedDraftLength) {
   struct Case {
     double skew, draft_fraction, row_fraction;
@@ -315,13 +331,9 @@ TEST(AdaptivePolicy, WithACalibratedDrafterMatchesTheBestFixedDraftLength) {
     world.calibrated_skew = c.skew;
     world.draft_seconds = world.t1 * c.draft_fraction;
     world.row_fraction = c.row_fraction;
-    double best_fixed = world.t1 > 0 ? 1.0 / world.t1 : 0;  // g = 0: plain decoding
-    int32_t best_g = 0;
-    for (int32_t g = 1; g <= 8; ++g) {
-      FixedPolicy fixed(options_for(PolicyKind::kFixed));
-      const double rate = realised_rate(fixed, world, g);
-      if (rate > best_fixed) best_fixed = rate, best_g = g;
-    }
+    const BestFixed best = best_fixed_draft_length(world);
+    const double best_fixed = best.tokens_per_second;
+    const int32_t best_g = best.g;
     AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
     const double with_stop = realised_rate(adaptive, world, 8);
     PolicyOptions no_stop_options = options_for(PolicyKind::kAdaptive);
@@ -350,13 +362,9 @@ TEST(AdaptivePolicy, WithBurstyAcceptanceMatchesTheBestFixedDraftLength) {
     world.hard_acceptance = c.hard;
     world.draft_seconds = world.t1 * c.draft_fraction;
     world.row_fraction = c.row_fraction;
-    double best_fixed = 1.0 / world.t1;  // g = 0: plain decoding
-    int32_t best_g = 0;
-    for (int32_t g = 1; g <= 8; ++g) {
-      FixedPolicy fixed(options_for(PolicyKind::kFixed));
-      const double rate = realised_rate(fixed, world, g);
-      if (rate > best_fixed) best_fixed = rate, best_g = g;
-    }
+    const BestFixed best = best_fixed_draft_length(world);
+    const double best_fixed = best.tokens_per_second;
+    const int32_t best_g = best.g;
     AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
     const double rate = realised_rate(adaptive, world, 8);
     HeuristicPolicy heuristic(options_for(PolicyKind::kHeuristic));
@@ -392,13 +400,9 @@ TEST(AdaptivePolicy, OnANoisyMachineStaysNearTheBestFixedDraftLength) {
     world.spike_factor = 4.0;
     world.spell_switch = 0.02;
     world.spell_factor = 2.0;
-    double best_fixed = 0;
-    int32_t best_g = 0;
-    for (int32_t g = 0; g <= 8; ++g) {
-      FixedPolicy fixed(options_for(PolicyKind::kFixed));
-      const double rate = realised_rate(fixed, world, g);
-      if (rate > best_fixed) best_fixed = rate, best_g = g;
-    }
+    const BestFixed best = best_fixed_draft_length(world);
+    const double best_fixed = best.tokens_per_second;
+    const int32_t best_g = best.g;
     AdaptivePolicy adaptive(options_for(PolicyKind::kAdaptive));
     const double rate = realised_rate(adaptive, world, 8);
     std::fprintf(stderr,
