@@ -20,7 +20,7 @@ float softmax_probability(std::span<const float> logits, int32_t token) {
 }  // namespace
 
 LearningModelDrafter::LearningModelDrafter(const Model& draft, int32_t n_ctx, ThreadPool* pool,
-                                           std::unique_ptr<OnlineDistiller> distiller)
+                                           std::shared_ptr<OnlineDistiller> distiller)
     : original_(draft),
       n_ctx_(n_ctx),
       pool_(pool),
@@ -29,10 +29,6 @@ LearningModelDrafter::LearningModelDrafter(const Model& draft, int32_t n_ctx, Th
       cache_(draft.make_cache(n_ctx, 1)) {
   if (!distiller_) fail("a learning drafter needs a distiller");
   cached_tokens_.reserve(static_cast<size_t>(n_ctx));
-}
-
-LearningModelDrafter::~LearningModelDrafter() {
-  distiller_->stop();
 }
 
 std::string LearningModelDrafter::name() const {
@@ -128,7 +124,7 @@ std::unique_ptr<LearningModelDrafter> make_learning_model_drafter(
     const Model& draft, int32_t n_ctx, ThreadPool* pool, const OnlineDistillOptions& options,
     bool start_learning) {
   auto drafter = std::make_unique<LearningModelDrafter>(
-      draft, n_ctx, pool, std::make_unique<OnlineDistiller>(draft, options));
+      draft, n_ctx, pool, std::make_shared<OnlineDistiller>(draft, options));
   if (start_learning) drafter->distiller().start();
   return drafter;
 }

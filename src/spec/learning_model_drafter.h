@@ -26,12 +26,12 @@ namespace specula {
 
 class LearningModelDrafter : public Drafter {
  public:
-  // `draft` (and `pool`, may be null) must outlive the drafter; the
-  // distiller is owned. Its cache holds n_ctx positions.
+  // `draft` (and `pool`, may be null) must outlive the drafter. The
+  // distiller is shared: an Engine keeps it (and what it learned) when it
+  // rebuilds its drafters for another context size; its learner thread
+  // stops when the last owner lets go. The cache holds n_ctx positions.
   LearningModelDrafter(const Model& draft, int32_t n_ctx, ThreadPool* pool,
-                       std::unique_ptr<OnlineDistiller> distiller);
-  // Stops the distiller's thread before anything else goes.
-  ~LearningModelDrafter() override;
+                       std::shared_ptr<OnlineDistiller> distiller);
 
   std::string name() const override;
   void begin(std::span<const int32_t> context) override;
@@ -64,7 +64,7 @@ class LearningModelDrafter : public Drafter {
   const Model& original_;
   int32_t n_ctx_;
   ThreadPool* pool_;
-  std::unique_ptr<OnlineDistiller> distiller_;
+  std::shared_ptr<OnlineDistiller> distiller_;
   std::shared_ptr<const Model> published_;  // keeps model_ alive after a swap
   const Model* model_;
   uint64_t version_ = 0;

@@ -33,7 +33,7 @@ class SteppingDrafter : public LearningModelDrafter {
   SteppingDrafter(const Model& draft, int32_t n_ctx, const OnlineDistillOptions& options,
                   int32_t observations_per_step, float teacher_scale = 1.0f)
       : LearningModelDrafter(draft, n_ctx, nullptr,
-                             std::make_unique<OnlineDistiller>(draft, options)),
+                             std::make_shared<OnlineDistiller>(draft, options)),
         observations_per_step_(observations_per_step),
         teacher_scale_(teacher_scale) {}
   void observe_target(std::span<const int32_t> context, int32_t first_position,
