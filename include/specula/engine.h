@@ -23,6 +23,28 @@
 
 namespace specula {
 
+// Online distillation (docs/online-distillation.md): the "model" drafter
+// keeps learning from the target's verified distributions while it drafts.
+// A background learner thread trains a float copy of the draft and swaps
+// new weights in between steps; generation never waits for it, and the
+// output stays exact whatever it learns. The draft must be a llama model
+// with F32, F16 or BF16 weights.
+struct OnlineDistillConfig {
+  bool enabled = false;         // --online-distill
+  int32_t threads = 1;          // learner threads, its own included
+  int64_t memory_mib = 64;      // replay buffer budget (the trainable copy is extra:
+                                // 16 bytes per draft parameter)
+  double cpu_fraction = 0.25;   // share of wall time the learner may compute, (0, 1]
+  float learning_rate = 1e-4f;  // AdamW, constant
+  int32_t publish_every = 16;   // steps between weight swaps
+  std::string loss = "tvd";     // "tvd" (total variation) or "kl" (forward KL)
+  float temperature = 1.0f;     // of both distributions in the loss
+  int32_t top_k = 64;           // ids kept per target distribution; 0: whole rows
+  int32_t window = 64;          // tokens of context per training window
+  int32_t batch = 4;            // windows per step
+  uint64_t seed = 1;            // which stored windows each step draws
+};
+
 struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
@@ -36,6 +58,7 @@ struct EngineConfig {
   // Memory budget of the "suffix" drafter's cache, in stored tokens
   // (~300-900 bytes each); the oldest are evicted beyond it.
   int64_t suffix_cache_tokens = int64_t{1} << 16;
+  OnlineDistillConfig online_distill;  // needs the "model" drafter
 };
 
 struct GenerateOptions {
@@ -68,6 +91,7 @@ struct GenerateResult {
   int32_t n_ctx = 0;            // the context size used
   GenerationStats stats;
   MemoryStats memory;
+  OnlineLearningStats learning;  // enabled = false without online distillation
 };
 
 // Called for each generated token as soon as it is accepted, with the text
@@ -101,6 +125,13 @@ class Engine {
   // without a tokenizer.
   std::vector<int32_t> tokenize(std::string_view text) const;
   std::string detokenize(std::span<const int32_t> tokens) const;
+
+  // Online distillation: the learner's counters so far (enabled = false
+  // without it), and the learned draft written as a GGUF file that --draft
+  // can load later. save_learned_draft throws Error without online
+  // distillation or when the file cannot be written.
+  OnlineLearningStats online_learning_stats() const;
+  void save_learned_draft(const std::string& path);
 
   GenerateResult generate(std::string_view prompt, const GenerateOptions& options,
                           const TokenTextCallback& on_token = {});

@@ -100,9 +100,28 @@ struct MemoryStats {
   uint64_t draft_kv_bytes = 0;
 };
 
+// Online distillation (docs/online-distillation.md): what the learner
+// behind a learning draft has done so far in this engine (cumulative over
+// requests, read at the end of one).
+struct OnlineLearningStats {
+  bool enabled = false;
+  uint64_t steps = 0;            // distillation steps taken
+  uint64_t publishes = 0;        // weight versions published
+  uint64_t weight_version = 0;   // the version the drafter drafted with last (0: the file's)
+  uint64_t observed_rows = 0;    // target distributions received
+  uint64_t stored_samples = 0;   // windows put into the replay buffer
+  uint64_t dropped_samples = 0;  // windows dropped (buffer busy, or larger than its budget)
+  uint64_t evicted_samples = 0;  // windows evicted to stay within the budget
+  uint64_t buffer_bytes = 0;     // the replay buffer now
+  uint64_t buffer_samples = 0;
+  uint64_t parameter_bytes = 0;  // the trainable copy: weights, gradients, two moments
+  double last_loss = 0;          // of the latest step
+};
+
 // One JSON object with every field above and the derived rates.
 std::string to_json(const GenerationStats& stats);
 std::string to_json(const MemoryStats& memory);
+std::string to_json(const OnlineLearningStats& learning);
 
 // Peak resident set size of this process, in bytes (0 if unknown).
 uint64_t peak_resident_bytes();

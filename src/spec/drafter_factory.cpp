@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "core/error.h"
+#include "spec/learning_model_drafter.h"
 #include "spec/model_drafter.h"
 #include "spec/self_drafter.h"
 #include "spec/suffix_cache_drafter.h"
@@ -100,6 +101,10 @@ std::unique_ptr<Drafter> make_drafter(const std::string& spec, const DrafterReso
   }
   switch (parsed.kind) {
     case DrafterKind::kModel:
+      if (resources.online_distiller) {
+        return std::make_unique<LearningModelDrafter>(*resources.draft, resources.n_ctx,
+                                                      resources.pool, resources.online_distiller);
+      }
       return std::make_unique<ModelDrafter>(*resources.draft, resources.n_ctx, resources.pool);
     case DrafterKind::kLookup:
       return std::make_unique<PromptLookupDrafter>(parsed.lookup);

@@ -2,7 +2,8 @@
 // make_drafter("self:8", resources) builds the drafter a --drafter flag
 // names. Spec grammar (case-sensitive, no spaces):
 //
-//   model           the draft model file          (needs resources.draft)
+//   model           the draft model file          (needs resources.draft); a
+//                   learning one with resources.online_distiller
 //   lookup          prompt lookup, n-grams 1..3
 //   lookup:N        prompt lookup, n-grams 1..N
 //   lookup:MIN-MAX  prompt lookup, n-grams MIN..MAX (1 <= MIN <= MAX <= 64)
@@ -27,6 +28,8 @@
 
 namespace specula {
 
+class OnlineDistiller;
+
 // What drafters may need; each must outlive the drafters built from it.
 struct DrafterResources {
   const Model* target = nullptr;        // "self"
@@ -34,6 +37,10 @@ struct DrafterResources {
   SuffixCache* suffix_cache = nullptr;  // "suffix"
   int32_t n_ctx = 0;                    // the model and self drafters' cache sizes
   ThreadPool* pool = nullptr;           // for their forwards; null: one thread
+  // When set, "model" builds a LearningModelDrafter that learns through this
+  // distiller (built from `draft`); shared so that drafters rebuilt for
+  // another context keep what it learned.
+  std::shared_ptr<OnlineDistiller> online_distiller;
 };
 
 enum class DrafterKind { kModel, kLookup, kSuffix, kSelf };

@@ -12,9 +12,11 @@
 #include "spec/bandit.h"
 #include "spec/drafter_factory.h"
 #include "spec/generator.h"
+#include "spec/learning_model_drafter.h"
 #include "spec/model_drafter.h"
 #include "spec/policy.h"
 #include "tokenizer/tokenizer.h"
+#include "train/online_distiller.h"
 
 namespace specula {
 
@@ -31,6 +33,10 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Drafter>> drafters;  // as drafter_specs
   ModelDrafter* model_drafter = nullptr;           // among drafters, if any
   std::unique_ptr<SuffixCache> suffix_cache;       // shared by requests
+  // Online distillation: the learner outlives drafters rebuilt for another
+  // context, so what it learned carries over to later requests.
+  std::shared_ptr<OnlineDistiller> distiller;
+  LearningModelDrafter* learning_drafter = nullptr;  // among drafters, if any
   // Persist across requests (rebuilt only when the policy asked for changes).
   std::unique_ptr<DraftLengthPolicy> policy;
   PolicyOptions policy_options;
@@ -43,6 +49,7 @@ struct Engine::Impl {
     r.suffix_cache = suffix_cache.get();
     r.n_ctx = n_ctx;
     r.pool = pool.get();
+    r.online_distiller = distiller;
     return r;
   }
 
@@ -51,11 +58,53 @@ struct Engine::Impl {
     generator = std::make_unique<Generator>(*target, n_ctx, pool.get());
     drafters.clear();
     model_drafter = nullptr;
+    learning_drafter = nullptr;
     for (const std::string& spec : drafter_specs) {
       drafters.push_back(make_drafter(spec, resources(n_ctx)));
       // The draft file's KV cache is reported in the memory statistics.
       if (auto* m = dynamic_cast<ModelDrafter*>(drafters.back().get())) model_drafter = m;
+      if (auto* l = dynamic_cast<LearningModelDrafter*>(drafters.back().get())) {
+        learning_drafter = l;
+      }
     }
+  }
+
+  void start_online_distillation(const OnlineDistillConfig& config) {
+    if (!draft) {
+      fail(
+          "online distillation trains the draft model, and there is none: pass --draft FILE "
+          "(an F16, BF16 or F32 llama draft)");
+    }
+    if (std::find(drafter_specs.begin(), drafter_specs.end(), "model") == drafter_specs.end()) {
+      fail(
+          "online distillation trains the 'model' drafter, which --drafter leaves out: add "
+          "model to --drafter");
+    }
+    OnlineDistillOptions o;
+    o.threads = config.threads;
+    if (config.memory_mib < 1 || config.memory_mib > (int64_t{1} << 20)) {
+      fail("--osd-memory-mb is ", config.memory_mib, ": give 1 to 1048576 MiB");
+    }
+    o.max_buffer_bytes = static_cast<size_t>(config.memory_mib) << 20;
+    o.cpu_fraction = config.cpu_fraction;
+    o.lr = config.learning_rate;
+    o.steps_between_publish = config.publish_every;
+    const auto loss = distill_divergence_from_name(config.loss);
+    if (!loss) fail("--osd-loss is '", config.loss, "': give kl or tvd");
+    o.loss = *loss;
+    o.temperature = config.temperature;
+    o.top_k = config.top_k;
+    o.window = config.window;
+    o.batch = config.batch;
+    o.seed = config.seed;
+    validate_online_distill_options(o);
+    try {
+      distiller = std::make_shared<OnlineDistiller>(*draft, o);
+    } catch (const Error& e) {
+      fail("online distillation cannot train this draft: ", e.what(),
+           "; pass the unquantized (F16, BF16 or F32) draft file");
+    }
+    distiller->start();
   }
 
   void ensure_policy(const GenerateOptions& options) {
@@ -102,6 +151,7 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
       if (impl.drafter_specs[j] == spec) fail("the drafter '", spec, "' is listed twice");
     }
   }
+  if (config.online_distill.enabled) impl.start_online_distillation(config.online_distill);
   if (impl.drafter_specs.size() > 1) {
     impl.bandit = std::make_unique<DrafterBandit>(static_cast<int32_t>(impl.drafter_specs.size()));
   }
@@ -124,6 +174,33 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   if (n_threads == 0) n_threads = static_cast<int32_t>(std::thread::hardware_concurrency());
   impl.pool = std::make_unique<ThreadPool>(std::max(1, n_threads));
   return engine;
+}
+
+OnlineLearningStats Engine::online_learning_stats() const {
+  OnlineLearningStats out;
+  const Impl& impl = *impl_;
+  if (!impl.distiller) return out;
+  const OnlineDistillStats s = impl.distiller->stats();
+  out.enabled = true;
+  out.steps = s.steps;
+  out.publishes = s.publishes;
+  out.weight_version = impl.learning_drafter ? impl.learning_drafter->weight_version() : 0;
+  out.observed_rows = s.observed_rows;
+  out.stored_samples = s.stored_samples;
+  out.dropped_samples = s.dropped_samples;
+  out.evicted_samples = s.evicted_samples;
+  out.buffer_bytes = s.buffer_bytes;
+  out.buffer_samples = s.buffer_samples;
+  out.parameter_bytes = impl.distiller->parameter_bytes();
+  out.last_loss = s.last_loss;
+  return out;
+}
+
+void Engine::save_learned_draft(const std::string& path) {
+  if (!impl_->distiller) {
+    fail("there is no learned draft to save: online distillation is off (--online-distill)");
+  }
+  impl_->distiller->save(path);
 }
 
 bool Engine::has_draft() const {
@@ -225,6 +302,7 @@ GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_toke
   result.tokens = std::move(output.tokens);
   result.stats = std::move(output.stats);
 
+  result.learning = online_learning_stats();
   result.memory.peak_resident_bytes = peak_resident_bytes();
   result.memory.target_file_bytes = impl.target->file().file_size();
   result.memory.target_kv_bytes = impl.generator->cache().bytes();

@@ -18,6 +18,7 @@ double ratio(double num, double den) {
 class JsonObject {
  public:
   void add(std::string_view key, int64_t value) { begin(key) += std::to_string(value); }
+  void add(std::string_view key, bool value) { begin(key) += value ? "true" : "false"; }
   void add(std::string_view key, double value) {
     char buffer[32];
     // Non-finite numbers are not JSON; rates here are 0 when undefined anyway.
@@ -180,6 +181,23 @@ std::string to_json(const MemoryStats& memory) {
   json.add("draft_file_bytes", static_cast<int64_t>(memory.draft_file_bytes));
   json.add("target_kv_bytes", static_cast<int64_t>(memory.target_kv_bytes));
   json.add("draft_kv_bytes", static_cast<int64_t>(memory.draft_kv_bytes));
+  return json.finish();
+}
+
+std::string to_json(const OnlineLearningStats& learning) {
+  JsonObject json;
+  json.add("enabled", learning.enabled);
+  json.add("steps", static_cast<int64_t>(learning.steps));
+  json.add("publishes", static_cast<int64_t>(learning.publishes));
+  json.add("weight_version", static_cast<int64_t>(learning.weight_version));
+  json.add("observed_rows", static_cast<int64_t>(learning.observed_rows));
+  json.add("stored_samples", static_cast<int64_t>(learning.stored_samples));
+  json.add("dropped_samples", static_cast<int64_t>(learning.dropped_samples));
+  json.add("evicted_samples", static_cast<int64_t>(learning.evicted_samples));
+  json.add("buffer_bytes", static_cast<int64_t>(learning.buffer_bytes));
+  json.add("buffer_samples", static_cast<int64_t>(learning.buffer_samples));
+  json.add("parameter_bytes", static_cast<int64_t>(learning.parameter_bytes));
+  json.add("last_loss", learning.last_loss);
   return json.finish();
 }
 

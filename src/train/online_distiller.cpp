@@ -359,17 +359,30 @@ void OnlineDistiller::publish() {
   publish_locked();
 }
 
-void OnlineDistiller::publish_locked() {
+void OnlineDistiller::write_locked(GgufWriter& writer) const {
   const GgufReader& file = draft_.file();
   // Tiny test models carry no tokenizer; real drafts keep theirs, so that
   // the published model passes the same vocabulary checks.
   const GgufReader* tokenizer = file.find("tokenizer.ggml.tokens") != nullptr ? &file : nullptr;
   const std::string name = str_cat(file.get_string("general.name").value_or("draft"),
                                    " (online distilled, step ", steps_, ")");
-  GgufWriter writer;
   add_model_to_gguf(writer, *layout_, params_, options_.publish_type, tokenizer, name);
-  std::shared_ptr<const Model> model =
-      model_from_gguf_bytes(writer.to_bytes(), str_cat(file.path(), " (online distilled)"));
+}
+
+void OnlineDistiller::save(const std::string& path) {
+  GgufWriter writer;
+  {
+    std::lock_guard<std::mutex> lock(train_mutex_);
+    write_locked(writer);
+  }
+  writer.write(path);
+}
+
+void OnlineDistiller::publish_locked() {
+  GgufWriter writer;
+  write_locked(writer);
+  std::shared_ptr<const Model> model = model_from_gguf_bytes(
+      writer.to_bytes(), str_cat(draft_.file().path(), " (online distilled)"));
   std::lock_guard<std::mutex> lock(publish_mutex_);
   published_ = std::move(model);
   version_.fetch_add(1, std::memory_order_release);

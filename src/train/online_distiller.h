@@ -27,6 +27,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "gguf/gguf_writer.h"
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/distill_loss.h"
@@ -117,6 +118,11 @@ class OnlineDistiller {
   bool step();
   // Makes the current weights the newest published Model.
   void publish();
+  // Writes the current weights as a draft GGUF file (the draft's tokenizer
+  // and metadata kept, matrices as publish_type): what was learned outlives
+  // the process. Safe while the learner runs (waits for its current step).
+  // Throws Error naming the path when it cannot be written.
+  void save(const std::string& path);
 
   // The newest published weights (null before the first publish) and
   // their version (0 before the first, then 1, 2, ...).
@@ -132,6 +138,8 @@ class OnlineDistiller {
  private:
   void run();
   void publish_locked();  // train_mutex_ held
+  // The current weights as a GGUF model into `writer` (train_mutex_ held).
+  void write_locked(GgufWriter& writer) const;
   // Appends rows to the open window (starting a new one when they do not
   // continue it) and flushes it when full.
   void add_rows(std::span<const int32_t> context, int32_t first_position,
