@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/online_distill_flags.h"
+#include "cli/prompt_file.h"
 #include "core/error.h"
 #include "specula/engine.h"
 
@@ -18,6 +20,9 @@ struct GenerateFlags {
   std::string prompt_positional;
   std::string prompt;
   std::string prompt_ids;
+  std::string prompt_file;  // several prompts, one engine
+  std::string prompt_separator = "---";
+  std::string osd_save;  // where the learned draft goes at exit
   EngineConfig engine;
   GenerateOptions options;
   std::string policy = "adaptive";
@@ -65,6 +70,41 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+double mib(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+void print_learning(const OnlineLearningStats& l) {
+  std::fprintf(stderr,
+               "specula: online distillation: %llu steps, %llu weight versions (drafting with "
+               "v%llu), %llu target rows observed; buffer %.1f MiB (%llu windows, %llu dropped, "
+               "%llu evicted); last loss %.4f\n",
+               static_cast<unsigned long long>(l.steps),
+               static_cast<unsigned long long>(l.publishes),
+               static_cast<unsigned long long>(l.weight_version),
+               static_cast<unsigned long long>(l.observed_rows), mib(l.buffer_bytes),
+               static_cast<unsigned long long>(l.buffer_samples),
+               static_cast<unsigned long long>(l.dropped_samples),
+               static_cast<unsigned long long>(l.evicted_samples), l.last_loss);
+}
+
+// One line per request of a --prompt-file run.
+void print_request_line(size_t index, size_t count, const GenerateResult& result) {
+  const GenerationStats& s = result.stats;
+  std::fprintf(stderr,
+               "specula: request %zu/%zu: %lld tokens, %.1f tokens/s, acceptance %.1f%%, %.2f "
+               "tokens per pass, realised speedup %.2fx",
+               index + 1, count, static_cast<long long>(s.generated_tokens),
+               s.decode_tokens_per_second(), 100.0 * s.acceptance_rate(), s.tokens_per_pass(),
+               s.realised_speedup);
+  if (result.learning.enabled) {
+    std::fprintf(stderr, "; draft weights v%llu after %llu learner steps",
+                 static_cast<unsigned long long>(result.learning.weight_version),
+                 static_cast<unsigned long long>(result.learning.steps));
+  }
+  std::fprintf(stderr, "\n");
+}
+
 void print_summary(const GenerateResult& result, bool speculative) {
   const GenerationStats& s = result.stats;
   std::fprintf(stderr,
@@ -103,33 +143,97 @@ void print_summary(const GenerateResult& result, bool speculative) {
                  static_cast<long long>(s.accepted_tokens), 100.0 * s.acceptance_rate(),
                  s.tokens_per_pass(), per_position.c_str());
   }
+  if (result.learning.enabled) print_learning(result.learning);
   std::fprintf(stderr,
                "specula: time: prefill %.3f s, draft %.3f s, target %.3f s (%lld passes), "
                "sampling %.3f s; peak memory %.1f MiB\n",
                s.prefill_seconds, s.draft_seconds, s.target_seconds,
                static_cast<long long>(s.target_passes), s.sampling_seconds,
-               static_cast<double>(result.memory.peak_resident_bytes) / (1024.0 * 1024.0));
+               mib(result.memory.peak_resident_bytes));
 }
 
-void run(GenerateFlags& flags) {
+nlohmann::json result_json(const GenerateFlags& flags, const Engine& engine,
+                           const GenerateResult& result, bool speculative) {
+  nlohmann::json json;
+  json["model"] = flags.engine.model_path;
+  json["draft"] = flags.engine.draft_path;
+  json["mode"] = speculative ? "speculative" : "plain";
+  json["policy"] = speculative ? std::string(policy_name(flags.options.policy)) : "plain";
+  json["drafters"] = speculative ? engine.drafter_names() : std::vector<std::string>();
+  json["prompt_tokens"] = result.prompt_tokens;
+  json["tokens"] = result.tokens;
+  json["text"] = result.text;
+  json["n_ctx"] = result.n_ctx;
+  json["threads"] = engine.n_threads();
+  json["sampling"] = {{"temperature", flags.options.temperature},
+                      {"top_k", flags.options.top_k},
+                      {"top_p", flags.options.top_p},
+                      {"min_p", flags.options.min_p},
+                      {"seed", flags.options.seed}};
+  json["stats"] = nlohmann::json::parse(to_json(result.stats));
+  json["memory"] = nlohmann::json::parse(to_json(result.memory));
+  json["learning"] = nlohmann::json::parse(to_json(result.learning));
+  return json;
+}
+
+// The prompts of this run: one from the argument, -p or --prompt-ids, or
+// several from --prompt-file. Empty `texts` with `ids` set: token ids.
+struct Prompts {
+  std::vector<std::string> texts;
+  std::vector<int32_t> ids;
+};
+
+Prompts read_prompts(const GenerateFlags& flags) {
   if (!flags.prompt.empty() && !flags.prompt_positional.empty()) {
     fail("the prompt is given twice (as an argument and with -p): give it once");
   }
   const std::string& prompt = flags.prompt.empty() ? flags.prompt_positional : flags.prompt;
-  if (!prompt.empty() && !flags.prompt_ids.empty()) {
-    fail("give the prompt either as text or with --prompt-ids, not both");
+  const int sources =
+      int(!prompt.empty()) + int(!flags.prompt_ids.empty()) + int(!flags.prompt_file.empty());
+  if (sources > 1) {
+    fail("give the prompt one way: as text, with --prompt-ids or with --prompt-file");
   }
-  if (prompt.empty() && flags.prompt_ids.empty()) {
-    fail("no prompt: give text (specula generate --model M \"Once upon a time\") or --prompt-ids");
+  if (sources == 0) {
+    fail(
+        "no prompt: give text (specula generate --model M \"Once upon a time\"), --prompt-ids "
+        "or --prompt-file");
   }
-  const std::vector<int32_t> ids =
-      flags.prompt_ids.empty() ? std::vector<int32_t>() : parse_ids(flags.prompt_ids);
+  Prompts prompts;
+  if (!flags.prompt_ids.empty()) {
+    prompts.ids = parse_ids(flags.prompt_ids);
+  } else if (!flags.prompt_file.empty()) {
+    prompts.texts = read_prompt_file(flags.prompt_file, flags.prompt_separator);
+  } else {
+    prompts.texts = {prompt};
+  }
+  return prompts;
+}
+
+void check_save_path(const std::string& path, bool online_distill) {
+  if (path.empty()) return;
+  if (!online_distill) {
+    fail("--osd-save writes the draft that online distillation learned: add --online-distill");
+  }
+  // Fail now rather than after the whole run, when the learned weights
+  // would be lost: the folder must exist.
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  if (std::FILE* probe = std::fopen((folder + "/.").c_str(), "r")) {
+    std::fclose(probe);
+  } else {
+    fail("--osd-save ", path, ": the folder ", folder, " does not exist");
+  }
+}
+
+void run(GenerateFlags& flags) {
+  const Prompts prompts = read_prompts(flags);
   flags.options.policy = parse_policy(flags.policy);
   if (!flags.drafters.empty()) flags.engine.drafters = parse_names(flags.drafters);
   if (flags.engine.suffix_cache_tokens < 1) {
     fail("--suffix-cache-tokens is ", flags.engine.suffix_cache_tokens,
          ": the suffix cache needs a budget of at least 1 token (default 65536)");
   }
+  check_save_path(flags.osd_save, flags.engine.online_distill.enabled);
 
   const std::unique_ptr<Engine> engine = Engine::load(flags.engine);
   const bool stream = !flags.json;
@@ -143,37 +247,65 @@ void run(GenerateFlags& flags) {
     }
     std::fflush(stdout);
   };
-  const GenerateResult result = ids.empty()
-                                    ? engine->generate(prompt, flags.options, on_token)
-                                    : engine->generate_from_tokens(ids, flags.options, on_token);
   const bool speculative = !engine->drafter_names().empty() && flags.options.draft_max > 0;
-
-  if (flags.json) {
-    nlohmann::json json;
-    json["model"] = flags.engine.model_path;
-    json["draft"] = flags.engine.draft_path;
-    json["mode"] = speculative ? "speculative" : "plain";
-    json["policy"] = speculative ? std::string(policy_name(flags.options.policy)) : "plain";
-    json["drafters"] = speculative ? engine->drafter_names() : std::vector<std::string>();
-    json["prompt_tokens"] = result.prompt_tokens;
-    json["tokens"] = result.tokens;
-    json["text"] = result.text;
-    json["n_ctx"] = result.n_ctx;
-    json["threads"] = engine->n_threads();
-    json["sampling"] = {{"temperature", flags.options.temperature},
-                        {"top_k", flags.options.top_k},
-                        {"top_p", flags.options.top_p},
-                        {"min_p", flags.options.min_p},
-                        {"seed", flags.options.seed}};
-    json["stats"] = nlohmann::json::parse(to_json(result.stats));
-    json["memory"] = nlohmann::json::parse(to_json(result.memory));
-    // Generated text may hold invalid UTF-8 (a random model's bytes): replace it.
-    std::printf("%s\n", json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else {
-    std::printf("\n");
+  const size_t count = prompts.ids.empty() ? prompts.texts.size() : 1;
+  const bool several = count > 1;
+  int64_t total_tokens = 0;
+  double total_decode_seconds = 0;
+  int64_t total_drafted = 0, total_accepted = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const GenerateResult result =
+        prompts.ids.empty() ? engine->generate(prompts.texts[i], flags.options, on_token)
+                            : engine->generate_from_tokens(prompts.ids, flags.options, on_token);
+    const GenerationStats& s = result.stats;
+    total_tokens += s.generated_tokens;
+    if (s.decode_tokens_per_second() > 0) {
+      total_decode_seconds +=
+          static_cast<double>(s.generated_tokens) / s.decode_tokens_per_second();
+    }
+    total_drafted += s.drafted_tokens;
+    total_accepted += s.accepted_tokens;
+    if (flags.json) {
+      nlohmann::json json = result_json(flags, *engine, result, speculative);
+      // Generated text may hold invalid UTF-8 (a random model's bytes): replace it.
+      const auto replace = nlohmann::json::error_handler_t::replace;
+      if (several) {
+        json["request"] = i;
+        std::printf("%s\n", json.dump(-1, ' ', false, replace).c_str());  // JSON Lines
+      } else {
+        std::printf("%s\n", json.dump(2, ' ', false, replace).c_str());
+      }
+    } else {
+      std::printf("\n");
+      if (several && i + 1 < count) std::printf("%s\n", flags.prompt_separator.c_str());
+    }
+    std::fflush(stdout);
+    if (flags.quiet) continue;
+    if (several) {
+      print_request_line(i, count, result);
+    } else {
+      print_summary(result, speculative);
+    }
   }
-  std::fflush(stdout);
-  if (!flags.quiet) print_summary(result, speculative);
+  if (several && !flags.quiet) {
+    std::fprintf(
+        stderr,
+        "specula: %zu requests: %lld tokens, %.1f tokens/s after the prompts, "
+        "acceptance %.1f%%\n",
+        count, static_cast<long long>(total_tokens),
+        total_decode_seconds > 0 ? static_cast<double>(total_tokens) / total_decode_seconds : 0.0,
+        total_drafted > 0
+            ? 100.0 * static_cast<double>(total_accepted) / static_cast<double>(total_drafted)
+            : 0.0);
+    const OnlineLearningStats learning = engine->online_learning_stats();
+    if (learning.enabled) print_learning(learning);
+  }
+  if (!flags.osd_save.empty()) {
+    engine->save_learned_draft(flags.osd_save);
+    if (!flags.quiet) {
+      std::fprintf(stderr, "specula: saved the learned draft to %s\n", flags.osd_save.c_str());
+    }
+  }
 }
 
 const bool registered = register_command({
@@ -187,6 +319,13 @@ const bool registered = register_command({
       sub.add_option("--prompt-ids", flags->prompt_ids,
                      "Prompt as token ids, e.g. 1,15,42 (for models without a supported "
                      "tokenizer)");
+      sub.add_option("--prompt-file", flags->prompt_file,
+                     "Several prompts, run one after another in one engine (what one request "
+                     "learns serves the next): a file, or - for standard input, with prompts "
+                     "separated by lines holding only --prompt-separator");
+      sub.add_option("--prompt-separator", flags->prompt_separator,
+                     "The line between prompts in --prompt-file (also printed between outputs)")
+          ->capture_default_str();
       sub.add_option("-m,--model", flags->engine.model_path, "Target model (GGUF)")->required();
       sub.add_option("-d,--draft", flags->engine.draft_path,
                      "Draft model (GGUF) with the target's vocabulary: turns on speculative "
@@ -232,8 +371,14 @@ const bool registered = register_command({
           ->capture_default_str();
       sub.add_flag("--ignore-eos", o.ignore_eos, "Keep generating past end-of-text tokens");
       sub.add_flag("--json", flags->json,
-                   "Print token ids, text and statistics as JSON instead of streaming text");
+                   "Print token ids, text and statistics as JSON instead of streaming text (one "
+                   "line per request with --prompt-file)");
       sub.add_flag("-q,--quiet", flags->quiet, "No statistics summary on stderr");
+      add_online_distill_flags(sub, flags->engine.online_distill);
+      sub.add_option("--osd-save", flags->osd_save,
+                     "With --online-distill: write the learned draft to this GGUF file at the "
+                     "end (load it later with --draft)")
+          ->group("Online distillation (the draft learns while generating)");
       sub.callback([flags] { run(*flags); });
     },
 });

@@ -30,6 +30,11 @@ inline CliResult run_cli(const std::string& args) {
   return result;
 }
 
+// The same with standard input read from `input_path`.
+inline CliResult run_cli_with_stdin(const std::string& input_path, const std::string& args) {
+  return run_cli(args + " 2>&1 <'" + input_path + "' #");
+}
+
 // A fresh directory under the system temp dir, removed with the object.
 class TempDir {
  public:
