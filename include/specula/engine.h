@@ -35,7 +35,9 @@ struct OnlineDistillConfig {
   int64_t memory_mib = 64;      // replay buffer budget (the trainable copy is extra:
                                 // 16 bytes per draft parameter)
   double cpu_fraction = 0.25;   // share of wall time the learner may compute, (0, 1]
-  float learning_rate = 1e-4f;  // AdamW, constant
+  float learning_rate = 1e-4f;  // AdamW, after a linear warm-up
+  int32_t warmup_steps = 32;    // steps of the warm-up
+  double replay = 2.0;          // at most this many learner steps per window stored
   int32_t publish_every = 16;   // steps between weight swaps
   std::string loss = "tvd";     // "tvd" (total variation) or "kl" (forward KL)
   float temperature = 1.0f;     // of both distributions in the loss

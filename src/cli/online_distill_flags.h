@@ -27,7 +27,15 @@ inline void add_online_distill_flags(CLI::App& sub, OnlineDistillConfig& c) {
                  "Share of wall time each learner thread may compute, in (0, 1]")
       ->capture_default_str()
       ->group(group);
-  sub.add_option("--osd-lr", c.learning_rate, "Learning rate (AdamW, constant)")
+  sub.add_option("--osd-lr", c.learning_rate, "Learning rate (AdamW, after the warm-up)")
+      ->capture_default_str()
+      ->group(group);
+  sub.add_option("--osd-warmup", c.warmup_steps, "Steps over which the rate rises to --osd-lr")
+      ->capture_default_str()
+      ->group(group);
+  sub.add_option("--osd-replay", c.replay,
+                 "At most this many learner steps per window of new data stored (the learner "
+                 "waits for data beyond it)")
       ->capture_default_str()
       ->group(group);
   sub.add_option("--osd-publish-every", c.publish_every, "Learner steps between weight swaps")

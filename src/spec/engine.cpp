@@ -88,6 +88,8 @@ struct Engine::Impl {
     o.max_buffer_bytes = static_cast<size_t>(config.memory_mib) << 20;
     o.cpu_fraction = config.cpu_fraction;
     o.lr = config.learning_rate;
+    o.warmup_steps = config.warmup_steps;
+    o.max_steps_per_window = config.replay;
     o.steps_between_publish = config.publish_every;
     const auto loss = distill_divergence_from_name(config.loss);
     if (!loss) fail("--osd-loss is '", config.loss, "': give kl or tvd");

@@ -86,6 +86,10 @@ void validate_online_distill_options(const OnlineDistillOptions& o) {
     fail("--osd-cpu is ", o.cpu_fraction, ": give a share of one core in (0, 1]");
   }
   if (!(o.lr > 0.0f && o.lr < 1.0f)) fail("--osd-lr is ", o.lr, ": give a rate in (0, 1)");
+  if (o.warmup_steps < 0) fail("--osd-warmup is ", o.warmup_steps, ": give >= 0 steps");
+  if (!(o.max_steps_per_window > 0.0)) {
+    fail("--osd-replay is ", o.max_steps_per_window, ": give > 0 steps per stored window");
+  }
   if (o.steps_between_publish < 1) {
     fail("--osd-publish-every is ", o.steps_between_publish, ": it must be >= 1 step");
   }
@@ -149,7 +153,7 @@ void OnlineDistiller::run() {
     const Clock::time_point start = Clock::now();
     bool worked = false;
     try {
-      worked = step();
+      if (has_fresh_data()) worked = step();
     } catch (const std::exception& e) {
       // Learning is an optimisation: generation goes on with the weights it has.
       log_warn("online distillation stopped: ", e.what());
@@ -165,6 +169,13 @@ void OnlineDistiller::run() {
                               : std::chrono::duration_cast<Clock::duration>(kIdlePause);
     wake_.wait_for(lock, pause, [this] { return stopping_; });
   }
+}
+
+bool OnlineDistiller::has_fresh_data() const {
+  const uint64_t stored = stored_.load(std::memory_order_relaxed);
+  if (buffer_.size() < static_cast<size_t>(options_.batch)) return false;
+  return static_cast<double>(step_count_.load(std::memory_order_relaxed)) <
+         options_.max_steps_per_window * static_cast<double>(stored);
 }
 
 void OnlineDistiller::observe(std::span<const int32_t> context, int32_t first_position,
@@ -343,8 +354,12 @@ bool OnlineDistiller::step() {
   AdamWOptions adam;
   adam.weight_decay = options_.weight_decay;
   ++steps_;
-  adamw_update(*layout_, adam, options_.lr, static_cast<int64_t>(steps_), scale, params_, grads_,
-               adam_m_, adam_v_, pool_.get());
+  const float lr =
+      options_.warmup_steps > 0 && steps_ < static_cast<uint64_t>(options_.warmup_steps)
+          ? options_.lr * static_cast<float>(steps_) / static_cast<float>(options_.warmup_steps)
+          : options_.lr;
+  adamw_update(*layout_, adam, lr, static_cast<int64_t>(steps_), scale, params_, grads_, adam_m_,
+               adam_v_, pool_.get());
   step_count_.store(steps_, std::memory_order_relaxed);
   last_loss_.store(loss, std::memory_order_relaxed);
 

@@ -47,7 +47,16 @@ struct OnlineDistillOptions {
   // d seconds it sleeps d (1 - f) / f [--osd-cpu]. With threads > 1 it
   // uses up to threads x f cores.
   double cpu_fraction = 0.25;
-  float lr = 1e-4f;                                             // constant AdamW rate [--osd-lr]
+  float lr = 1e-4f;  // AdamW rate after the warm-up [--osd-lr]
+  // Steps over which the rate rises linearly to lr: Adam's first updates
+  // move every weight by ~lr whatever its gradient, so small early steps
+  // keep the first few windows from pulling the draft off [--osd-warmup].
+  int32_t warmup_steps = 32;
+  // The learner thread waits for new data rather than take more than this
+  // many steps per window stored so far, and takes none before the buffer
+  // holds `batch` windows: a fast learner on slow generation would
+  // otherwise overfit the first windows and draft worse [--osd-replay].
+  double max_steps_per_window = 2.0;
   int32_t steps_between_publish = 16;                           // [--osd-publish-every]
   DistillDivergence loss = DistillDivergence::kTotalVariation;  // [--osd-loss kl|tvd]
   float temperature = 1.0f;  // of both distributions in the loss [--osd-temperature]
@@ -137,6 +146,9 @@ class OnlineDistiller {
 
  private:
   void run();
+  // The learner thread's gate: a full batch stored, and fewer steps so far
+  // than max_steps_per_window x the windows stored.
+  bool has_fresh_data() const;
   void publish_locked();  // train_mutex_ held
   // The current weights as a GGUF model into `writer` (train_mutex_ held).
   void write_locked(GgufWriter& writer) const;

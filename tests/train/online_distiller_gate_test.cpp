@@ -1,0 +1,142 @@
+// The online learner's pacing (train/online_distiller.h): its thread takes
+// no step before the buffer holds a batch and never more than
+// max_steps_per_window per stored window, and the warm-up makes the first
+// updates small. Both keep a fast learner on slow generation from
+// overfitting its first windows.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "model/make_model.h"
+#include "train/online_distiller.h"
+#include "train/random.h"
+
+namespace specula {
+namespace {
+
+constexpr int32_t kVocab = 32;
+
+std::unique_ptr<Model> random_model(uint64_t seed) {
+  RandomModelOptions o;
+  o.n_vocab = kVocab;
+  o.n_embd = 32;
+  o.n_layer = 1;
+  o.n_head = 2;
+  o.n_ctx = 64;
+  o.seed = seed;
+  return model_from_gguf_bytes(build_random_model(o).to_bytes(), "random model");
+}
+
+std::vector<int32_t> random_tokens(size_t n, uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<int32_t> tokens(n);
+  for (int32_t& t : tokens) t = static_cast<int32_t>(rng.below(kVocab));
+  return tokens;
+}
+
+std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& tokens) {
+  KvCache cache = model.make_cache(static_cast<int32_t>(tokens.size()));
+  std::vector<BatchRow> rows;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    rows.push_back({0, static_cast<int32_t>(i), tokens[i], true});
+  }
+  std::vector<float> logits;
+  model.forward(rows, cache, logits, nullptr);
+  return logits;
+}
+
+// One whole sequence observed and ended: one window in the buffer.
+void observe_sequence(OnlineDistiller& distiller, const Model& target, uint64_t seed) {
+  const std::vector<int32_t> context = random_tokens(12, seed);
+  const std::vector<float> logits = all_logits(target, context);
+  const auto n_rows = static_cast<int32_t>(context.size()) - 1;
+  distiller.observe(context, 1, std::span<const float>(logits).first(n_rows * kVocab), n_rows,
+                    kVocab);
+  distiller.end_sequence();
+}
+
+OnlineDistillOptions options_for_tests() {
+  OnlineDistillOptions o;
+  o.max_buffer_bytes = 1 << 20;
+  o.window = 16;
+  o.batch = 4;
+  o.top_k = 0;
+  o.lr = 1e-2f;
+  o.cpu_fraction = 1.0;
+  o.steps_between_publish = 1000;
+  return o;
+}
+
+uint64_t wait_until_steps_settle(const OnlineDistiller& distiller) {
+  // Bounded: the learner steps in milliseconds on this tiny model.
+  uint64_t steps = distiller.stats().steps;
+  for (int quiet = 0, i = 0; quiet < 20 && i < 2000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const uint64_t now = distiller.stats().steps;
+    quiet = now == steps ? quiet + 1 : 0;
+    steps = now;
+  }
+  return steps;
+}
+
+TEST(OnlineDistillerPacing, WaitsForABatchThenForNewData) {
+  const auto target = random_model(7);
+  const auto draft = random_model(11);
+  OnlineDistillOptions options = options_for_tests();
+  options.max_steps_per_window = 1.5;
+  OnlineDistiller distiller(*draft, options);
+  distiller.start();
+  for (uint64_t seed = 0; seed < 3; ++seed) observe_sequence(distiller, *target, 100 + seed);
+  ASSERT_EQ(distiller.stats().stored_samples, 3u);  // the learner idles: nothing is busy
+  EXPECT_EQ(wait_until_steps_settle(distiller), 0u) << "stepped with fewer windows than a batch";
+
+  for (uint64_t seed = 3; seed < 8; ++seed) observe_sequence(distiller, *target, 100 + seed);
+  const uint64_t steps = wait_until_steps_settle(distiller);
+  const uint64_t stored = distiller.stats().stored_samples;
+  ASSERT_GE(stored, 4u);
+  // It stops at the first step count >= 1.5 x stored windows.
+  EXPECT_EQ(steps, static_cast<uint64_t>(std::ceil(1.5 * static_cast<double>(stored))));
+
+  observe_sequence(distiller, *target, 200);  // new data: more steps
+  observe_sequence(distiller, *target, 201);
+  const uint64_t more = wait_until_steps_settle(distiller);
+  EXPECT_GT(more, steps);
+  EXPECT_EQ(more, static_cast<uint64_t>(
+                      std::ceil(1.5 * static_cast<double>(distiller.stats().stored_samples))));
+  distiller.stop();
+}
+
+// Largest change of any logit after one step from the draft's weights.
+float first_step_change(int32_t warmup_steps) {
+  const auto target = random_model(7);
+  const auto draft = random_model(11);
+  OnlineDistillOptions options = options_for_tests();
+  options.warmup_steps = warmup_steps;
+  OnlineDistiller distiller(*draft, options);
+  for (uint64_t seed = 0; seed < 4; ++seed) observe_sequence(distiller, *target, 300 + seed);
+  EXPECT_TRUE(distiller.step());
+  distiller.publish();
+  const std::vector<int32_t> probe = random_tokens(10, 9);
+  const std::vector<float> before = all_logits(*draft, probe);
+  const std::vector<float> after = all_logits(*distiller.published(), probe);
+  float change = 0.0f;
+  for (size_t i = 0; i < before.size(); ++i) {
+    change = std::max(change, std::abs(after[i] - before[i]));
+  }
+  return change;
+}
+
+TEST(OnlineDistillerPacing, WarmUpMakesTheFirstStepSmall) {
+  const float full = first_step_change(0);
+  const float warm = first_step_change(20);  // the first step at lr / 20
+  EXPECT_GT(full, 0.0f);
+  EXPECT_LT(warm, 0.25f * full) << "full " << full << ", warm-up " << warm;
+}
+
+}  // namespace
+}  // namespace specula
