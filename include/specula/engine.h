@@ -30,21 +30,22 @@ namespace specula {
 // output stays exact whatever it learns. The draft must be a llama model
 // with F32, F16 or BF16 weights.
 struct OnlineDistillConfig {
-  bool enabled = false;         // --online-distill
-  int32_t threads = 1;          // learner threads, its own included
-  int64_t memory_mib = 64;      // replay buffer budget (the trainable copy is extra:
-                                // 16 bytes per draft parameter)
-  double cpu_fraction = 0.25;   // share of wall time the learner may compute, (0, 1]
-  float learning_rate = 1e-4f;  // AdamW, after a linear warm-up
-  int32_t warmup_steps = 32;    // steps of the warm-up
-  double replay = 2.0;          // at most this many learner steps per window stored
-  int32_t publish_every = 16;   // steps between weight swaps
-  std::string loss = "tvd";     // "tvd" (total variation) or "kl" (forward KL)
-  float temperature = 1.0f;     // of both distributions in the loss
-  int32_t top_k = 64;           // ids kept per target distribution; 0: whole rows
-  int32_t window = 64;          // tokens of context per training window
-  int32_t batch = 4;            // windows per step
-  uint64_t seed = 1;            // which stored windows each step draws
+  bool enabled = false;          // --online-distill
+  int32_t threads = 1;           // learner threads, its own included
+  int64_t memory_mib = 64;       // replay buffer budget (the trainable copy is extra:
+                                 // 16 bytes per draft parameter)
+  double cpu_fraction = 0.25;    // share of wall time the learner may compute, (0, 1]
+  float learning_rate = 1e-4f;   // AdamW, after a linear warm-up
+  int32_t warmup_steps = 32;     // steps of the warm-up
+  double replay = 2.0;           // at most this many learner steps per window stored
+  double average_decay = 0.995;  // publish a moving average of the weights; 0: the latest
+  int32_t publish_every = 16;    // steps between weight swaps
+  std::string loss = "tvd";      // "tvd" (total variation) or "kl" (forward KL)
+  float temperature = 1.0f;      // of both distributions in the loss
+  int32_t top_k = 64;            // ids kept per target distribution; 0: whole rows
+  int32_t window = 64;           // tokens of context per training window
+  int32_t batch = 4;             // windows per step
+  uint64_t seed = 1;             // which stored windows each step draws
 };
 
 struct EngineConfig {

@@ -38,6 +38,11 @@ inline void add_online_distill_flags(CLI::App& sub, OnlineDistillConfig& c) {
                  "waits for data beyond it)")
       ->capture_default_str()
       ->group(group);
+  sub.add_option("--osd-average", c.average_decay,
+                 "Publish a moving average of the learned weights with this decay per step "
+                 "(steadier drafts than the latest step's); 0 publishes the latest")
+      ->capture_default_str()
+      ->group(group);
   sub.add_option("--osd-publish-every", c.publish_every, "Learner steps between weight swaps")
       ->capture_default_str()
       ->group(group);

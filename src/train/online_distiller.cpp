@@ -87,6 +87,9 @@ void validate_online_distill_options(const OnlineDistillOptions& o) {
   }
   if (!(o.lr > 0.0f && o.lr < 1.0f)) fail("--osd-lr is ", o.lr, ": give a rate in (0, 1)");
   if (o.warmup_steps < 0) fail("--osd-warmup is ", o.warmup_steps, ": give >= 0 steps");
+  if (!(o.average_decay >= 0.0 && o.average_decay < 1.0)) {
+    fail("--osd-average is ", o.average_decay, ": give a decay in [0, 1) (0: off)");
+  }
   if (!(o.max_steps_per_window > 0.0)) {
     fail("--osd-replay is ", o.max_steps_per_window, ": give > 0 steps per stored window");
   }
@@ -117,6 +120,7 @@ OnlineDistiller::OnlineDistiller(const Model& draft, const OnlineDistillOptions&
   grads_.assign(params_.size(), 0.0f);
   adam_m_.assign(params_.size(), 0.0f);
   adam_v_.assign(params_.size(), 0.0f);
+  if (options_.average_decay > 0.0) average_ = params_;
   model_ = std::make_unique<Transformer<float>>(*layout_);
   if (options_.threads > 1) pool_ = std::make_unique<ThreadPool>(options_.threads);
   n_vocab_ = shape.n_vocab;
@@ -360,6 +364,12 @@ bool OnlineDistiller::step() {
           : options_.lr;
   adamw_update(*layout_, adam, lr, static_cast<int64_t>(steps_), scale, params_, grads_, adam_m_,
                adam_v_, pool_.get());
+  if (!average_.empty()) {
+    const auto keep = static_cast<float>(options_.average_decay);
+    for (size_t k = 0; k < params_.size(); ++k) {
+      average_[k] = keep * average_[k] + (1.0f - keep) * params_[k];
+    }
+  }
   step_count_.store(steps_, std::memory_order_relaxed);
   last_loss_.store(loss, std::memory_order_relaxed);
 
@@ -381,7 +391,10 @@ void OnlineDistiller::write_locked(GgufWriter& writer) const {
   const GgufReader* tokenizer = file.find("tokenizer.ggml.tokens") != nullptr ? &file : nullptr;
   const std::string name = str_cat(file.get_string("general.name").value_or("draft"),
                                    " (online distilled, step ", steps_, ")");
-  add_model_to_gguf(writer, *layout_, params_, options_.publish_type, tokenizer, name);
+  // The running average when there is one: single steps on a few windows
+  // are noisy, and drafting with a noisy snapshot costs acceptance.
+  add_model_to_gguf(writer, *layout_, average_.empty() ? params_ : average_, options_.publish_type,
+                    tokenizer, name);
 }
 
 void OnlineDistiller::save(const std::string& path) {

@@ -57,6 +57,12 @@ struct OnlineDistillOptions {
   // holds `batch` windows: a fast learner on slow generation would
   // otherwise overfit the first windows and draft worse [--osd-replay].
   double max_steps_per_window = 2.0;
+  // Publish (and save) an exponential moving average of the weights,
+  // average = d * average + (1 - d) * weights after each step, instead of
+  // the latest weights: online steps on a few windows are noisy, and the
+  // average drafts better than any single step's weights. 0: off
+  // [--osd-average].
+  double average_decay = 0.995;
   int32_t steps_between_publish = 16;                           // [--osd-publish-every]
   DistillDivergence loss = DistillDivergence::kTotalVariation;  // [--osd-loss kl|tvd]
   float temperature = 1.0f;  // of both distributions in the loss [--osd-temperature]
@@ -141,8 +147,9 @@ class OnlineDistiller {
 
   OnlineDistillStats stats() const;
   const ReplayBuffer& buffer() const { return buffer_; }
-  // Bytes held by the trainable copy: weights, gradients, two moments.
-  size_t parameter_bytes() const { return params_.size() * 4 * sizeof(float); }
+  // Bytes held by the trainable copy: weights, gradients, two moments, and
+  // the running average.
+  size_t parameter_bytes() const { return (params_.size() * 4 + average_.size()) * sizeof(float); }
 
  private:
   void run();
@@ -172,6 +179,7 @@ class OnlineDistiller {
   std::unique_ptr<Transformer<float>> model_;
   std::unique_ptr<ThreadPool> pool_;  // null when threads == 1
   std::vector<float> params_, grads_, adam_m_, adam_v_;
+  std::vector<float> average_;  // empty when average_decay is 0
   SplitMix64 rng_;
   std::vector<ReplaySample> batch_;
   std::vector<int32_t> tokens_;

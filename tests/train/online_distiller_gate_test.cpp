@@ -1,7 +1,7 @@
 // The online learner's pacing (train/online_distiller.h): its thread takes
 // no step before the buffer holds a batch and never more than
-// max_steps_per_window per stored window, and the warm-up makes the first
-// updates small. Both keep a fast learner on slow generation from
+// max_steps_per_window per stored window, the warm-up makes the first
+// updates small, and the published weights are a moving average. Both keep a fast learner on slow generation from
 // overfitting its first windows.
 #include <gtest/gtest.h>
 
@@ -112,11 +112,12 @@ TEST(OnlineDistillerPacing, WaitsForABatchThenForNewData) {
 }
 
 // Largest change of any logit after one step from the draft's weights.
-float first_step_change(int32_t warmup_steps) {
+float first_step_change(int32_t warmup_steps, double average_decay = 0.0) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = options_for_tests();
   options.warmup_steps = warmup_steps;
+  options.average_decay = average_decay;
   OnlineDistiller distiller(*draft, options);
   for (uint64_t seed = 0; seed < 4; ++seed) observe_sequence(distiller, *target, 300 + seed);
   EXPECT_TRUE(distiller.step());
@@ -136,6 +137,15 @@ TEST(OnlineDistillerPacing, WarmUpMakesTheFirstStepSmall) {
   const float warm = first_step_change(20);  // the first step at lr / 20
   EXPECT_GT(full, 0.0f);
   EXPECT_LT(warm, 0.25f * full) << "full " << full << ", warm-up " << warm;
+}
+
+// The published weights are the moving average: after one step they have
+// moved (1 - decay) of the way, so the logits change far less.
+TEST(OnlineDistillerPacing, PublishesTheMovingAverage) {
+  const float latest = first_step_change(0, 0.0);
+  const float averaged = first_step_change(0, 0.99);
+  EXPECT_GT(averaged, 0.0f);
+  EXPECT_LT(averaged, 0.05f * latest) << "latest " << latest << ", averaged " << averaged;
 }
 
 }  // namespace
