@@ -102,7 +102,12 @@ VerifyCost::VerifyCost(CostOptions options) : options_(options) {}
 void VerifyCost::observe(int32_t rows, double seconds) {
   if (rows < 1 || seconds < 0) return;
   if (static_cast<int32_t>(by_rows_.size()) < rows) by_rows_.resize(rows);
-  by_rows_[rows - 1].observe(seconds, options_.ewma_weight);
+  Ewma& at = by_rows_[rows - 1];
+  constexpr int64_t kSamplesBeforeClipping = 3;
+  if (at.samples() >= kSamplesBeforeClipping) {
+    seconds = std::min(seconds, options_.outlier_factor * at.mean());
+  }
+  at.observe(seconds, options_.ewma_weight);
 }
 
 bool VerifyCost::measured(int32_t rows) const {
@@ -114,39 +119,41 @@ bool VerifyCost::any() const {
 }
 
 double VerifyCost::seconds(int32_t rows) const {
-  // The measured n nearest below and above `rows`, and the next ones out.
-  const int32_t size = static_cast<int32_t>(by_rows_.size());
-  auto t = [&](int32_t n) { return by_rows_[n - 1].mean(); };
-  int32_t below = 0, below2 = 0, above = 0, above2 = 0;
-  double running_max = 0.0;  // of measured t(m), m <= rows: keeps the curve non-decreasing
-  for (int32_t n = 1; n <= size; ++n) {
-    if (!by_rows_[n - 1].known()) continue;
-    if (n <= rows) {
-      below2 = below;
-      below = n;
-      running_max = std::max(running_max, t(n));
-    } else if (above == 0) {
-      above = n;
-    } else if (above2 == 0) {
-      above2 = n;
-    }
+  // Weighted sums over the measured n for the line through their EWMAs.
+  double w_sum = 0, n_sum = 0, t_sum = 0, lowest = 0;
+  int32_t distinct = 0, only = 0;
+  for (int32_t n = 1; n <= static_cast<int32_t>(by_rows_.size()); ++n) {
+    const Ewma& e = by_rows_[n - 1];
+    if (!e.known()) continue;
+    const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
+    w_sum += w;
+    n_sum += w * n;
+    t_sum += w * e.mean();
+    lowest = distinct == 0 ? e.mean() : std::min(lowest, e.mean());
+    ++distinct;
+    only = n;
   }
-  if (below == rows) return running_max;
-  double estimate = 0.0;
-  if (below > 0 && above > 0) {
-    const double w = static_cast<double>(rows - below) / (above - below);
-    estimate = t(below) * (1 - w) + t(above) * w;
-  } else if (below > 0) {
-    const double slope = below2 > 0 ? std::max(0.0, (t(below) - t(below2)) / (below - below2))
-                                    : options_.prior_row_fraction * t(below);
-    estimate = t(below) + slope * (rows - below);
-  } else if (above > 0) {
-    const double slope = above2 > 0 ? std::max(0.0, (t(above2) - t(above)) / (above2 - above))
-                                    : options_.prior_row_fraction * t(above);
+  if (distinct == 0) return 0.0;
+  if (distinct == 1) {
+    const double t = by_rows_[only - 1].mean();
+    const double slope = options_.prior_row_fraction * t;
+    if (rows >= only) return t + slope * (rows - only);
     // A pass is never cheaper than its share of a perfectly linear one.
-    estimate = std::max(t(above) - slope * (above - rows), t(above) * rows / above);
+    return std::max(t - slope * (only - rows), t * rows / only);
   }
-  return std::max(estimate, running_max);
+  const double n_mean = n_sum / w_sum, t_mean = t_sum / w_sum;
+  double covariance = 0, variance = 0;
+  for (int32_t n = 1; n <= static_cast<int32_t>(by_rows_.size()); ++n) {
+    const Ewma& e = by_rows_[n - 1];
+    if (!e.known()) continue;
+    const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
+    covariance += w * (n - n_mean) * (e.mean() - t_mean);
+    variance += w * (n - n_mean) * (n - n_mean);
+  }
+  const double slope = std::max(0.0, covariance / variance);  // variance > 0: distinct n
+  // A steep line could reach below zero at small n: no pass is cheaper than
+  // half the cheapest one measured.
+  return std::max(t_mean + slope * (rows - n_mean), 0.5 * lowest);
 }
 
 SpeculationEstimates::SpeculationEstimates(AcceptanceOptions acceptance, CostOptions cost)

@@ -131,6 +131,10 @@ struct CostOptions {
   // cost this fraction of the nearest measured pass (a target between
   // memory-bound, ~0, and compute-bound, ~1).
   double prior_row_fraction = 0.1;
+  // observe() clips a sample to this multiple of the current estimate.
+  double outlier_factor = 2.0;
+  // The line's weight of one n: its samples, at most this many.
+  double max_fit_weight = 16.0;
 };
 
 // t_verify(n): seconds of one step's target work for n rows (the forward,
@@ -138,12 +142,19 @@ struct CostOptions {
 class VerifyCost {
  public:
   explicit VerifyCost(CostOptions options = {});
+  // A sample far above the estimate at its n (more than outlier_factor x,
+  // once a few samples are in: the OS preempted the step, a page fault)
+  // counts as outlier_factor x the estimate, so that one slow step cannot
+  // price a draft length out of use for good.
   void observe(int32_t rows, double seconds);
   bool measured(int32_t rows) const;
-  // The estimate: the EWMA where n was measured; linear between measured
-  // n; beyond the largest (or below the smallest) measured n, the slope of
-  // the two nearest measured points, else prior_row_fraction of the nearest
-  // one per row. Never decreasing in n. 0 when nothing was measured.
+  // The estimate. With one measured n: its EWMA, and beyond it
+  // prior_row_fraction of it per row (below it, no less than a linear
+  // share). With several: one weighted least-squares line t(n) = a + b n
+  // through the measured n's EWMAs (weights: their sample counts, capped),
+  // slope >= 0, so that every step informs every n and a draft length the
+  // policy stopped choosing is still priced by the steps it does take.
+  // 0 when nothing was measured.
   double seconds(int32_t rows) const;
   bool any() const;
 

@@ -79,7 +79,7 @@ TEST(ConfidenceCalibration, PriorIsTheConfidenceOrTheOverallRateAndThresholdSepa
   EXPECT_FLOAT_EQ(calibration.threshold_for(0.5), 1.0f);
 }
 
-TEST(VerifyCost, InterpolatesAndExtrapolatesMonotonically) {
+TEST(VerifyCost, OneLineThroughEveryMeasuredRowCount) {
   CostOptions o;
   o.ewma_weight = 0.5;
   o.prior_row_fraction = 0.1;
@@ -90,15 +90,47 @@ TEST(VerifyCost, InterpolatesAndExtrapolatesMonotonically) {
   EXPECT_DOUBLE_EQ(cost.seconds(1), 0.010);
   EXPECT_NEAR(cost.seconds(3), 0.010 * (1 + 0.1 * 2), 1e-12);  // the prior slope
   cost.observe(5, 0.014);
-  EXPECT_NEAR(cost.seconds(3), 0.012, 1e-12);  // linear between 1 and 5
-  EXPECT_NEAR(cost.seconds(7), 0.016, 1e-12);  // the measured slope beyond
-  cost.observe(5, 0.018);                      // EWMA: 0.014 + 0.5 * 0.004
+  EXPECT_NEAR(cost.seconds(3), 0.012, 1e-12);  // the line through (1, 10 ms), (5, 14 ms)
+  EXPECT_NEAR(cost.seconds(7), 0.016, 1e-12);
+  cost.observe(5, 0.018);  // EWMA at 5: 0.014 + 0.5 * 0.004
   EXPECT_NEAR(cost.seconds(5), 0.016, 1e-12);
-  // A noisy measurement below a smaller n's does not make the curve dip.
+  // A third n: the weighted least-squares line through (1, 10 ms, weight 1),
+  // (3, 9 ms, 1), (5, 16 ms, 2), worked out by hand: mean n = 3.5, mean t =
+  // 12.75 ms, covariance 0.0185, variance 11 -> slope 0.0185 / 11 per row.
   cost.observe(3, 0.009);
-  EXPECT_DOUBLE_EQ(cost.seconds(3), 0.010);
+  const double slope = 0.0185 / 11;
+  EXPECT_NEAR(cost.seconds(3), 0.01275 + slope * (3 - 3.5), 1e-12);
+  EXPECT_NEAR(cost.seconds(9), 0.01275 + slope * (9 - 3.5), 1e-12);
+  for (int32_t n = 1; n < 12; ++n) EXPECT_LE(cost.seconds(n), cost.seconds(n + 1));
   EXPECT_TRUE(cost.measured(3));
   EXPECT_FALSE(cost.measured(2));
+}
+
+TEST(VerifyCost, ANegativeSlopeIsFlat) {
+  VerifyCost cost;
+  cost.observe(2, 0.004);
+  cost.observe(4, 0.003);  // noise: more rows measured cheaper
+  EXPECT_NEAR(cost.seconds(1), 0.0035, 1e-12);
+  EXPECT_NEAR(cost.seconds(8), 0.0035, 1e-12);
+}
+
+// Steps of 2-4 rows cost 3 ms + 0.3 ms per row; one step of 4 rows took
+// 100 ms (preempted). The estimate beyond stays near the truth instead of
+// pricing long drafts out for good.
+TEST(VerifyCost, OneSlowStepDoesNotPriceLongDraftsOut) {
+  CostOptions o;
+  o.ewma_weight = 0.1;
+  VerifyCost cost(o);
+  for (int i = 0; i < 20; ++i) {
+    for (int32_t n = 2; n <= 4; ++n) cost.observe(n, 0.003 + 0.0003 * n);
+  }
+  const double before = cost.seconds(9);
+  EXPECT_NEAR(before, 0.003 + 0.0003 * 9, 1e-6);
+  cost.observe(4, 0.100);
+  // Clipped to 2x the estimate at 4 rows, weighted 0.1: t(4) rises by 10%
+  // of 4.2 ms; the line through 2..4 tilts but stays within 30% at 9 rows.
+  EXPECT_LT(cost.seconds(9), 1.3 * before);
+  EXPECT_GT(cost.seconds(9), before);
 }
 
 TEST(SpeculationEstimates, PredictsStepsFromTheParts) {
