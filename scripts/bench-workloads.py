@@ -163,6 +163,61 @@ def run_workload(args, w):
                 })
             print(f"  {w['name']}: repeat {repeat + 1}/{args.repeats}, prompt {p + 1}/"
                   f"{len(w['prompts'])} done", file=sys.stderr)
+    return summarise_runs(w, configs, runs, mismatches, args.repeats)
+
+
+def run_session(specula, model, prompts, n, temp, flags, path):
+    """All prompts in one `generate --prompt-file` process; its JSON lines."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n---\n".join(prompts))
+    cmd = [specula, "generate", "-m", model, "-n", str(n), "--temp", str(temp), "--seed", "1",
+           "-t", "2", "--ignore-eos", "-q", "--json", "--prompt-file", path] + flags
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"bench-workloads: {' '.join(cmd[:12])} ... failed:\n{result.stderr.strip()}")
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    if len(rows) != len(prompts):
+        sys.exit(f"bench-workloads: {len(rows)} results for {len(prompts)} prompts")
+    return rows
+
+
+def run_workload_session(args, w):
+    """--session: each configuration runs the workload's prompts in one
+    process (one engine, as a server would), after a warm-up request that is
+    not counted; every request's tokens/s is divided by plain decoding's for
+    the same request and repeat. llama.cpp is left out (one prompt per
+    process)."""
+    configs = [(label, flags) for label, flags in w["configs"]
+               if not label.startswith("llama.cpp")]
+    prompts = [w["warmup"]] + w["prompts"]
+    path = os.path.join(args.out, "session-prompts.txt")
+    runs, mismatches = [], []
+    for repeat in range(args.repeats):
+        plain_rows = None
+        for label, flags in configs:
+            rows = run_session(args.specula, w["target"], prompts, w["n"], w["temp"], flags, path)
+            if label == "plain":
+                plain_rows = rows
+            for p, (row, plain) in enumerate(zip(rows, plain_rows)):
+                if p == 0:
+                    continue  # the warm-up request
+                s = row["stats"]
+                if label != "plain" and w["temp"] == 0 and row["tokens"] != plain["tokens"]:
+                    mismatches.append((w["name"], label, p))
+                rate = s["decode_tokens_per_second"]
+                runs.append({
+                    "config": label, "prompt": p - 1, "repeat": repeat,
+                    "tokens_per_second": rate,
+                    "ratio": rate / plain["stats"]["decode_tokens_per_second"],
+                    "drafted": s.get("drafted_tokens", 0), "accepted": s.get("accepted_tokens", 0),
+                    "passes": s.get("target_passes", 0), "generated": s["generated_tokens"],
+                    "draft_length_steps": s.get("draft_length_steps"),
+                })
+        print(f"  {w['name']}: repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+    return summarise_runs(w, configs, runs, mismatches, args.repeats)
+
+
+def summarise_runs(w, configs, runs, mismatches, repeats):
     table = {}
     for label, _ in configs:
         mine = [r for r in runs if r["config"] == label]
@@ -175,7 +230,7 @@ def run_workload(args, w):
             if sum(r["passes"] for r in mine) else None,
         }
     return {"name": w["name"], "description": w["description"], "temp": w["temp"], "n": w["n"],
-            "prompts": len(w["prompts"]), "repeats": args.repeats, "runs": runs, "table": table,
+            "prompts": len(w["prompts"]), "repeats": repeats, "runs": runs, "table": table,
             "mismatches": mismatches}
 
 
@@ -233,6 +288,9 @@ def shipped_suite(args):
     for w in workloads:
         w["target"] = target
         w["n"] = args.tokens
+        # --session's uncounted first request: the last held-out module's.
+        w["warmup"] = (prose_prompts(n_prompts + 1)[-1] if w["name"] == "prose"
+                       else code_prompts(len(HELD_OUT))[-1])
     return workloads
 
 
@@ -255,6 +313,7 @@ def one_b_suite(args):
     for w in workloads:
         w["target"] = args.target
         w["n"] = args.tokens
+        w["warmup"] = code_prompts(len(HELD_OUT), 12)[-1]
     return workloads
 
 
@@ -348,6 +407,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats")
     ap.add_argument("--tokens", type=int, default=128, help="tokens generated per run")
     ap.add_argument("--only", help="comma-separated workload names to run")
+    ap.add_argument("--session", action="store_true",
+                    help="run each configuration's prompts in one process (one engine, as a "
+                    "server would: what the policy and drafters learn carries over), after an "
+                    "uncounted warm-up request; llama.cpp is left out")
     ap.add_argument("--llama-bin", help="llama.cpp's build/bin: adds its plain and speculative "
                     "decoding on the same files (code and edit workloads)")
     args = ap.parse_args()
@@ -356,6 +419,9 @@ def main():
         sys.exit(f"bench-workloads: {args.specula} not found: build first (make)")
     if args.prompts < 1 or args.repeats < 1 or args.tokens < 1:
         sys.exit("bench-workloads: --prompts, --repeats and --tokens must be at least 1")
+    if args.session and args.prompts >= len(HELD_OUT):
+        sys.exit(f"bench-workloads: --session takes at most {len(HELD_OUT) - 1} prompts "
+                 "(one held-out module is the warm-up)")
     os.makedirs(args.out, exist_ok=True)
     workloads = shipped_suite(args) if args.suite == "shipped" else one_b_suite(args)
     if args.only:
@@ -365,8 +431,8 @@ def main():
     for w in workloads:
         print(f"bench-workloads: {w['name']} ({len(w['configs'])} configurations)",
               file=sys.stderr)
-        results.append(run_workload(args, w))
-    base = os.path.join(args.out, args.suite)
+        results.append(run_workload_session(args, w) if args.session else run_workload(args, w))
+    base = os.path.join(args.out, args.suite + ("-session" if args.session else ""))
     with open(base + ".json", "w") as f:
         json.dump(results, f, indent=1)
     text = markdown(results)
