@@ -184,20 +184,23 @@ void DecodeGroupGather(DType type, const GatherPlan& plan, const uint8_t* row, i
     const int valid = std::clamp(n_blocks - l0, 0, V::kLanes);
     const auto low = V::Load(plan.low + l0);
     auto store = [&](int k, typename V::I v) { V::Store(&out->q[k][l0][0], v); };
+    // Dword k of every lane's block, from per-lane byte offsets.
+    auto gather = [&](typename V::I offsets, int k) {
+      return V::Gather(base, V::Add(offsets, V::Set(4 * k)), valid);
+    };
     switch (type) {
       case DType::kQ8_0: {
         // u = q + 128 = q ^ 0x80 per byte. Lanes past the row end decode
         // as 128, not 0, but their scale and activations are 0.
         V::StoreF16Scales(out->scale + l0, V::Gather(base, V::Load(plan.scale + l0), valid));
         const auto flip = V::Set(static_cast<int32_t>(0x80808080u));
-        for (int k = 0; k < 8; ++k)
-          store(k, V::Xor(V::Gather(base, V::Add(low, V::Set(4 * k)), valid), flip));
+        for (int k = 0; k < 8; ++k) store(k, V::Xor(gather(low, k), flip));
         break;
       }
       case DType::kQ4_0: {
         V::StoreF16Scales(out->scale + l0, V::Gather(base, V::Load(plan.scale + l0), valid));
         for (int k = 0; k < 4; ++k) {
-          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
+          const auto bytes = gather(low, k);
           store(k, V::And(bytes, nibble));
           store(k + 4, V::And(V::Shr(bytes, V::Set(4)), nibble));
         }
@@ -205,35 +208,17 @@ void DecodeGroupGather(DType type, const GatherPlan& plan, const uint8_t* row, i
       }
       case DType::kQ4_K: {
         const auto shift = V::Load(plan.low_shift + l0);
-        for (int k = 0; k < 8; ++k) {
-          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
-          store(k, V::And(V::Shr(bytes, shift), nibble));
-        }
+        for (int k = 0; k < 8; ++k) store(k, V::And(V::Shr(gather(low, k), shift), nibble));
         break;
       }
-      case DType::kQ5_K: {
+      default: {  // Q5_K (one high bit per value) or Q6_K (two)
         const auto shift = V::Load(plan.low_shift + l0);
         const auto high = V::Load(plan.high + l0);
         const auto high_shift = V::Load(plan.high_shift + l0);
-        const auto one = V::Set(0x01010101);
+        const auto high_mask = V::Set(type == DType::kQ5_K ? 0x01010101 : 0x03030303);
         for (int k = 0; k < 8; ++k) {
-          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
-          const auto bits = V::Gather(base, V::Add(high, V::Set(4 * k)), valid);
-          store(k, V::Or(V::And(V::Shr(bytes, shift), nibble),
-                         V::Shl4(V::And(V::Shr(bits, high_shift), one))));
-        }
-        break;
-      }
-      default: {  // Q6_K
-        const auto shift = V::Load(plan.low_shift + l0);
-        const auto high = V::Load(plan.high + l0);
-        const auto high_shift = V::Load(plan.high_shift + l0);
-        const auto two = V::Set(0x03030303);
-        for (int k = 0; k < 8; ++k) {
-          const auto bytes = V::Gather(base, V::Add(low, V::Set(4 * k)), valid);
-          const auto bits = V::Gather(base, V::Add(high, V::Set(4 * k)), valid);
-          store(k, V::Or(V::And(V::Shr(bytes, shift), nibble),
-                         V::Shl4(V::And(V::Shr(bits, high_shift), two))));
+          store(k, V::Or(V::And(V::Shr(gather(low, k), shift), nibble),
+                         V::Shl4(V::And(V::Shr(gather(high, k), high_shift), high_mask))));
         }
         break;
       }
@@ -456,37 +441,25 @@ HWY_INLINE void DecodeWholeRegs(const uint8_t* row, int64_t g, GroupRegs* out) {
   }
 }
 
+// Returns false (nothing written) for a partial group.
 template <DType kType>
-void StoreWholeGroup(const uint8_t* row, int64_t g, DecodedGroup* out) {
+HWY_INLINE bool DecodeWholeGroup(const uint8_t* row, int64_t n_in, int64_t g, DecodedGroup* out) {
+  if ((g + 1) * kGroupBlocks * 32 > n_in) return false;
   GroupRegs w;
   DecodeWholeRegs<kType>(row, g, &w);
   for (int k = 0; k < kGroupVectors; ++k) _mm512_store_si512(out->q[k], w.q[k]);
   _mm512_store_ps(out->scale, w.scale);
   _mm512_store_ps(out->scale_hi, w.scale_hi);
   _mm512_store_ps(out->min, w.min);
+  return true;
 }
 
-// Returns false (nothing written) for a partial group.
-bool DecodeWholeGroup(DType type, const uint8_t* row, int64_t n_in, int64_t g, DecodedGroup* out) {
-  if ((g + 1) * kGroupBlocks * 32 > n_in) return false;
-  switch (type) {
-    case DType::kQ8_0:
-      StoreWholeGroup<DType::kQ8_0>(row, g, out);
-      break;
-    case DType::kQ4_0:
-      StoreWholeGroup<DType::kQ4_0>(row, g, out);
-      break;
-    case DType::kQ4_K:
-      StoreWholeGroup<DType::kQ4_K>(row, g, out);
-      break;
-    case DType::kQ5_K:
-      StoreWholeGroup<DType::kQ5_K>(row, g, out);
-      break;
-    default:
-      StoreWholeGroup<DType::kQ6_K>(row, g, out);
-      break;
-  }
-  return true;
+// A group decoded into memory (a partial one) back into registers.
+HWY_INLINE void LoadGroupRegs(const DecodedGroup& in, GroupRegs* out) {
+  for (int k = 0; k < kGroupVectors; ++k) out->q[k] = _mm512_load_si512(in.q[k]);
+  out->scale = _mm512_load_ps(in.scale);
+  out->scale_hi = _mm512_load_ps(in.scale_hi);
+  out->min = _mm512_load_ps(in.min);
 }
 #endif  // AVX3 or AVX3_DL: whole groups
 

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/matmul_kernels.h"
 #include "kernels/quant_decode.h"
@@ -84,6 +85,30 @@ void PrepareActivationRow(const float* x, int64_t n, int8_t* values, float* scal
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
 
 // ------------------------------------------------------------ x86 dots
+
+// Weight rows are short (1-4 KB), so the hardware streamer, which stops at
+// 4 KB pages, often starts too late on the next row: while on group g of
+// a row, prefetch group g's share of the next one. Bytes per group:
+HWY_INLINE int64_t NextRowShare(const MatmulJob& job) {
+  const auto n_groups = static_cast<int64_t>(job.acts.n_groups);
+  return (static_cast<int64_t>(job.row_bytes) + n_groups - 1) / n_groups;
+}
+
+HWY_INLINE void PrefetchNextRowShare(const uint8_t* next, int64_t row_bytes, int64_t share,
+                                     int64_t g) {
+  const int64_t to = std::min(row_bytes, (g + 1) * share);
+  for (int64_t at = g * share; at < to; at += 64) hwy::Prefetch(next + at);
+}
+
+// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax]:
+// each tile height is its own instantiation (accumulators in registers).
+template <int kMax, typename F>
+HWY_INLINE void WithTileHeight(int n, const F& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return WithTileHeight<kMax - 1>(n, f);
+  }
+  f(std::integral_constant<int, kMax>{});
+}
 
 // The template parameters pick the per-type arithmetic of quant_decode.h:
 // kBiasShift = log2(bias) or -1 for none; kHalves: Q6_K's two scales per
@@ -168,10 +193,7 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_
                             int64_t row_end) {
   const int64_t n_groups = job.acts.n_groups;
   const int64_t whole = job.n_in / kGroupValues;
-  // Bytes of the next row to prefetch per group (rows are short, 1-4 KB,
-  // so the hardware streamer, which stops at 4 KB pages, starts late).
-  const int64_t prefetch_step = static_cast<int64_t>(
-      (job.row_bytes + static_cast<uint64_t>(n_groups) - 1) / static_cast<uint64_t>(n_groups));
+  const int64_t share = NextRowShare(job);
   const auto row_bytes = static_cast<int64_t>(job.row_bytes);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = job.weights + r * row_bytes;
@@ -180,20 +202,14 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_
     __m512 acc[MT];
     for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < n_groups; ++g) {
-      if (prefetch) {
-        const int64_t to = std::min(row_bytes, (g + 1) * prefetch_step);
-        for (int64_t at = g * prefetch_step; at < to; at += 64) hwy::Prefetch(next + at);
-      }
+      if (prefetch) PrefetchNextRowShare(next, row_bytes, share, g);
       GroupRegs w;
       if (g < whole) {
         DecodeWholeRegs<kType>(row, g, &w);
       } else {
         DecodedGroup part{};
         DecodeGroupGather(kType, plan, row, job.n_in, g, &part);
-        for (int k = 0; k < 8; ++k) w.q[k] = _mm512_load_si512(part.q[k]);
-        w.scale = _mm512_load_ps(part.scale);
-        w.scale_hi = _mm512_load_ps(part.scale_hi);
-        w.min = _mm512_load_ps(part.min);
+        LoadGroupRegs(part, &w);
       }
       DotGroup<MT, kBiasShift, kHalves, kMin>(w.q, w.scale, w.scale_hi, w.min, job.acts, 0, g, acc);
     }
@@ -283,44 +299,13 @@ void DotAllRows(const MatmulJob& job, const DecodedGroup* dec, int64_t r) {
   float out[kTileM];
   for (int64_t m0 = 0; m0 < job.m; m0 += kTileM) {
     const int mt = static_cast<int>(std::min<int64_t>(kTileM, job.m - m0));
+    WithTileHeight<kTileM>(mt, [&](auto rows) {
 #if HWY_TARGET == HWY_AVX3_DL
-#define SPECULA_DOT(n) DotRows<n, kBiasShift, kHalves, kMin>(dec, job.acts, m0, out)
+      DotRows<decltype(rows)::value, kBiasShift, kHalves, kMin>(dec, job.acts, m0, out);
 #else
-#define SPECULA_DOT(n) DotRows<n, kBiasShift, kHalves, kMin, kSigned>(dec, job.acts, m0, out)
+      DotRows<decltype(rows)::value, kBiasShift, kHalves, kMin, kSigned>(dec, job.acts, m0, out);
 #endif
-    switch (mt) {
-      case 1:
-        SPECULA_DOT(1);
-        break;
-      case 2:
-        SPECULA_DOT(2);
-        break;
-      case 3:
-        SPECULA_DOT(3);
-        break;
-#if HWY_TARGET == HWY_AVX3_DL
-      case 4:
-        SPECULA_DOT(4);
-        break;
-      case 5:
-        SPECULA_DOT(5);
-        break;
-      case 6:
-        SPECULA_DOT(6);
-        break;
-      case 7:
-        SPECULA_DOT(7);
-        break;
-      default:
-        SPECULA_DOT(8);
-        break;
-#else
-      default:
-        SPECULA_DOT(4);
-        break;
-#endif
-    }
-#undef SPECULA_DOT
+    });
     for (int i = 0; i < mt; ++i) job.y[(m0 + i) * job.n_out + r] = out[i];
   }
 }
@@ -329,44 +314,25 @@ template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
 void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   static const GatherPlan plan = MakePlan(kType);
 #if HWY_TARGET == HWY_AVX3_DL
-  switch (job.m) {
-    case 1:
-      return FusedRows<kType, 1, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 2:
-      return FusedRows<kType, 2, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 3:
-      return FusedRows<kType, 3, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 4:
-      return FusedRows<kType, 4, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 5:
-      return FusedRows<kType, 5, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 6:
-      return FusedRows<kType, 6, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 7:
-      return FusedRows<kType, 7, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    case 8:
-      return FusedRows<kType, 8, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
-    default:
-      break;
+  if (job.m >= 1 && job.m <= kTileM) {
+    return WithTileHeight<kTileM>(static_cast<int>(job.m), [&](auto rows) {
+      FusedRows<kType, decltype(rows)::value, kBiasShift, kHalves, kMin>(job, plan, row_begin,
+                                                                         row_end);
+    });
   }
 #endif
   DecodedGroup* dec = thread_decoded_row(job.acts.n_groups);
   const int64_t n_groups = job.acts.n_groups;
+  const int64_t share = NextRowShare(job);
   const auto row_bytes = static_cast<int64_t>(job.row_bytes);
-  const int64_t prefetch_step = (row_bytes + n_groups - 1) / n_groups;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = job.weights + r * row_bytes;
-    // The next row, one row ahead: rows are short (1-4 KB), so the hardware
-    // streamer, which stops at 4 KB pages, often starts too late.
     const uint8_t* next = row + row_bytes;
     const bool prefetch = r + 1 < row_end;
     for (int64_t g = 0; g < n_groups; ++g) {
-      if (prefetch) {
-        const int64_t to = std::min(row_bytes, (g + 1) * prefetch_step);
-        for (int64_t at = g * prefetch_step; at < to; at += 64) hwy::Prefetch(next + at);
-      }
+      if (prefetch) PrefetchNextRowShare(next, row_bytes, share, g);
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
-      if (DecodeWholeGroup(kType, row, job.n_in, g, dec + g)) continue;
+      if (DecodeWholeGroup<kType>(row, job.n_in, g, dec + g)) continue;
 #endif
       DecodeGroupGather(kType, plan, row, job.n_in, g, dec + g);
     }
