@@ -13,6 +13,7 @@
 
 #include "spec/chi_square.h"
 #include "spec/generator.h"
+#include "spec/model_files.h"
 
 namespace specula::testing {
 
@@ -34,14 +35,8 @@ inline GeneratorOptions generation_options(float temperature, int32_t n, int32_t
 inline std::vector<float> fresh_next_probs(const Model& target,
                                            const std::vector<int32_t>& sequence,
                                            const SamplingParams& params) {
-  KvCache cache = target.make_cache(static_cast<int32_t>(sequence.size()));
-  std::vector<BatchRow> rows;
-  for (size_t i = 0; i < sequence.size(); ++i) {
-    rows.push_back({0, static_cast<int32_t>(i), sequence[i], i + 1 == sequence.size()});
-  }
-  std::vector<float> logits, probs;
-  target.forward(rows, cache, logits, nullptr);
-  logits_to_probs(logits, params, probs);
+  std::vector<float> probs;
+  logits_to_probs(fresh_last_logits(target, sequence), params, probs);
   return probs;
 }
 
@@ -67,6 +62,20 @@ inline std::vector<double> exact_joint(const Model& target, const std::vector<in
   }
   return joint;
 }
+
+// A deterministic drafter (q one-hot): proposes the last token g times, the
+// way a trivial n-gram drafter would.
+class RepeatLastDrafter : public Drafter {
+ public:
+  std::string name() const override { return "repeat-last"; }
+  void begin(std::span<const int32_t>) override {}
+  void propose(std::span<const int32_t> context, int32_t g, const SamplingParams&, Rng&,
+               DraftProposal& out) override {
+    out.clear();
+    out.tokens.assign(g, context.back());
+  }
+  void accept(std::span<const int32_t>, int32_t) override {}
+};
 
 struct FitResult {
   GoodnessOfFit fit;

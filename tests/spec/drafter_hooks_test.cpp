@@ -24,37 +24,7 @@ RandomModelOptions hook_model() {
   return options;
 }
 
-class DrafterHooks : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
-    models_ = new testing::ModelPair(
-        testing::make_target_and_derived_draft(*dir_, "hooks", hook_model()));
-  }
-  static void TearDownTestSuite() {
-    delete models_;
-    delete dir_;
-  }
-  static const Model& target() { return *models_->target; }
-  static const Model& draft() { return *models_->draft; }
-
-  // Last-row logits of `model` over `sequence`, from a fresh cache.
-  static std::vector<float> fresh_logits(const Model& model, std::span<const int32_t> sequence) {
-    KvCache cache = model.make_cache(static_cast<int32_t>(sequence.size()));
-    std::vector<BatchRow> rows;
-    for (size_t i = 0; i < sequence.size(); ++i) {
-      rows.push_back({0, static_cast<int32_t>(i), sequence[i], i + 1 == sequence.size()});
-    }
-    std::vector<float> logits;
-    model.forward(rows, cache, logits, nullptr);
-    return logits;
-  }
-
-  static testing::TempDir* dir_;
-  static testing::ModelPair* models_;
-};
-testing::TempDir* DrafterHooks::dir_ = nullptr;
-testing::ModelPair* DrafterHooks::models_ = nullptr;
+class DrafterHooks : public testing::SuiteModelPair<DrafterHooks, hook_model> {};
 
 struct Observation {
   std::vector<int32_t> context;
@@ -108,8 +78,8 @@ TEST_F(DrafterHooks, ObserveTargetGetsTheRawLogitsOfTheVerifiedPositions) {
       }
       ASSERT_GE(o.context.size(), static_cast<size_t>(o.first_position + o.n_rows - 1));
       for (int32_t i = 0; i < o.n_rows; ++i) {
-        const std::vector<float> expected =
-            fresh_logits(target(), std::span<const int32_t>(o.context).first(o.first_position + i));
+        const std::vector<float> expected = testing::fresh_last_logits(
+            target(), std::span<const int32_t>(o.context).first(o.first_position + i));
         for (int32_t v = 0; v < n_vocab; ++v) {
           ASSERT_NEAR(o.logits[static_cast<size_t>(i) * n_vocab + v], expected[v],
                       1e-3f * (1.0f + std::fabs(expected[v])))
@@ -137,7 +107,7 @@ TEST_F(DrafterHooks, ModelDrafterReportsItsConfidence) {
   ASSERT_EQ(proposal.confidence.size(), 1u);
   // Greedy: the untransformed softmax probability of the argmax, computed
   // here independently from fresh logits.
-  const std::vector<float> logits = fresh_logits(draft(), context);
+  const std::vector<float> logits = testing::fresh_last_logits(draft(), context);
   double sum = 0;
   for (float l : logits) sum += std::exp(static_cast<double>(l));
   EXPECT_NEAR(proposal.confidence[0], std::exp(logits[proposal.tokens[0]]) / sum, 1e-4);

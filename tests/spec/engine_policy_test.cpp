@@ -14,14 +14,7 @@ class EnginePolicy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    RandomModelOptions options;
-    options.n_vocab = 300;  // byte-level tokenizer
-    options.n_embd = 64;
-    options.n_head = 4;
-    options.n_layer = 3;
-    options.n_ctx = 160;
-    write_random_model(options, dir_->file("target.gguf"));
-    write_draft_model(dir_->file("target.gguf"), 1, dir_->file("draft.gguf"));
+    testing::write_engine_models(*dir_, 160);
   }
   static void TearDownTestSuite() { delete dir_; }
   static EngineConfig config(std::vector<std::string> drafters) {

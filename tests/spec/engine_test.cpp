@@ -14,14 +14,8 @@ class EngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    RandomModelOptions options;
-    options.n_vocab = 300;  // byte-level tokenizer
-    options.n_embd = 64;
-    options.n_head = 4;
-    options.n_layer = 3;
-    options.n_ctx = 128;
-    write_random_model(options, dir_->file("target.gguf"));
-    write_draft_model(dir_->file("target.gguf"), 1, dir_->file("draft.gguf"));
+    testing::write_engine_models(*dir_, 128);
+    RandomModelOptions options = testing::engine_model_options(128);
     options.n_vocab = 20;  // no tokenizer
     write_random_model(options, dir_->file("no-tokenizer.gguf"));
   }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_writer.h"
+#include "spec/drafter_exactness.h"
 #include "spec/generator.h"
 #include "spec/model_drafter.h"
 #include "spec/model_files.h"
@@ -18,51 +19,14 @@
 namespace specula {
 namespace {
 
-RandomModelOptions small_model() {
-  RandomModelOptions options;
-  options.n_vocab = 32;
-  options.n_embd = 64;
-  options.n_head = 4;
-  options.n_head_kv = 2;
-  options.n_layer = 4;
-  options.n_ctx = 256;
-  options.seed = 11;
-  return options;
-}
-
-class GeneratorTest : public ::testing::Test {
+class GeneratorTest : public testing::SuiteModelPair<GeneratorTest, testing::small_model> {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
-    models_ = new testing::ModelPair(
-        testing::make_target_and_derived_draft(*dir_, "small", small_model()));
-  }
-  static void TearDownTestSuite() {
-    delete models_;
-    delete dir_;
-  }
-  static const Model& target() { return *models_->target; }
-  static const Model& draft() { return *models_->draft; }
-
   static std::vector<int32_t> random_prompt(uint64_t seed, size_t length) {
-    Rng rng(seed);
-    std::vector<int32_t> prompt;
-    for (size_t i = 0; i < length; ++i) {
-      prompt.push_back(static_cast<int32_t>(rng.next_u64() % target().config().n_vocab));
-    }
-    return prompt;
+    return testing::random_tokens(target(), seed, length);
   }
 
   static GeneratorOptions options(float temperature, int32_t n, int32_t g, uint64_t seed = 0) {
-    GeneratorOptions o;
-    o.sampling.temperature = temperature;
-    o.sampling.top_k = 0;
-    o.sampling.top_p = 1.0f;
-    o.sampling.min_p = 0.0f;
-    o.sampling.seed = seed;
-    o.max_new_tokens = n;
-    o.draft_max = g;
-    return o;
+    return testing::generation_options(temperature, n, g, seed);
   }
 
   // Greedy continuation of `model` computed with a fresh cache and whole-
@@ -71,24 +35,12 @@ class GeneratorTest : public ::testing::Test {
                                            int32_t n) {
     std::vector<int32_t> out;
     for (int32_t step = 0; step < n; ++step) {
-      KvCache cache = model.make_cache(static_cast<int32_t>(sequence.size()));
-      std::vector<BatchRow> rows;
-      for (size_t i = 0; i < sequence.size(); ++i) {
-        rows.push_back({0, static_cast<int32_t>(i), sequence[i], i + 1 == sequence.size()});
-      }
-      std::vector<float> logits;
-      model.forward(rows, cache, logits, nullptr);
-      out.push_back(argmax(logits));
+      out.push_back(argmax(testing::fresh_last_logits(model, sequence)));
       sequence.push_back(out.back());
     }
     return out;
   }
-
-  static testing::TempDir* dir_;
-  static testing::ModelPair* models_;
 };
-testing::TempDir* GeneratorTest::dir_ = nullptr;
-testing::ModelPair* GeneratorTest::models_ = nullptr;
 
 TEST_F(GeneratorTest, PlainGreedyIsTheArgmaxChain) {
   Generator generator(target(), 64, nullptr);
@@ -339,7 +291,7 @@ void write_with_renamed_token(const std::string& path, int32_t id, const std::st
 
 TEST(ModelDrafterVocabulary, ADraftWithAnotherVocabularyIsRefused) {
   testing::TempDir dir;
-  RandomModelOptions o = small_model();
+  RandomModelOptions o = testing::small_model();
   o.n_layer = 1;
   write_random_model(o, dir.file("a.gguf"));
   o.n_vocab = 33;
@@ -360,7 +312,7 @@ TEST(ModelDrafterVocabulary, ADraftWithAnotherVocabularyIsRefused) {
 
 TEST(ModelDrafterVocabulary, ADraftWithOtherTokenStringsIsRefused) {
   testing::TempDir dir;
-  RandomModelOptions o = small_model();
+  RandomModelOptions o = testing::small_model();
   o.n_vocab = 260;  // gets the byte-level tokenizer and its token list
   o.n_layer = 1;
   write_random_model(o, dir.file("target.gguf"));

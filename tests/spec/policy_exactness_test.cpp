@@ -30,30 +30,6 @@ constexpr double kRejectBelow = 1e-4;
 constexpr int32_t kNewTokens = 3;
 const std::vector<int32_t> kPrompt = {2};
 
-RandomModelOptions tiny_vocab_model() {
-  RandomModelOptions options;
-  options.n_vocab = 6;
-  options.n_embd = 16;
-  options.n_head = 2;
-  options.n_ff = 32;
-  options.n_layer = 2;
-  options.n_ctx = 32;
-  options.seed = 5;
-  return options;
-}
-
-RandomModelOptions small_model() {
-  RandomModelOptions options;
-  options.n_vocab = 32;
-  options.n_embd = 64;
-  options.n_head = 4;
-  options.n_head_kv = 2;
-  options.n_layer = 4;
-  options.n_ctx = 256;
-  options.seed = 11;
-  return options;
-}
-
 // Chooses g uniformly in 0..limit and a stop threshold uniformly in [0, 1),
 // from its own seeded stream: every decision a policy could make occurs.
 class RandomPolicy : public DraftLengthPolicy {
@@ -70,19 +46,6 @@ class RandomPolicy : public DraftLengthPolicy {
   mutable Rng rng_{12345};
 };
 
-// A deterministic drafter that proposes the last token g times.
-class RepeatLastDrafter : public Drafter {
- public:
-  std::string name() const override { return "repeat-last"; }
-  void begin(std::span<const int32_t>) override {}
-  void propose(std::span<const int32_t> context, int32_t g, const SamplingParams&, Rng&,
-               DraftProposal& out) override {
-    out.clear();
-    out.tokens.assign(g, context.back());
-  }
-  void accept(std::span<const int32_t>, int32_t) override {}
-};
-
 SamplingParams temperature_one() {
   SamplingParams p;
   p.temperature = 1.0f;
@@ -97,9 +60,9 @@ class PolicyExactness : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     tiny_ = new testing::ModelPair(
-        testing::make_target_and_derived_draft(*dir_, "tiny", tiny_vocab_model()));
+        testing::make_target_and_derived_draft(*dir_, "tiny", testing::tiny_vocab_model()));
     small_ = new testing::ModelPair(
-        testing::make_target_and_derived_draft(*dir_, "small", small_model()));
+        testing::make_target_and_derived_draft(*dir_, "small", testing::small_model()));
   }
   static void TearDownTestSuite() {
     delete tiny_;
@@ -221,7 +184,7 @@ TEST_F(PolicyExactness, RandomDecisionsAreLosslessAndAWrongRuleIsStillCaught) {
 
 TEST_F(PolicyExactness, TheBanditOverSeveralDraftersIsLossless) {
   ModelDrafter model_drafter(*tiny_->draft, 4, nullptr);
-  RepeatLastDrafter repeat_drafter;
+  testing::RepeatLastDrafter repeat_drafter;
   PromptLookupDrafter lookup_drafter;
   SuffixCache suffix_cache;
   SuffixCacheDrafter suffix_drafter(suffix_cache);
@@ -259,7 +222,7 @@ TEST_F(PolicyExactness, GreedyOutputIsPlainGreedyForEveryPolicy) {
 
 TEST_F(PolicyExactness, GreedyOutputIsPlainGreedyWithTheBandit) {
   ModelDrafter model_drafter(*small_->draft, 96, nullptr);
-  RepeatLastDrafter repeat_drafter;
+  testing::RepeatLastDrafter repeat_drafter;
   PromptLookupDrafter lookup_drafter;
   SuffixCache suffix_cache;
   SuffixCacheDrafter suffix_drafter(suffix_cache);
@@ -283,7 +246,7 @@ TEST_F(PolicyExactness, StatisticsRecordTheDecisions) {
   const Model& target = *small_->target;
   Generator generator(target, 128, nullptr);
   ModelDrafter model_drafter(*small_->draft, 128, nullptr);
-  RepeatLastDrafter repeat_drafter;
+  testing::RepeatLastDrafter repeat_drafter;
   RandomPolicy policy;
   DrafterBandit bandit(2);
   Speculation speculation;
