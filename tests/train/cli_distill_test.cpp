@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/cli_runner.h"
+#include "train/cli_train_util.h"
 
 namespace specula {
 namespace {
@@ -17,21 +18,11 @@ namespace {
 using testing::run_cli;
 using testing::TempDir;
 
-bool cli_built() {
-  return std::filesystem::exists(SPECULA_CLI_PATH);
-}
-
 // A teacher trained for a few steps on a small Python-like corpus, with
 // its tokenizer; returns the corpus path.
 std::string make_teacher(const TempDir& dir) {
-  const std::string corpus = dir.file("corpus.py");
-  std::ofstream out(corpus);
-  for (int i = 0; i < 300; ++i) {
-    out << "def f" << i % 13 << "(x):\n    return x * " << i % 7 << " + " << i % 5 << "\n\n";
-  }
-  out.close();
-  const auto vocab = run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
-                             dir.file("vocab.gguf"));
+  const std::string corpus = test::write_python_corpus(dir, 300, 13);
+  const auto vocab = test::train_vocabulary(dir, corpus);
   EXPECT_EQ(vocab.exit_code, 0) << vocab.output;
   const auto teacher = run_cli("train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
                                " --embd 64 --layers 2 --heads 2 --ctx 64 --seq-len 32 --batch 4"
@@ -56,7 +47,7 @@ std::string distill_args(const TempDir& dir, const std::string& corpus) {
 }
 
 TEST(CliDistill, ReportsAcceptanceAndSpeedupAndStartsFromInit) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  if (!test::cli_built()) GTEST_SKIP() << "specula CLI not built";
   TempDir dir;
   const std::string corpus = make_teacher(dir);
   const std::string args = distill_args(dir, corpus) + " --speed-repeats 1";
@@ -93,7 +84,7 @@ TEST(CliDistill, ReportsAcceptanceAndSpeedupAndStartsFromInit) {
 }
 
 TEST(CliDistill, SigintSavesACheckpointThatResumes) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
+  if (!test::cli_built()) GTEST_SKIP() << "specula CLI not built";
   TempDir dir;
   const std::string corpus = make_teacher(dir);
   const std::string args = distill_args(dir, corpus) +
@@ -108,9 +99,7 @@ TEST(CliDistill, SigintSavesACheckpointThatResumes) {
   const int status = std::system(command.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1) << "interrupted runs exit 1";
-  std::ifstream log_file(dir.file("log.txt"));
-  const std::string log((std::istreambuf_iterator<char>(log_file)),
-                        std::istreambuf_iterator<char>());
+  const std::string log = test::file_contents(dir.file("log.txt"));
   ASSERT_TRUE(std::filesystem::exists(dir.file("ck.gguf"))) << log;
   EXPECT_NE(log.find("checkpoint saved to"), std::string::npos) << log;
   const std::string key = "interrupted after step ";

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli/cli_runner.h"
+#include "train/cli_train_util.h"
 
 namespace specula {
 namespace {
@@ -14,18 +15,19 @@ namespace {
 using testing::run_cli;
 using testing::TempDir;
 
-bool cli_built() {
-  return std::filesystem::exists(SPECULA_CLI_PATH);
-}
-
-std::string write_corpus(const TempDir& dir) {
-  const std::string path = dir.file("corpus.py");
-  std::ofstream out(path);
-  for (int i = 0; i < 200; ++i) {
-    out << "def f" << i % 17 << "(x):\n    return x * " << i % 7 << " + " << i % 5 << "\n\n";
+// Each test starts in a fresh folder holding a corpus and its vocabulary.
+class CliTrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::cli_built()) GTEST_SKIP() << "specula CLI not built";
+    corpus_ = test::write_python_corpus(dir_, 200, 17);
+    const auto vocabulary = test::train_vocabulary(dir_, corpus_);
+    ASSERT_EQ(vocabulary.exit_code, 0) << vocabulary.output;
   }
-  return path;
-}
+
+  TempDir dir_;
+  std::string corpus_;
+};
 
 std::string train_args(const TempDir& dir, const std::string& corpus) {
   return "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
@@ -33,71 +35,49 @@ std::string train_args(const TempDir& dir, const std::string& corpus) {
          " --eval-every 50 --log-every 50 --type f32 -t 2";
 }
 
-TEST(CliTrain, TrainsAModelThatGenerateRuns) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
-  TempDir dir;
-  const std::string corpus = write_corpus(dir);
-  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
-                    dir.file("vocab.gguf"))
-                .exit_code,
-            0);
+TEST_F(CliTrain, TrainsAModelThatGenerateRuns) {
   const auto trained =
-      run_cli(train_args(dir, corpus) + " --steps 100 --out " + dir.file("model.gguf"));
+      run_cli(train_args(dir_, corpus_) + " --steps 100 --out " + dir_.file("model.gguf"));
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_NE(trained.output.find("step 100/100 | loss "), std::string::npos) << trained.output;
   EXPECT_NE(trained.output.find("tok/s | ETA"), std::string::npos) << trained.output;
   const auto generated =
-      run_cli("generate -m " + dir.file("model.gguf") + " -n 8 --temp 0 -q 'def f'");
+      run_cli("generate -m " + dir_.file("model.gguf") + " -n 8 --temp 0 -q 'def f'");
   EXPECT_EQ(generated.exit_code, 0) << generated.output;
 }
 
-TEST(CliTrain, InterruptedRunResumesToTheSameModel) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
-  TempDir dir;
-  const std::string corpus = write_corpus(dir);
-  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
-                    dir.file("vocab.gguf"))
-                .exit_code,
-            0);
-  const std::string args = train_args(dir, corpus) + " --steps 300";
-  ASSERT_EQ(run_cli(args + " --out " + dir.file("straight.gguf")).exit_code, 0);
+TEST_F(CliTrain, InterruptedRunResumesToTheSameModel) {
+  const std::string args = train_args(dir_, corpus_) + " --steps 300";
+  ASSERT_EQ(run_cli(args + " --out " + dir_.file("straight.gguf")).exit_code, 0);
   // SIGINT at some point of the run (wherever it lands, the resumed result
   // must be the same; if the run finished first, resuming has nothing left).
-  const std::string checkpoint = " --checkpoint " + dir.file("ck.gguf");
+  const std::string checkpoint = " --checkpoint " + dir_.file("ck.gguf");
   const std::string command = std::string("sh -c 'timeout -s INT 0.3 ") + SPECULA_CLI_PATH + " " +
-                              args + checkpoint + " --out " + dir.file("resumed.gguf") + "' 2>&1";
+                              args + checkpoint + " --out " + dir_.file("resumed.gguf") + "' 2>&1";
   const int status = std::system(command.c_str());
   ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_TRUE(std::filesystem::exists(dir.file("ck.gguf"))) << "no checkpoint after SIGINT";
-  const auto resumed = run_cli(args + checkpoint + " --resume --out " + dir.file("resumed.gguf"));
+  ASSERT_TRUE(std::filesystem::exists(dir_.file("ck.gguf"))) << "no checkpoint after SIGINT";
+  const auto resumed = run_cli(args + checkpoint + " --resume --out " + dir_.file("resumed.gguf"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  std::ifstream a(dir.file("straight.gguf"), std::ios::binary);
-  std::ifstream b(dir.file("resumed.gguf"), std::ios::binary);
-  const std::string bytes_a((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
-  const std::string bytes_b((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  const std::string bytes_a = test::file_contents(dir_.file("straight.gguf"));
+  const std::string bytes_b = test::file_contents(dir_.file("resumed.gguf"));
   EXPECT_FALSE(bytes_a.empty());
   EXPECT_TRUE(bytes_a == bytes_b) << "resumed model differs from the uninterrupted one";
 }
 
-TEST(CliTrain, InitStartsFromAModelAndChecksItsShape) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
-  TempDir dir;
-  const std::string corpus = write_corpus(dir);
-  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
-                    dir.file("vocab.gguf"))
-                .exit_code,
-            0);
-  const auto base = run_cli(train_args(dir, corpus) + " --steps 30 --out " + dir.file("base.gguf"));
+TEST_F(CliTrain, InitStartsFromAModelAndChecksItsShape) {
+  const auto base =
+      run_cli(train_args(dir_, corpus_) + " --steps 30 --out " + dir_.file("base.gguf"));
   ASSERT_EQ(base.exit_code, 0) << base.output;
   // Held-out loss after the first step: a model continued from base.gguf
   // starts where base ended, far below a fresh random start (log 300 = 5.7).
-  const std::string one_step = "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
+  const std::string one_step = "train --vocab " + dir_.file("vocab.gguf") + " --input " + corpus_ +
                                " --ctx 32 --seq-len 16 --batch 2 --steps 1 --eval-every 1"
                                " --type f32 -t 2 --lr 1e-5 --min-lr 1e-6 --warmup 0";
   const auto fresh =
-      run_cli(one_step + " --embd 32 --layers 1 --heads 2 --out " + dir.file("fresh.gguf"));
+      run_cli(one_step + " --embd 32 --layers 1 --heads 2 --out " + dir_.file("fresh.gguf"));
   const auto continued =
-      run_cli(one_step + " --init " + dir.file("base.gguf") + " --out " + dir.file("cont.gguf"));
+      run_cli(one_step + " --init " + dir_.file("base.gguf") + " --out " + dir_.file("cont.gguf"));
   ASSERT_EQ(fresh.exit_code, 0) << fresh.output;
   ASSERT_EQ(continued.exit_code, 0) << continued.output;
   const auto last_eval_loss = [](const std::string& output) {
@@ -112,46 +92,39 @@ TEST(CliTrain, InitStartsFromAModelAndChecksItsShape) {
   EXPECT_LT(last_eval_loss(continued.output), last_eval_loss(fresh.output) - 0.5);
   EXPECT_NE(continued.output.find("1 layers x 32 embd"), std::string::npos) << continued.output;
 
-  const auto conflicting = run_cli(one_step + " --embd 64 --init " + dir.file("base.gguf") +
-                                   " --out " + dir.file("bad.gguf"));
+  const auto conflicting = run_cli(one_step + " --embd 64 --init " + dir_.file("base.gguf") +
+                                   " --out " + dir_.file("bad.gguf"));
   EXPECT_EQ(conflicting.exit_code, 1);
   EXPECT_NE(conflicting.output.find("--embd 64 differs from"), std::string::npos)
       << conflicting.output;
   const auto absent =
-      run_cli(one_step + " --init " + dir.file("absent.gguf") + " --out " + dir.file("bad.gguf"));
+      run_cli(one_step + " --init " + dir_.file("absent.gguf") + " --out " + dir_.file("bad.gguf"));
   EXPECT_EQ(absent.exit_code, 1);
   EXPECT_NE(absent.output.find("absent.gguf"), std::string::npos) << absent.output;
 }
 
-TEST(CliTrain, BadFlagsGiveOneClearError) {
-  if (!cli_built()) GTEST_SKIP() << "specula CLI not built";
-  TempDir dir;
-  const std::string corpus = write_corpus(dir);
-  ASSERT_EQ(run_cli("tokenizer train --input " + corpus + " --vocab-size 300 --out " +
-                    dir.file("vocab.gguf"))
-                .exit_code,
-            0);
-  const std::string out = " --out " + dir.file("m.gguf");
+TEST_F(CliTrain, BadFlagsGiveOneClearError) {
+  const std::string out = " --out " + dir_.file("m.gguf");
   const struct {
     std::string extra;
     std::string message;
   } cases[] = {
       {" --seq-len 512", "exceeds the model's context"},
-      {" --resume --checkpoint " + dir.file("none.gguf"), "no checkpoint at"},
+      {" --resume --checkpoint " + dir_.file("none.gguf"), "no checkpoint at"},
       {" --type q4_0", "--type q4_0 is not supported"},
       {" --heads 3", "must be --heads 3 times an even head width"},
       {" --checkpoint-every 2", "--checkpoint-every needs --checkpoint"},
       {" --lr -1", "--lr -1 must be"},
   };
-  const std::string minimal = "train --vocab " + dir.file("vocab.gguf") + " --input " + corpus +
+  const std::string minimal = "train --vocab " + dir_.file("vocab.gguf") + " --input " + corpus_ +
                               " --steps 5 --embd 32 --layers 1 --ctx 256 -t 1";
   for (const auto& c : cases) {
     const auto result = run_cli(minimal + c.extra + out);
     EXPECT_EQ(result.exit_code, 1) << c.extra << ": " << result.output;
     EXPECT_NE(result.output.find(c.message), std::string::npos) << c.extra << ": " << result.output;
   }
-  const auto missing = run_cli("train --vocab " + dir.file("vocab.gguf") + " --input " +
-                               dir.file("absent.txt") + out);
+  const auto missing = run_cli("train --vocab " + dir_.file("vocab.gguf") + " --input " +
+                               dir_.file("absent.txt") + out);
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("cannot read --input file"), std::string::npos) << missing.output;
 }

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "kernels/dispatch.h"
+#include "train/train_test_util.h"
 #include "train/trainer.h"
 
 namespace specula {
@@ -369,21 +370,9 @@ TEST(GemmBackendChoice, ThisMachine) {
   }
 }
 
-// A repeated 40-token sentence (as in trainer_test.cpp), learned by a model
-// large enough that every linear product passes kBf16MinMacs: 256 rows x
-// 64 x 64 and more.
-TokenCorpus repeated_sentence_corpus() {
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int32_t> token(0, 31);
-  std::vector<int32_t> sentence(40);
-  for (int32_t& t : sentence) t = token(rng);
-  TokenCorpus corpus;
-  for (int r = 0; r < 60; ++r)
-    corpus.train.insert(corpus.train.end(), sentence.begin(), sentence.end());
-  for (int r = 0; r < 4; ++r)
-    corpus.eval.insert(corpus.eval.end(), sentence.begin(), sentence.end());
-  return corpus;
-}
+// The repeated 40-token sentence, learned by a model large enough that
+// every linear product passes kBf16MinMacs: 256 rows x 64 x 64 and more.
+using test::repeated_sentence_corpus;
 
 TrainOptions bf16_sized_options(GemmBackend gemm) {
   TrainOptions o;

@@ -1,8 +1,8 @@
 // The online learner's pacing (train/online_distiller.h): its thread takes
 // no step before the buffer holds a batch and never more than
 // max_steps_per_window per stored window, the warm-up makes the first
-// updates small, and the published weights are a moving average. Both keep a fast learner on slow generation from
-// overfitting its first windows.
+// updates small, and the published weights are a moving average. Both keep a fast learner on slow
+// generation from overfitting its first windows.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,51 +13,22 @@
 #include <vector>
 
 #include "model/make_model.h"
+#include "train/online_distill_test_util.h"
 #include "train/online_distiller.h"
 #include "train/random.h"
 
 namespace specula {
 namespace {
 
-constexpr int32_t kVocab = 32;
-
-std::unique_ptr<Model> random_model(uint64_t seed) {
-  RandomModelOptions o;
-  o.n_vocab = kVocab;
-  o.n_embd = 32;
-  o.n_layer = 1;
-  o.n_head = 2;
-  o.n_ctx = 64;
-  o.seed = seed;
-  return model_from_gguf_bytes(build_random_model(o).to_bytes(), "random model");
-}
-
-std::vector<int32_t> random_tokens(size_t n, uint64_t seed) {
-  SplitMix64 rng(seed);
-  std::vector<int32_t> tokens(n);
-  for (int32_t& t : tokens) t = static_cast<int32_t>(rng.below(kVocab));
-  return tokens;
-}
-
-std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& tokens) {
-  KvCache cache = model.make_cache(static_cast<int32_t>(tokens.size()));
-  std::vector<BatchRow> rows;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    rows.push_back({0, static_cast<int32_t>(i), tokens[i], true});
-  }
-  std::vector<float> logits;
-  model.forward(rows, cache, logits, nullptr);
-  return logits;
-}
+using test::all_logits;
+using test::kVocab;
+using test::observe_whole;
+using test::random_model;
+using test::random_tokens;
 
 // One whole sequence observed and ended: one window in the buffer.
 void observe_sequence(OnlineDistiller& distiller, const Model& target, uint64_t seed) {
-  const std::vector<int32_t> context = random_tokens(12, seed);
-  const std::vector<float> logits = all_logits(target, context);
-  const auto n_rows = static_cast<int32_t>(context.size()) - 1;
-  distiller.observe(context, 1, std::span<const float>(logits).first(n_rows * kVocab), n_rows,
-                    kVocab);
-  distiller.end_sequence();
+  observe_whole(distiller, target, random_tokens(12, seed));
 }
 
 OnlineDistillOptions options_for_tests() {

@@ -18,54 +18,18 @@
 #include "core/error.h"
 #include "model/make_model.h"
 #include "train/distill_eval.h"
+#include "train/online_distill_test_util.h"
 #include "train/online_distiller.h"
 #include "train/random.h"
 
 namespace specula {
 namespace {
 
-constexpr int32_t kVocab = 32;
-
-std::unique_ptr<Model> random_model(uint64_t seed, int32_t n_layer = 1) {
-  RandomModelOptions o;
-  o.n_vocab = kVocab;
-  o.n_embd = 32;
-  o.n_layer = n_layer;
-  o.n_head = 2;
-  o.n_ctx = 64;
-  o.seed = seed;
-  return model_from_gguf_bytes(build_random_model(o).to_bytes(), "random model");
-}
-
-std::vector<int32_t> random_tokens(size_t n, uint64_t seed) {
-  SplitMix64 rng(seed);
-  std::vector<int32_t> tokens(n);
-  for (int32_t& t : tokens) t = static_cast<int32_t>(rng.below(kVocab));
-  return tokens;
-}
-
-// Logits of every position of `tokens` (row i scores the token after tokens[i]).
-std::vector<float> all_logits(const Model& model, const std::vector<int32_t>& tokens) {
-  KvCache cache = model.make_cache(static_cast<int32_t>(tokens.size()));
-  std::vector<BatchRow> rows;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    rows.push_back({0, static_cast<int32_t>(i), tokens[i], true});
-  }
-  std::vector<float> logits;
-  model.forward(rows, cache, logits, nullptr);
-  return logits;
-}
-
-// Hands the distiller the target's rows for every position of `context`
-// after the first, as the Generator would over a whole sequence.
-void observe_whole(OnlineDistiller& distiller, const Model& target,
-                   const std::vector<int32_t>& context) {
-  const std::vector<float> logits = all_logits(target, context);
-  const auto n_rows = static_cast<int32_t>(context.size()) - 1;
-  distiller.observe(context, 1, std::span<const float>(logits).first(n_rows * kVocab), n_rows,
-                    kVocab);
-  distiller.end_sequence();
-}
+using test::all_logits;
+using test::kVocab;
+using test::observe_whole;
+using test::random_model;
+using test::random_tokens;
 
 OnlineDistillOptions small_options() {
   OnlineDistillOptions o;

@@ -15,21 +15,7 @@
 namespace specula {
 namespace {
 
-// A fixed random "sentence" of 40 tokens over 32 ids, repeated: after a
-// couple of tokens of context the next token is determined, so a model
-// that learns the corpus drives the loss towards zero.
-TokenCorpus repeated_sentence_corpus() {
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int32_t> token(0, 31);
-  std::vector<int32_t> sentence(40);
-  for (int32_t& t : sentence) t = token(rng);
-  TokenCorpus corpus;
-  for (int r = 0; r < 60; ++r)
-    corpus.train.insert(corpus.train.end(), sentence.begin(), sentence.end());
-  for (int r = 0; r < 4; ++r)
-    corpus.eval.insert(corpus.eval.end(), sentence.begin(), sentence.end());
-  return corpus;
-}
+using test::repeated_sentence_corpus;
 
 TrainOptions tiny_options() {
   TrainOptions o;
