@@ -29,7 +29,7 @@
 namespace specula::cli {
 namespace {
 
-struct DistillFlags {
+struct DistillFlags : RunFlags {
   TrainOptions train;
   std::string teacher;
   std::vector<std::string> inputs;
@@ -44,10 +44,6 @@ struct DistillFlags {
   int64_t accept_window = 64;
   int64_t accept_windows = 16;
   int32_t threads = 0;
-  std::string checkpoint;
-  int64_t checkpoint_every = 0;
-  bool resume = false;
-  int64_t log_every = 10;
   std::string gemm = "auto";
   std::string init;
   DistillSpeedOptions speed;
@@ -314,15 +310,8 @@ const bool registered = register_command({
                      "speculative decoding of a held-out prompt; 0: skip it)")
           ->capture_default_str()
           ->check(CLI::Range(0, 100));
-      sub.add_option("--embd", t.shape.n_embd, "Student width")->capture_default_str();
-      sub.add_option("--layers", t.shape.n_layer, "Student blocks")->capture_default_str();
-      sub.add_option("--heads", t.shape.n_head, "Query heads")->capture_default_str();
-      sub.add_option("--heads-kv", t.shape.n_head_kv, "Key/value heads (0: --heads)");
-      sub.add_option("--ff", t.shape.n_ff, "Feed-forward width (0: ~8/3 embd)");
+      add_shape_flags(sub, t.shape, "Student");
       sub.add_option("--ctx", t.shape.n_ctx, "Student context (default min(512, teacher's))");
-      sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
-          ->capture_default_str();
-      sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
       add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
@@ -333,11 +322,7 @@ const bool registered = register_command({
                      "or auto (bf16 where available)")
           ->capture_default_str();
       add_evaluation_flags(sub, t);
-      sub.add_option("--log-every", f->log_every, "Steps between progress lines")
-          ->capture_default_str();
-      sub.add_option("--checkpoint", f->checkpoint, "Checkpoint file (written at the end too)");
-      sub.add_option("--checkpoint-every", f->checkpoint_every, "Steps between checkpoints");
-      sub.add_flag("--resume", f->resume, "Continue the run saved in --checkpoint");
+      add_run_flags(sub, *f);
       sub.callback([f, &sub] { run(*f, sub); });
     },
 });

@@ -27,7 +27,7 @@
 namespace specula::cli {
 namespace {
 
-struct TrainFlags {
+struct TrainFlags : RunFlags {
   TrainOptions train;
   std::string vocab;
   std::vector<std::string> inputs;
@@ -37,10 +37,6 @@ struct TrainFlags {
   std::string type = "f16";
   std::string name;
   int32_t threads = 0;
-  std::string checkpoint;
-  int64_t checkpoint_every = 0;
-  bool resume = false;
-  int64_t log_every = 10;
   std::string gemm = "auto";
   std::string init;
 };
@@ -267,15 +263,8 @@ const bool registered = register_command({
       sub.add_option("--out", f->out, "Model GGUF file to write")->required();
       sub.add_option("--type", f->type, "Matrix type of --out: f32 or f16")->capture_default_str();
       sub.add_option("--name", f->name, "general.name of the model");
-      sub.add_option("--embd", t.shape.n_embd, "Model width")->capture_default_str();
-      sub.add_option("--layers", t.shape.n_layer, "Transformer blocks")->capture_default_str();
-      sub.add_option("--heads", t.shape.n_head, "Query heads")->capture_default_str();
-      sub.add_option("--heads-kv", t.shape.n_head_kv, "Key/value heads (0: --heads)");
-      sub.add_option("--ff", t.shape.n_ff, "Feed-forward width (0: ~8/3 embd)");
+      add_shape_flags(sub, t.shape, "Model");
       sub.add_option("--ctx", t.shape.n_ctx, "Context length of the model")->capture_default_str();
-      sub.add_option("--rope-base", t.shape.rope_freq_base, "RoPE frequency base")
-          ->capture_default_str();
-      sub.add_flag("--tied", t.shape.tied_output, "Tie the output matrix to the embeddings");
       add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
@@ -286,11 +275,7 @@ const bool registered = register_command({
                      "auto (bf16 where available)")
           ->capture_default_str();
       add_evaluation_flags(sub, t);
-      sub.add_option("--log-every", f->log_every, "Steps between progress lines")
-          ->capture_default_str();
-      sub.add_option("--checkpoint", f->checkpoint, "Checkpoint file (written at the end too)");
-      sub.add_option("--checkpoint-every", f->checkpoint_every, "Steps between checkpoints");
-      sub.add_flag("--resume", f->resume, "Continue the run saved in --checkpoint");
+      add_run_flags(sub, *f);
       sub.callback([f, &sub] { run(*f, sub); });
     },
 });

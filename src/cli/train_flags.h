@@ -1,8 +1,10 @@
-// The optimizer and evaluation flags that `train` and `distill` share, bound
-// to one TrainOptions, so both commands spell and document them alike.
+// The flags that `train` and `distill` share (the student's shape, the
+// optimizer, evaluation, progress and checkpoints), so both commands spell
+// and document them alike.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -11,6 +13,35 @@
 #include "train/trainer.h"
 
 namespace specula::cli {
+
+// Progress and checkpoint settings of a training run (both commands' flags
+// structs derive from it).
+struct RunFlags {
+  int64_t log_every = 10;
+  std::string checkpoint;
+  int64_t checkpoint_every = 0;
+  bool resume = false;
+};
+
+// --embd --layers --heads --heads-kv --ff --rope-base --tied (not --ctx: its
+// default differs). `what` names the model trained in the help ("Model").
+inline void add_shape_flags(CLI::App& sub, TransformerShape& shape, const std::string& what) {
+  sub.add_option("--embd", shape.n_embd, what + " width")->capture_default_str();
+  sub.add_option("--layers", shape.n_layer, what + " transformer blocks")->capture_default_str();
+  sub.add_option("--heads", shape.n_head, "Query heads")->capture_default_str();
+  sub.add_option("--heads-kv", shape.n_head_kv, "Key/value heads (0: --heads)");
+  sub.add_option("--ff", shape.n_ff, "Feed-forward width (0: ~8/3 embd)");
+  sub.add_option("--rope-base", shape.rope_freq_base, "RoPE frequency base")->capture_default_str();
+  sub.add_flag("--tied", shape.tied_output, "Tie the output matrix to the embeddings");
+}
+
+// --log-every --checkpoint --checkpoint-every --resume.
+inline void add_run_flags(CLI::App& sub, RunFlags& r) {
+  sub.add_option("--log-every", r.log_every, "Steps between progress lines")->capture_default_str();
+  sub.add_option("--checkpoint", r.checkpoint, "Checkpoint file (written at the end too)");
+  sub.add_option("--checkpoint-every", r.checkpoint_every, "Steps between checkpoints");
+  sub.add_flag("--resume", r.resume, "Continue the run saved in --checkpoint");
+}
 
 // --batch --seq-len --steps --lr --min-lr --warmup --weight-decay --clip.
 inline void add_optimizer_flags(CLI::App& sub, TrainOptions& t) {
