@@ -19,12 +19,12 @@
 
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "spec/drafter.h"
+#include "spec/forward_drafter.h"
 #include "train/online_distiller.h"
 
 namespace specula {
 
-class LearningModelDrafter : public Drafter {
+class LearningModelDrafter : public ForwardDrafter {
  public:
   // `draft` (and `pool`, may be null) must outlive the drafter. The
   // distiller is shared: an Engine keeps it (and what it learned) when it
@@ -34,14 +34,15 @@ class LearningModelDrafter : public Drafter {
                        std::shared_ptr<OnlineDistiller> distiller);
 
   std::string name() const override;
+  // Ends the distiller's sequence and picks up newly published weights
+  // before prefilling as ForwardDrafter::begin.
   void begin(std::span<const int32_t> context) override;
   // Picks up newly published weights first (the cache is then rebuilt by
-  // one batched forward over the context), then drafts as ModelDrafter:
-  // g single-row forwards, q_i = the transformed logits, confidence and
-  // out.stop_confidence as documented in drafter.h.
+  // one batched forward over the context), then drafts as ForwardDrafter:
+  // single-row forwards, q_i = the transformed logits, confidence and
+  // out.stop_confidence as documented in drafter.h. accept: ForwardDrafter.
   void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
                DraftProposal& out) override;
-  void accept(std::span<const int32_t> context, int32_t n_accepted) override;
   // Hands the rows to the distiller (non-blocking).
   void observe_target(std::span<const int32_t> context, int32_t first_position,
                       std::span<const float> target_logits, int32_t n_rows,
@@ -58,21 +59,17 @@ class LearningModelDrafter : public Drafter {
  private:
   // Switches to the newest published weights when there are newer ones.
   void pick_up_weights();
-  void roll_back(std::span<const int32_t> context, size_t max_length);
-  void feed(std::span<const int32_t> context, bool want_logits);
+  // A forward of the current weights (*model_).
+  void run_forward(std::span<const BatchRow> rows, KvCache& cache,
+                   std::vector<float>& logits) override;
 
   const Model& original_;
-  int32_t n_ctx_;
   ThreadPool* pool_;
   std::shared_ptr<OnlineDistiller> distiller_;
   std::shared_ptr<const Model> published_;  // keeps model_ alive after a swap
   const Model* model_;
   uint64_t version_ = 0;
   uint64_t swaps_ = 0;
-  KvCache cache_;
-  std::vector<int32_t> cached_tokens_;  // the tokens whose rows cache_ holds
-  std::vector<BatchRow> rows_;
-  std::vector<float> logits_;
 };
 
 // The drafter with a distiller initialised from `draft` and, when

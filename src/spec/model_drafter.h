@@ -3,12 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "spec/drafter.h"
+#include "spec/forward_drafter.h"
 
 namespace specula {
 
@@ -17,42 +18,21 @@ namespace specula {
 // that differ when both files carry one.
 void check_same_vocabulary(const Model& target, const Model& draft);
 
-class ModelDrafter : public Drafter {
+class ModelDrafter : public ForwardDrafter {
  public:
   // `draft` (and `pool`, may be null) must outlive the drafter. Its cache
   // holds n_ctx positions: as many as the target's.
   ModelDrafter(const Model& draft, int32_t n_ctx, ThreadPool* pool);
 
   std::string name() const override;
-  const KvCache& cache() const { return cache_; }
-
-  // Prefills the draft cache with all of `context` but the last token.
-  void begin(std::span<const int32_t> context) override;
-  // Catches the cache up with `context` (the tokens it lacks: usually the
-  // last accepted and the correction or bonus token), then runs g single-row
-  // forwards, each drawing x_i from q_i = the transformed logits (argmax when
-  // greedy, with no probs: a greedy draft is deterministic). Fills
-  // out.confidence (q_i(x_i), or softmax(logits)[x_i] when greedy) and stops
-  // after a token whose confidence is below out.stop_confidence.
-  void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
-               DraftProposal& out) override;
-  // Rolls the cache back to the longest prefix it shares with `context`.
-  void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // cache(), begin, propose and accept: see ForwardDrafter.
 
  private:
-  // Truncates the cache to its common prefix with `context`, capped at
-  // `max_length`.
-  void roll_back(std::span<const int32_t> context, size_t max_length);
-  // Feeds cached-missing tokens context[from..) ; logits for the last row
-  // when `want_logits`.
-  void feed(std::span<const int32_t> context, bool want_logits);
+  void run_forward(std::span<const BatchRow> rows, KvCache& cache,
+                   std::vector<float>& logits) override;
 
   const Model& model_;
   ThreadPool* pool_;
-  KvCache cache_;
-  std::vector<int32_t> cached_tokens_;  // the tokens whose rows cache_ holds
-  std::vector<BatchRow> rows_;
-  std::vector<float> logits_;
 };
 
 }  // namespace specula

@@ -14,19 +14,20 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "spec/drafter.h"
+#include "spec/forward_drafter.h"
 
 namespace specula {
 
 // The default k: a quarter of the layers, rounded up (at least 1).
 int32_t default_self_draft_layers(int32_t n_layer);
 
-class SelfDrafter : public Drafter {
+class SelfDrafter : public ForwardDrafter {
  public:
   // `target` (and `pool`, may be null) must outlive the drafter. n_layers:
   // 1..n_layer (n_layer drafts exactly what the target would); 0 picks
@@ -37,31 +38,16 @@ class SelfDrafter : public Drafter {
   // "self:K" (the drafter factory's spec for it).
   std::string name() const override;
   int32_t n_layers() const { return n_layers_; }
-  const KvCache& cache() const { return cache_; }
-
-  // As ModelDrafter: begin prefills all of `context` but its last token;
-  // propose catches the cache up and runs g single-row forwards through the
-  // first k layers, drawing x_i from q_i = the transformed logits (argmax
-  // when greedy, with no probs), reporting confidence and stopping after a
-  // token below out.stop_confidence; accept rolls the cache back to the
-  // longest prefix it shares with `context`.
-  void begin(std::span<const int32_t> context) override;
-  void propose(std::span<const int32_t> context, int32_t g, const SamplingParams& params, Rng& rng,
-               DraftProposal& out) override;
-  void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // cache(), begin, propose and accept: see ForwardDrafter; each forward
+  // runs the first k layers and the output head.
 
  private:
-  void roll_back(std::span<const int32_t> context, size_t max_length);
-  void feed(std::span<const int32_t> context, bool want_logits);
-  void forward();
+  void run_forward(std::span<const BatchRow> rows, KvCache& cache,
+                   std::vector<float>& logits) override;
 
   const Model& model_;
   int32_t n_layers_;
   ThreadPool* pool_;
-  KvCache cache_;
-  std::vector<int32_t> cached_tokens_;  // the tokens whose rows cache_ holds
-  std::vector<BatchRow> rows_;
-  std::vector<float> logits_;
 };
 
 }  // namespace specula
