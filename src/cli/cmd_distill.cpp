@@ -43,8 +43,6 @@ struct DistillFlags : RunFlags {
   double on_policy_fraction = 0.0;
   int64_t accept_window = 64;
   int64_t accept_windows = 16;
-  int32_t threads = 0;
-  std::string gemm = "auto";
   std::string init;
   DistillSpeedOptions speed;
 };
@@ -315,11 +313,6 @@ const bool registered = register_command({
       add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
-          ->capture_default_str();
-      sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
-      sub.add_option("--gemm", f->gemm,
-                     "Student's linear-layer products: f32, bf16 (oneDNN, AMX; f32 accumulation) "
-                     "or auto (bf16 where available)")
           ->capture_default_str();
       add_evaluation_flags(sub, t);
       add_run_flags(sub, *f);

@@ -36,8 +36,6 @@ struct TrainFlags : RunFlags {
   std::string out;
   std::string type = "f16";
   std::string name;
-  int32_t threads = 0;
-  std::string gemm = "auto";
   std::string init;
 };
 
@@ -268,11 +266,6 @@ const bool registered = register_command({
       add_init_flag(sub, f->init);
       add_optimizer_flags(sub, t);
       sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
-          ->capture_default_str();
-      sub.add_option("-t,--threads", f->threads, "Threads; 0 uses every core");
-      sub.add_option("--gemm", f->gemm,
-                     "Linear layers' products: f32, bf16 (oneDNN, AMX; f32 accumulation) or "
-                     "auto (bf16 where available)")
           ->capture_default_str();
       add_evaluation_flags(sub, t);
       add_run_flags(sub, *f);

@@ -14,9 +14,11 @@
 
 namespace specula::cli {
 
-// Progress and checkpoint settings of a training run (both commands' flags
-// structs derive from it).
+// Threads, products, progress and checkpoints of a training run (both
+// commands' flags structs derive from it).
 struct RunFlags {
+  int32_t threads = 0;
+  std::string gemm = "auto";
   int64_t log_every = 10;
   std::string checkpoint;
   int64_t checkpoint_every = 0;
@@ -35,8 +37,13 @@ inline void add_shape_flags(CLI::App& sub, TransformerShape& shape, const std::s
   sub.add_flag("--tied", shape.tied_output, "Tie the output matrix to the embeddings");
 }
 
-// --log-every --checkpoint --checkpoint-every --resume.
+// -t --gemm --log-every --checkpoint --checkpoint-every --resume.
 inline void add_run_flags(CLI::App& sub, RunFlags& r) {
+  sub.add_option("-t,--threads", r.threads, "Threads; 0 uses every core");
+  sub.add_option("--gemm", r.gemm,
+                 "Linear layers' products of the trained model: f32, bf16 (oneDNN, AMX; f32 "
+                 "accumulation) or auto (bf16 where available)")
+      ->capture_default_str();
   sub.add_option("--log-every", r.log_every, "Steps between progress lines")->capture_default_str();
   sub.add_option("--checkpoint", r.checkpoint, "Checkpoint file (written at the end too)");
   sub.add_option("--checkpoint-every", r.checkpoint_every, "Steps between checkpoints");

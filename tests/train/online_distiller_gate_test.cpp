@@ -20,11 +20,7 @@
 namespace specula {
 namespace {
 
-using test::all_logits;
-using test::kVocab;
-using test::observe_whole;
-using test::random_model;
-using test::random_tokens;
+using namespace test;  // online_distill_test_util.h: models, tokens, logits
 
 // One whole sequence observed and ended: one window in the buffer.
 void observe_sequence(OnlineDistiller& distiller, const Model& target, uint64_t seed) {

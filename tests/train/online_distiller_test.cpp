@@ -25,11 +25,7 @@
 namespace specula {
 namespace {
 
-using test::all_logits;
-using test::kVocab;
-using test::observe_whole;
-using test::random_model;
-using test::random_tokens;
+using namespace test;  // online_distill_test_util.h: models, tokens, logits
 
 OnlineDistillOptions small_options() {
   OnlineDistillOptions o;
