@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include <gtest/gtest.h>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -51,5 +52,22 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A tiny target (2 layers of width 32, with make-model's tokenizer) and a
+// one-layer draft cut from it, written into `dir`: the pair most CLI tests
+// run on.
+struct TinyPair {
+  std::string target, draft;
+};
+inline TinyPair make_tiny_pair(const TempDir& dir) {
+  TinyPair pair{dir.file("target.gguf"), dir.file("draft.gguf")};
+  const CliResult target =
+      run_cli("make-model --out " + pair.target + " --embd 32 --layers 2 --heads 2 --ff 64");
+  EXPECT_EQ(target.exit_code, 0) << target.output;
+  const CliResult draft =
+      run_cli("make-model --from " + pair.target + " --layers 1 --out " + pair.draft);
+  EXPECT_EQ(draft.exit_code, 0) << draft.output;
+  return pair;
+}
 
 }  // namespace specula::testing

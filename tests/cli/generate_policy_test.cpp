@@ -17,12 +17,9 @@ class GeneratePolicy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    target_ = dir_->file("target.gguf");
-    draft_ = dir_->file("draft.gguf");
-    ASSERT_EQ(run_cli("make-model --out " + target_ + " --embd 32 --layers 2 --heads 2 --ff 64")
-                  .exit_code,
-              0);
-    ASSERT_EQ(run_cli("make-model --from " + target_ + " --layers 1 --out " + draft_).exit_code, 0);
+    const TinyPair pair = make_tiny_pair(*dir_);
+    target_ = pair.target;
+    draft_ = pair.draft;
   }
   static void TearDownTestSuite() { delete dir_; }
 
