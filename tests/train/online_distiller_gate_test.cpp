@@ -27,15 +27,10 @@ void observe_sequence(OnlineDistiller& distiller, const Model& target, uint64_t 
   observe_whole(distiller, target, random_tokens(12, seed));
 }
 
+// The learner may take all the CPU it wants: only the pacing limits it.
 OnlineDistillOptions options_for_tests() {
-  OnlineDistillOptions o;
-  o.max_buffer_bytes = 1 << 20;
-  o.window = 16;
-  o.batch = 4;
-  o.top_k = 0;
-  o.lr = 1e-2f;
+  OnlineDistillOptions o = small_options();
   o.cpu_fraction = 1.0;
-  o.steps_between_publish = 1000;
   return o;
 }
 

@@ -27,17 +27,6 @@ namespace {
 
 using namespace test;  // online_distill_test_util.h: models, tokens, logits
 
-OnlineDistillOptions small_options() {
-  OnlineDistillOptions o;
-  o.max_buffer_bytes = 1 << 20;
-  o.window = 16;
-  o.batch = 4;
-  o.top_k = 0;
-  o.lr = 1e-2f;
-  o.steps_between_publish = 1000;  // the tests publish themselves
-  return o;
-}
-
 TEST(OnlineDistiller, StoresTheTopKOfTheTargetsDistribution) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
