@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "spec/chi_square.h"
+#include "spec/drafter_exactness.h"
 #include "spec/generator.h"
 #include "spec/learning_model_drafter.h"
 #include "spec/model_drafter.h"
@@ -183,54 +184,6 @@ constexpr double kRejectBelow = 1e-4;
 constexpr int32_t kNewTokens = 3;
 const std::vector<int32_t> kPrompt = {2};
 
-RandomModelOptions tiny_vocab_model() {
-  RandomModelOptions options;
-  options.n_vocab = 6;
-  options.n_embd = 16;
-  options.n_head = 2;
-  options.n_ff = 32;
-  options.n_layer = 2;
-  options.n_ctx = 32;
-  options.seed = 5;
-  return options;
-}
-
-// The target's processed distribution after `sequence`, from a fresh forward.
-std::vector<float> next_probs(const Model& target, const std::vector<int32_t>& sequence,
-                              const SamplingParams& params) {
-  KvCache cache = target.make_cache(static_cast<int32_t>(sequence.size()));
-  std::vector<BatchRow> rows;
-  for (size_t i = 0; i < sequence.size(); ++i) {
-    rows.push_back({0, static_cast<int32_t>(i), sequence[i], i + 1 == sequence.size()});
-  }
-  std::vector<float> logits, probs;
-  target.forward(rows, cache, logits, nullptr);
-  logits_to_probs(logits, params, probs);
-  return probs;
-}
-
-// P(t_1..t_n | prompt) for every n-tuple, cell = base-V number of the tuple.
-std::vector<double> exact_joint(const Model& target, const SamplingParams& params, int32_t n) {
-  const int32_t vocab = target.config().n_vocab;
-  std::vector<double> joint = {1.0};
-  std::vector<std::vector<int32_t>> prefixes = {kPrompt};
-  for (int32_t step = 0; step < n; ++step) {
-    std::vector<double> next_joint;
-    std::vector<std::vector<int32_t>> next_prefixes;
-    for (size_t cell = 0; cell < joint.size(); ++cell) {
-      const std::vector<float> probs = next_probs(target, prefixes[cell], params);
-      for (int32_t token = 0; token < vocab; ++token) {
-        next_joint.push_back(joint[cell] * probs[token]);
-        next_prefixes.push_back(prefixes[cell]);
-        next_prefixes.back().push_back(token);
-      }
-    }
-    joint = std::move(next_joint);
-    prefixes = std::move(next_prefixes);
-  }
-  return joint;
-}
-
 struct LosslessRun {
   testing::GoodnessOfFit fit;
   GenerationStats total;
@@ -240,11 +193,11 @@ struct LosslessRun {
 LosslessRun run_lossless(VerifyRule rule) {
   const testing::TempDir dir;
   const testing::ModelPair models =
-      testing::make_target_and_derived_draft(dir, "learning-lossless", tiny_vocab_model());
+      testing::make_target_and_derived_draft(dir, "learning-lossless", testing::tiny_vocab_model());
   const Model& target = *models.target;
   SamplingParams params;
   params.temperature = 1.0f;
-  const std::vector<double> expected = exact_joint(target, params, kNewTokens);
+  const std::vector<double> expected = testing::exact_joint(target, kPrompt, params, kNewTokens);
   std::vector<int64_t> counts(expected.size(), 0);
   const int32_t n_ctx = static_cast<int32_t>(kPrompt.size()) + kNewTokens;
   Generator generator(target, n_ctx, nullptr);
