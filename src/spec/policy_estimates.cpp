@@ -16,6 +16,11 @@ void AcceptanceEstimate::observe(int32_t drafted, int32_t accepted) {
     positions_[i].observe(kept, options_.decay);
     pooled_.observe(kept, options_.decay);
   }
+  // Positions past the judged ones learn nothing from this draft, but their
+  // evidence ages like everyone's: when short drafts are all that run, an
+  // old verdict on a deep position fades towards the pooled rate instead
+  // of deciding every later draft length.
+  for (size_t i = judged; i < positions_.size(); ++i) positions_[i].fade(options_.decay);
 }
 
 double AcceptanceEstimate::pooled() const {
@@ -75,14 +80,42 @@ double ConfidenceCalibration::acceptance(float confidence) const {
   return buckets_[b].mean(prior(b), prior_weight_);
 }
 
+std::vector<double> ConfidenceCalibration::monotone_acceptance() const {
+  // Pool adjacent violators: merge neighbouring buckets while a lower one
+  // has the higher rate, into their weighted mean. Blocks: [first, last],
+  // mean, weight.
+  struct Block {
+    int32_t first, last;
+    double mean, weight;
+  };
+  std::vector<Block> blocks;
+  const int32_t n = buckets();
+  blocks.reserve(static_cast<size_t>(n));
+  for (int32_t b = 0; b < n; ++b) {
+    Block block{b, b, buckets_[b].mean(prior(b), prior_weight_),
+                buckets_[b].trials() + prior_weight_};
+    while (!blocks.empty() && blocks.back().mean >= block.mean) {
+      const Block& low = blocks.back();
+      const double weight = low.weight + block.weight;
+      block = {low.first, block.last, (low.mean * low.weight + block.mean * block.weight) / weight,
+               weight};
+      blocks.pop_back();
+    }
+    blocks.push_back(block);
+  }
+  std::vector<double> fitted(static_cast<size_t>(n));
+  for (const Block& block : blocks) {
+    for (int32_t b = block.first; b <= block.last; ++b) fitted[b] = block.mean;
+  }
+  return fitted;
+}
+
 float ConfidenceCalibration::threshold_for(double needed) const {
   if (needed <= 0.0) return 0.0f;
+  const std::vector<double> fitted = monotone_acceptance();
   const int32_t n = buckets();
-  int32_t lowest = n;  // lowest bucket from which every bucket qualifies
-  for (int32_t b = n - 1; b >= 0; --b) {
-    if (buckets_[b].mean(prior(b), prior_weight_) < needed) break;
-    lowest = b;
-  }
+  int32_t lowest = n;  // the fit is non-decreasing: every bucket from here on qualifies
+  while (lowest > 0 && fitted[lowest - 1] >= needed) --lowest;
   return static_cast<float>(lowest) / static_cast<float>(n);
 }
 
@@ -101,59 +134,65 @@ VerifyCost::VerifyCost(CostOptions options) : options_(options) {}
 
 void VerifyCost::observe(int32_t rows, double seconds) {
   if (rows < 1 || seconds < 0) return;
-  if (static_cast<int32_t>(by_rows_.size()) < rows) by_rows_.resize(rows);
-  Ewma& at = by_rows_[rows - 1];
+  if (static_cast<int32_t>(ratio_by_rows_.size()) < rows) ratio_by_rows_.resize(rows);
+  Ewma& ratio = ratio_by_rows_[rows - 1];
   constexpr int64_t kSamplesBeforeClipping = 3;
-  if (at.samples() >= kSamplesBeforeClipping) {
-    seconds = std::min(seconds, options_.outlier_factor * at.mean());
+  if (ratio.samples() >= kSamplesBeforeClipping) {
+    seconds = std::min(seconds, options_.outlier_factor * this->seconds(rows));
   }
-  at.observe(seconds, options_.ewma_weight);
+  // The shape before this sample prices it: the level moves by what the
+  // sample says a one-row pass costs now, and only then is the sample's
+  // ratio to the level taken, so that a change of speed lands in the level.
+  const double shape = shape_at(rows);
+  const bool first = !level_.known();
+  level_.observe(seconds / shape, options_.ewma_weight);
+  ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
 }
 
 bool VerifyCost::measured(int32_t rows) const {
-  return rows >= 1 && rows <= static_cast<int32_t>(by_rows_.size()) && by_rows_[rows - 1].known();
+  return rows >= 1 && rows <= static_cast<int32_t>(ratio_by_rows_.size()) &&
+         ratio_by_rows_[rows - 1].known();
 }
 
 bool VerifyCost::any() const {
-  return std::any_of(by_rows_.begin(), by_rows_.end(), [](const Ewma& e) { return e.known(); });
+  return level_.known();
 }
 
-double VerifyCost::seconds(int32_t rows) const {
-  // Weighted sums over the measured n for the line through their EWMAs.
-  double w_sum = 0, n_sum = 0, t_sum = 0, lowest = 0;
-  int32_t distinct = 0, only = 0;
-  for (int32_t n = 1; n <= static_cast<int32_t>(by_rows_.size()); ++n) {
-    const Ewma& e = by_rows_[n - 1];
+double VerifyCost::shape_at(int32_t rows) const {
+  // Weighted sums over the measured n for the line through their ratios.
+  double w_sum = 0, n_sum = 0, r_sum = 0, lowest = 0;
+  int32_t distinct = 0;
+  for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
+    const Ewma& e = ratio_by_rows_[n - 1];
     if (!e.known()) continue;
     const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
     w_sum += w;
     n_sum += w * n;
-    t_sum += w * e.mean();
+    r_sum += w * e.mean();
     lowest = distinct == 0 ? e.mean() : std::min(lowest, e.mean());
     ++distinct;
-    only = n;
   }
-  if (distinct == 0) return 0.0;
-  if (distinct == 1) {
-    const double t = by_rows_[only - 1].mean();
-    const double slope = options_.prior_row_fraction * t;
-    if (rows >= only) return t + slope * (rows - only);
-    // A pass is never cheaper than its share of a perfectly linear one.
-    return std::max(t - slope * (only - rows), t * rows / only);
-  }
-  const double n_mean = n_sum / w_sum, t_mean = t_sum / w_sum;
+  if (distinct < 2) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  const double n_mean = n_sum / w_sum, r_mean = r_sum / w_sum;
   double covariance = 0, variance = 0;
-  for (int32_t n = 1; n <= static_cast<int32_t>(by_rows_.size()); ++n) {
-    const Ewma& e = by_rows_[n - 1];
+  for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
+    const Ewma& e = ratio_by_rows_[n - 1];
     if (!e.known()) continue;
     const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
-    covariance += w * (n - n_mean) * (e.mean() - t_mean);
+    covariance += w * (n - n_mean) * (e.mean() - r_mean);
     variance += w * (n - n_mean) * (n - n_mean);
   }
   const double slope = std::max(0.0, covariance / variance);  // variance > 0: distinct n
   // A steep line could reach below zero at small n: no pass is cheaper than
-  // half the cheapest one measured.
-  return std::max(t_mean + slope * (rows - n_mean), 0.5 * lowest);
+  // half the cheapest one measured. Normalised so that shape(1) = 1.
+  const auto line = [&](int32_t n) {
+    return std::max(r_mean + slope * (n - n_mean), 0.5 * lowest);
+  };
+  return line(rows) / line(1);
+}
+
+double VerifyCost::seconds(int32_t rows) const {
+  return level_.known() ? level_.mean() * shape_at(rows) : 0.0;
 }
 
 SpeculationEstimates::SpeculationEstimates(AcceptanceOptions acceptance, CostOptions cost)

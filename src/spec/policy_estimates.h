@@ -25,6 +25,12 @@ class DecayedRate {
   double mean(double prior_mean, double prior_weight) const {
     return (successes_ + prior_mean * prior_weight) / (trials_ + prior_weight);
   }
+  // Decays the counts without an observation: evidence that is not
+  // refreshed fades towards the prior.
+  void fade(double decay) {
+    successes_ *= decay;
+    trials_ *= decay;
+  }
   double trials() const { return trials_; }
   double successes() const { return successes_; }
   // Scales the counts down to at most `max_trials`, keeping the rate: old
@@ -91,10 +97,15 @@ class ConfidenceCalibration {
   // A token judged by the verifier (one whose drafted prefix was accepted).
   void observe(float confidence, bool accepted);
   double acceptance(float confidence) const;
+  // The buckets' acceptance fitted non-decreasing in confidence (isotonic
+  // regression, weighted by each bucket's trials plus its prior's): a
+  // higher confidence is never worth less, so a few unlucky tokens in one
+  // high bucket cannot cut every draft short.
+  std::vector<double> monotone_acceptance() const;
   // The smallest threshold c such that every token with confidence >= c
-  // falls in a bucket whose acceptance is >= `needed` (so tokens below c are
-  // the ones not worth drafting past). 0 when every bucket qualifies; 1
-  // when none does.
+  // falls in a bucket whose monotone acceptance is >= `needed` (so tokens
+  // below c are the ones not worth drafting past). 0 when every bucket
+  // qualifies; 1 when none does.
   float threshold_for(double needed) const;
   int32_t buckets() const { return static_cast<int32_t>(buckets_.size()); }
   double observations() const;
@@ -128,9 +139,13 @@ class Ewma {
 struct CostOptions {
   double ewma_weight = 0.1;  // of a new sample: follows drift over ~10 steps
   // Before t_verify(n) is measured for several n, an extra row is assumed to
-  // cost this fraction of the nearest measured pass (a target between
+  // cost this fraction of a one-row pass (a target between
   // memory-bound, ~0, and compute-bound, ~1).
   double prior_row_fraction = 0.1;
+  // Of a new sample in the per-n ratios that shape t_verify(n): slower than
+  // ewma_weight, so that a change of the machine's speed moves the level
+  // (every n) and not the shape.
+  double shape_weight = 0.02;
   // observe() clips a sample to this multiple of the current estimate.
   double outlier_factor = 2.0;
   // The line's weight of one n: its samples, at most this many.
@@ -138,7 +153,14 @@ struct CostOptions {
 };
 
 // t_verify(n): seconds of one step's target work for n rows (the forward,
-// the sampling transform and the verification), n = 1..max_rows.
+// the sampling transform and the verification), n = 1..max_rows, as a level
+// times a shape: t(n) = level * shape(n), shape(1) = 1. The machine's speed
+// drifts (other work on a shared host, frequency changes) while the shape,
+// what n rows cost relative to one, stays put; so every step updates the
+// level, whichever n it ran, and the shape is a line through the ratios
+// sample / level measured per n. Pricing n from per-n averages taken at
+// different times instead made a draft length look dear or cheap by when
+// it was last run.
 class VerifyCost {
  public:
   explicit VerifyCost(CostOptions options = {});
@@ -148,19 +170,20 @@ class VerifyCost {
   // price a draft length out of use for good.
   void observe(int32_t rows, double seconds);
   bool measured(int32_t rows) const;
-  // The estimate. With one measured n: its EWMA, and beyond it
-  // prior_row_fraction of it per row (below it, no less than a linear
-  // share). With several: one weighted least-squares line t(n) = a + b n
-  // through the measured n's EWMAs (weights: their sample counts, capped),
-  // slope >= 0, so that every step informs every n and a draft length the
-  // policy stopped choosing is still priced by the steps it does take.
-  // 0 when nothing was measured.
+  // The estimate: 0 when nothing was measured.
   double seconds(int32_t rows) const;
+  // shape(n) = t(n) / t(1). With fewer than two measured n: 1 +
+  // prior_row_fraction * (n - 1). With several: one weighted least-squares
+  // line through the measured n's ratio EWMAs (weights: their sample
+  // counts, capped), slope >= 0, so that every step informs every n and a
+  // draft length the policy stopped choosing is still priced.
+  double shape_at(int32_t rows) const;
   bool any() const;
 
  private:
   CostOptions options_;
-  std::vector<Ewma> by_rows_;  // [n - 1]
+  Ewma level_;                       // seconds of a one-row pass, now
+  std::vector<Ewma> ratio_by_rows_;  // [n - 1]: sample / level
 };
 
 // One drafter's numbers.
