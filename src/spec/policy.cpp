@@ -39,9 +39,9 @@ void validate(const PolicyOptions& options) {
   const AdaptiveOptions& a = options.adaptive;
   if (a.probe_length < 1 || a.probe_interval_min < 1 ||
       a.probe_interval_max < a.probe_interval_min || a.plain_refresh_steps < 0 ||
-      a.carry_over_trials < 0) {
+      a.carry_over_trials < 0 || a.explore_interval < 0) {
     fail("adaptive policy options out of range: probe length and intervals must be >= 1 (min <= ",
-         "max), plain refresh and carry-over >= 0");
+         "max), plain refresh, exploration interval and carry-over >= 0");
   }
   const AcceptanceOptions& acc = options.acceptance;
   if (!(acc.decay > 0.0 && acc.decay <= 1.0) || !(acc.prior_mean >= 0.0 && acc.prior_mean <= 1.0) ||
@@ -50,8 +50,10 @@ void validate(const PolicyOptions& options) {
          "prior weight > 0");
   }
   if (!(options.cost.ewma_weight > 0.0 && options.cost.ewma_weight <= 1.0) ||
+      !(options.cost.shape_weight > 0.0 && options.cost.shape_weight <= 1.0) ||
       options.cost.prior_row_fraction < 0.0) {
-    fail("cost estimate options out of range: EWMA weight in (0, 1], row fraction >= 0");
+    fail("cost estimate options out of range: EWMA and shape weights in (0, 1], row fraction ",
+         ">= 0");
   }
 }
 

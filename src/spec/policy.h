@@ -39,6 +39,10 @@ struct AdaptiveOptions {
   // While speculating, one plain step every this many steps keeps t_verify(1)
   // (plain decoding's cost, the yardstick) current; 0 never.
   int32_t plain_refresh_steps = 64;
+  // Every this many drafting steps of a drafter, draft one token more than
+  // the best estimated g (within the limit), so that the next length's
+  // acceptance and cost are measured and not only assumed; 0 never.
+  int32_t explore_interval = 8;
   // Stop a draft early below the confidence whose tokens do not pay for
   // one more draft token (learned from the acceptance by confidence).
   bool learn_confidence_stop = true;

@@ -84,7 +84,13 @@ StepPlan AdaptivePolicy::plan(int32_t slot, int32_t limit) const {
   const bool is_off = s && s->off;
   const double margin = is_off ? a.on_margin : a.off_margin;
   if (b.g > 0 && b.tokens_per_second >= plain * (1.0 + margin)) {
-    return {b.g, stop_threshold(slot, b.g), false};
+    // Now and then one token more than the best: the estimates of a draft
+    // length the policy never runs (its deepest position's acceptance, its
+    // verify cost) would otherwise only ever come from the prior.
+    const int32_t every = a.explore_interval;
+    int32_t g = b.g;
+    if (every > 0 && s && s->drafting_steps % every == every - 1 && g < limit) ++g;
+    return {g, stop_threshold(slot, g), false};
   }
   if (is_off && s->steps_since_probe >= s->probe_interval) {
     const int32_t g = std::min(a.probe_length, limit);
@@ -123,6 +129,7 @@ void AdaptivePolicy::on_observe(const StepOutcome& outcome) {
       s.off = false;
     }
   }
+  if (outcome.slot >= 0 && outcome.drafted > 0) ++state(outcome.slot).drafting_steps;
   if (outcome.probe && outcome.slot >= 0) {
     SlotState& s = state(outcome.slot);
     if (s.off) {

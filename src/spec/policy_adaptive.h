@@ -43,6 +43,7 @@ class AdaptivePolicy : public DraftLengthPolicy {
     bool off = false;
     int32_t steps_since_probe = 0;
     int32_t probe_interval = 0;
+    int64_t drafting_steps = 0;  // steps that drafted, for exploration
   };
   SlotState& state(int32_t slot);
   const SlotState* find_state(int32_t slot) const;

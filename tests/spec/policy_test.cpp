@@ -4,6 +4,7 @@
 // computed here in closed form. No timing is measured anywhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -224,6 +225,50 @@ TEST(AdaptivePolicy, ChoosesTheDraftLengthTheCostModelSaysIsBest) {
     SCOPED_TRACE("acceptance " + std::to_string(c.acceptance) + ", best g " + std::to_string(best));
     EXPECT_GT(achieved, 0.95 * world.rate(best));
     EXPECT_GT(sim.g_counts[best] + sim.g_counts[best - 1] + sim.g_counts[best + 1], 200);
+  }
+}
+
+TEST(AdaptivePolicy, ExploresOneTokenPastTheBestNowAndThen) {
+  // The first drafted token is always accepted, the second never: g = 1
+  // yields as much as g = 2 for less, so g = 1 is best. Every 4th drafting
+  // step still asks for 2 tokens, so that position 1 and 3-row passes stay
+  // measured. With exploration off, g = 2 comes back only as position 1's
+  // evidence fades, at growing intervals (steps 0, 5, 11, 19, 27, 35 here).
+  for (const int32_t interval : {4, 0}) {
+    PolicyOptions o = options_for(PolicyKind::kAdaptive);
+    o.adaptive.explore_interval = interval;
+    o.adaptive.plain_refresh_steps = 0;
+    AdaptivePolicy policy(o);
+    policy.begin_sequence(8);
+    StepOutcome plain;
+    plain.verify_seconds = 0.010;
+    policy.observe(plain);
+    std::vector<int32_t> planned;
+    for (int step = 0; step < 40; ++step) {
+      const StepPlan plan = policy.plan(0, 8);
+      planned.push_back(plan.draft_length);
+      StepOutcome outcome;
+      outcome.slot = 0;
+      outcome.requested = outcome.drafted = plan.draft_length;
+      outcome.accepted = plan.draft_length > 0 ? 1 : 0;
+      outcome.draft_seconds = 0.003 * plan.draft_length;
+      outcome.verify_seconds = 0.010 + 0.001 * plan.draft_length;
+      policy.observe(outcome);
+    }
+    SCOPED_TRACE("interval " + std::to_string(interval));
+    // After the first steps have taught it: g = 1, and with exploration
+    // exactly one g = 2 in every `interval` consecutive steps.
+    for (int step = 20; step < 40; ++step) {
+      EXPECT_TRUE(planned[step] == 1 || planned[step] == 2) << "step " << step;
+    }
+    if (interval == 0) {
+      EXPECT_LE(std::count(planned.begin() + 20, planned.end(), 2), 3);
+    } else {
+      for (int step = 20; step + interval <= 40; ++step) {
+        EXPECT_EQ(std::count(planned.begin() + step, planned.begin() + step + interval, 2), 1)
+            << "steps " << step << "..";
+      }
+    }
   }
 }
 
@@ -480,6 +525,19 @@ TEST(HeuristicPolicy, FollowsPlusTwoMinusOne) {
   EXPECT_EQ(policy.plan(0, 2).draft_length, 2);  // the step's limit
   policy.begin_sequence(4);
   EXPECT_EQ(policy.current(), 4);
+}
+
+TEST(PolicyOptions, RejectsValuesOutOfRange) {
+  PolicyOptions o;
+  EXPECT_NO_THROW(validate(o));
+  o.adaptive.explore_interval = -1;
+  EXPECT_THROW(validate(o), Error);
+  o = PolicyOptions{};
+  o.cost.shape_weight = 0.0;
+  EXPECT_THROW(validate(o), Error);
+  o = PolicyOptions{};
+  o.adaptive.probe_interval_max = o.adaptive.probe_interval_min - 1;
+  EXPECT_THROW(validate(o), Error);
 }
 
 TEST(PolicyNames, RoundTripAndRejectUnknown) {
