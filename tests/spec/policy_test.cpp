@@ -307,9 +307,15 @@ TEST(AdaptivePolicy, ProbesSoonAtANewSequence) {
   bad.row_fraction = 0.1;
   sim.run(bad, 600, 4);
   ASSERT_TRUE(policy.off(0));
-  ASSERT_GT(policy.probe_interval(0), 16);
+  const int32_t reached = policy.probe_interval(0);
+  ASSERT_GT(reached, 16);
   policy.begin_sequence(4);
   EXPECT_TRUE(policy.plan(0, 4).probe);
+  // The next probes come at half the interval reached, doubling again after
+  // each probe that did not pay, not from the minimum of 4.
+  EXPECT_EQ(policy.probe_interval(0), reached / 2);
+  sim.step(bad, 4);  // the probe: it did not pay
+  EXPECT_EQ(policy.probe_interval(0), reached);
 }
 
 TEST(AdaptivePolicy, MeasuresPlainDecodingFirstAndRespectsTheLimit) {
