@@ -31,6 +31,7 @@ struct BenchFlags {
   int32_t threads = 0;
   std::string draft_max_list = "1,2,4,8";
   std::string policies = "adaptive";
+  std::string drafter_sets;  // ';'-separated --drafter lists
   std::string prompt;
   int64_t bandwidth_mib = 2048;
   std::string plot_dir;
@@ -120,6 +121,18 @@ nlohmann::json report_json(const BenchReport& r, const BenchFlags& flags) {
                         {"identical_to_plain", p.identical_to_plain}});
   }
   json["policies"] = policies;
+  nlohmann::json sets = nlohmann::json::array();
+  for (const DrafterSetPoint& p : r.drafter_sets) {
+    sets.push_back({{"drafters", p.drafters},
+                    {"draft_max", p.draft_max},
+                    {"tokens_per_second", spread_json(p.tokens_per_second)},
+                    {"speedup", spread_json(p.speedup)},
+                    {"acceptance_rate", p.acceptance_rate},
+                    {"tokens_per_pass", p.tokens_per_pass},
+                    {"steps_by_drafter", p.steps_by_drafter},
+                    {"identical_to_plain", p.identical_to_plain}});
+  }
+  json["drafter_sets"] = sets;
   if (!flags.draft_path.empty()) {
     json["draft_forward_seconds"] = spread_json(r.draft_forward_seconds);
   }
@@ -129,6 +142,28 @@ nlohmann::json report_json(const BenchReport& r, const BenchFlags& flags) {
 
 double mib(uint64_t bytes) {
   return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+void print_drafter_sets(const BenchReport& r) {
+  if (r.drafter_sets.empty()) return;
+  std::printf(
+      "\ndrafter sets in the same runs (adaptive policy, g within 1..%d; a bandit picks among "
+      "several), ratios per repeat\n",
+      r.drafter_sets.front().draft_max);
+  std::printf("  %-24s %22s %22s %11s %12s %14s %10s\n", "drafters", "tokens/s", "vs plain",
+              "acceptance", "tokens/pass", "steps", "identical");
+  for (const DrafterSetPoint& p : r.drafter_sets) {
+    std::string steps;
+    for (int64_t n : p.steps_by_drafter) {
+      if (!steps.empty()) steps += '/';
+      steps += std::to_string(n);
+    }
+    std::printf("  %-24s %9.2f [%5.1f - %5.1f] %8.2fx [%.2f - %.2f] %10.1f%% %12.2f %14s %10s\n",
+                p.drafters.c_str(), p.tokens_per_second.median, p.tokens_per_second.min,
+                p.tokens_per_second.max, p.speedup.median, p.speedup.min, p.speedup.max,
+                100 * p.acceptance_rate, p.tokens_per_pass, steps.c_str(),
+                p.identical_to_plain ? "yes" : "NO");
+  }
 }
 
 void print_table(const BenchReport& r, const BenchFlags& flags) {
@@ -162,7 +197,10 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
                 p.ratio.min, p.ratio.max);
   }
 
-  if (r.speculative.empty()) return;
+  if (r.speculative.empty()) {
+    print_drafter_sets(r);
+    return;
+  }
   std::printf("\nspeculative vs plain, interleaved in the same run (draft forward %.3f ms)\n",
               r.draft_forward_seconds.median * 1e3);
   std::printf("  %4s %22s %22s %11s %12s %10s %10s\n", "g", "tokens/s", "speedup", "acceptance",
@@ -180,6 +218,7 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
                 100 * p.acceptance_rate, p.tokens_per_pass, predicted,
                 p.identical_to_plain ? "yes" : "NO");
   }
+  print_drafter_sets(r);
   if (r.policies.empty()) return;
   std::printf("\npolicies in the same runs (g chosen within 1..%d), ratios per repeat\n",
               r.policies.front().draft_max);
@@ -209,6 +248,18 @@ void run(BenchFlags& flags) {
         name.clear();
       } else {
         name += c;
+      }
+    }
+  }
+  options.drafter_sets.clear();
+  {
+    std::string set;
+    for (char c : flags.drafter_sets + ";") {
+      if (c == ';') {
+        if (!set.empty()) options.drafter_sets.push_back(set);
+        set.clear();
+      } else if (c != ' ') {
+        set += c;
       }
     }
   }
@@ -280,6 +331,12 @@ void run(BenchFlags& flags) {
            "report it");
     }
   }
+  for (const DrafterSetPoint& p : report.drafter_sets) {
+    if (!p.identical_to_plain) {
+      fail("greedy speculative decoding with the drafters ", p.drafters,
+           " gave different tokens than plain decoding: a bug in the engine; please report it");
+    }
+  }
   for (const SpeculativePoint& p : report.speculative) {
     if (!p.identical_to_plain) {
       fail("greedy speculative decoding with g = ", p.draft_max,
@@ -319,6 +376,10 @@ const bool registered = register_command({
                      "Draft-length policies compared in the same runs, e.g. "
                      "adaptive,heuristic (bound: the largest --draft-max-list g); none: skip")
           ->capture_default_str();
+      sub.add_option("--drafter-sets", flags->drafter_sets,
+                     "Drafter sets compared in the same runs, separated by ';', each a --drafter "
+                     "list run with the adaptive policy (and a bandit when it names several), "
+                     "e.g. 'lookup;suffix;model,lookup,suffix'");
       sub.add_option("--bandwidth-mb", flags->bandwidth_mib,
                      "Buffer read for the bandwidth figure, MiB (several times the L3 cache)")
           ->capture_default_str();

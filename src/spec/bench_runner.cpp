@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "sampling/sampling.h"
 #include "spec/bench_bandwidth.h"
+#include "spec/bench_drafter_set.h"
 #include "spec/generator.h"
 #include "spec/model_drafter.h"
 #include "spec/policy.h"
@@ -214,10 +215,16 @@ class BenchRun {
     // keeps them across requests).
     const size_t n_fixed = drafter ? options_.draft_max_list.size() : 0;
     const size_t n_policies = drafter ? options_.policies.size() : 0;
-    const size_t n_modes = 1 + n_fixed + n_policies;
-    const int32_t policy_bound =
-        drafter ? *std::max_element(options_.draft_max_list.begin(), options_.draft_max_list.end())
-                : 0;
+    // Drafter sets follow the policies: modes 1 + n_fixed + n_policies + s.
+    std::vector<std::unique_ptr<BenchDrafterSet>> sets;
+    for (const std::string& set : options_.drafter_sets) {
+      sets.push_back(std::make_unique<BenchDrafterSet>(set, target_, draft_, n_ctx, &pool_));
+    }
+    const size_t first_set = 1 + n_fixed + n_policies;
+    const size_t n_modes = first_set + sets.size();
+    const int32_t largest_g =
+        *std::max_element(options_.draft_max_list.begin(), options_.draft_max_list.end());
+    const int32_t policy_bound = drafter ? largest_g : 0;
     std::vector<std::unique_ptr<DraftLengthPolicy>> policies;
     for (size_t p = 0; p < n_policies; ++p) {
       PolicyOptions policy_options;
@@ -226,6 +233,7 @@ class BenchRun {
     }
     auto mode_name = [&](size_t mode) {
       if (mode == 0) return std::string("plain");
+      if (mode >= first_set) return "drafters " + sets[mode - first_set]->set();
       if (mode <= n_fixed) {
         return "speculative g=" + std::to_string(options_.draft_max_list[mode - 1]);
       }
@@ -235,6 +243,10 @@ class BenchRun {
       GeneratorOptions mode_options = plain_options;
       mode_options.max_new_tokens = max_new_tokens;
       if (mode == 0) return generator.generate(prompt_, nullptr, mode_options);
+      if (mode >= first_set) {
+        mode_options.draft_max = largest_g;
+        return generator.generate(prompt_, sets[mode - first_set]->speculation(), mode_options);
+      }
       Speculation speculation;
       speculation.drafters = {drafter.get()};
       if (mode <= n_fixed) {
@@ -257,7 +269,7 @@ class BenchRun {
     // Greedy decoding is deterministic: every run of every mode must give
     // the tokens of the first plain run.
     std::vector<std::vector<int32_t>> first_tokens(n_modes);
-    std::vector<std::vector<int64_t>> draft_length_steps(n_modes);
+    std::vector<std::vector<int64_t>> draft_length_steps(n_modes), drafter_steps(n_modes);
     std::vector<double> estimated_speedup(n_modes, 0);
     std::vector<bool> consistent(n_modes, true);
     for (int32_t r = 0; r < options_.repeats; ++r) {
@@ -265,7 +277,13 @@ class BenchRun {
         const size_t mode = r % 2 == 0 ? i : n_modes - 1 - i;
         say("decode: repeat " + repeat_label(r) + ", " + mode_name(mode));
         const GenerationOutput out = run_mode(mode, options_.gen_tokens);
-        if (mode > n_fixed) {
+        if (mode >= first_set) {
+          std::vector<int64_t>& steps = drafter_steps[mode];
+          steps.resize(std::max(steps.size(), out.stats.drafters.size()), 0);
+          for (size_t d = 0; d < out.stats.drafters.size(); ++d) {
+            steps[d] += out.stats.drafters[d].steps;
+          }
+        } else if (mode > n_fixed) {
           std::vector<int64_t>& steps = draft_length_steps[mode];
           steps.resize(std::max(steps.size(), out.stats.draft_length_steps.size()), 0);
           for (size_t g = 0; g < out.stats.draft_length_steps.size(); ++g) {
@@ -303,7 +321,22 @@ class BenchRun {
         best_fixed = mode;
       }
     }
-    for (size_t mode = n_fixed + 1; mode < n_modes; ++mode) {
+    for (size_t mode = first_set; mode < n_modes; ++mode) {
+      DrafterSetPoint point;
+      point.drafters = sets[mode - first_set]->set();
+      point.draft_max = largest_g;
+      point.tokens_per_second = summarize(tokens_per_second[mode]);
+      point.speedup = per_repeat_ratio(mode, 0);
+      point.acceptance_rate =
+          drafted[mode] > 0 ? static_cast<double>(accepted[mode]) / drafted[mode] : 0;
+      point.tokens_per_pass =
+          passes[mode] > 0 ? static_cast<double>(generated[mode]) / passes[mode] : 0;
+      point.steps_by_drafter = drafter_steps[mode];
+      point.identical_to_plain =
+          consistent[0] && consistent[mode] && first_tokens[mode] == first_tokens[0];
+      report_.drafter_sets.push_back(std::move(point));
+    }
+    for (size_t mode = n_fixed + 1; mode < first_set; ++mode) {
       PolicyPoint point;
       point.policy = options_.policies[mode - 1 - n_fixed];
       point.draft_max = policy_bound;
@@ -412,6 +445,9 @@ void check_bench_options(const BenchOptions& options) {
   if (options.max_verify < 1 || options.max_verify > 256) {
     fail("--max-verify is ", options.max_verify, ": use 1..256 rows");
   }
+  if (options.draft_max_list.empty()) {
+    fail("--draft-max-list is empty: give the draft lengths to compare, e.g. 1,2,4,8");
+  }
   for (int32_t g : options.draft_max_list) {
     if (g < 1 || g > 64) {
       fail("--draft-max-list holds ", g, ": each draft length must be 1..64 tokens");
@@ -428,6 +464,7 @@ BenchReport run_bench(const Model& target, const Model* draft, ThreadPool& pool,
                       const BenchOptions& options, const BenchProgress& progress) {
   check_bench_options(options);
   if (draft) check_same_vocabulary(target, *draft);
+  for (const std::string& set : options.drafter_sets) check_drafter_set(set, target, draft);
   return BenchRun(target, draft, pool, options, progress).run();
 }
 

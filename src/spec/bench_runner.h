@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -45,6 +46,11 @@ struct BenchOptions {
   // Policies compared in the same interleaved runs, each with the largest g
   // of draft_max_list as its bound (with a draft).
   std::vector<PolicyKind> policies = {PolicyKind::kAdaptive};
+  // Drafter sets compared in the same interleaved runs (bench_drafter_set.h):
+  // each a --drafter list run with the adaptive policy, bound by the largest
+  // g of draft_max_list, and a bandit when it names several drafters. They
+  // need no draft model unless they name "model".
+  std::vector<std::string> drafter_sets;
   uint64_t bandwidth_bytes = uint64_t{2} << 30;  // read-bandwidth buffer
   // The prompt's token ids; empty: prompt_tokens pseudo-random ids from seed.
   std::vector<int32_t> prompt;
@@ -94,6 +100,18 @@ struct PolicyPoint {
   bool identical_to_plain = true;
 };
 
+// A drafter set against plain decoding, measured in the same repeats.
+struct DrafterSetPoint {
+  std::string drafters;   // the --drafter list
+  int32_t draft_max = 0;  // the bound g is chosen within
+  Spread tokens_per_second;
+  Spread speedup;  // per repeat: this / plain of the same repeat
+  double acceptance_rate = 0;
+  double tokens_per_pass = 0;
+  std::vector<int64_t> steps_by_drafter;  // drafting steps of each drafter, all repeats
+  bool identical_to_plain = true;
+};
+
 struct BenchReport {
   int32_t threads = 0;
   int32_t prompt_tokens = 0;
@@ -118,6 +136,7 @@ struct BenchReport {
   Spread draft_forward_seconds;               // one draft row at verify_context (with a draft)
   std::vector<SpeculativePoint> speculative;  // one per draft_max_list entry (with a draft)
   std::vector<PolicyPoint> policies;          // one per BenchOptions::policies (with a draft)
+  std::vector<DrafterSetPoint> drafter_sets;  // one per BenchOptions::drafter_sets
 
   // Peak resident memory is read before the bandwidth buffer is allocated,
   // so it shows what generation needs.

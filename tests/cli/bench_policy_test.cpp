@@ -58,5 +58,51 @@ TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
   EXPECT_NE(bad.output.find("adaptive"), std::string::npos) << bad.output;
 }
 
+TEST(BenchPolicy, DrafterSetsAreComparedInTheSameRuns) {
+  TempDir dir;
+  const std::string target = dir.file("target.gguf");
+  const std::string draft = dir.file("draft.gguf");
+  ASSERT_EQ(
+      run_cli("make-model --out " + target + " --embd 32 --layers 2 --heads 2 --ff 64").exit_code,
+      0);
+  ASSERT_EQ(run_cli("make-model --from " + target + " --layers 1 --out " + draft).exit_code, 0);
+  const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
+                           target + " --draft-max-list 1,3 --policy none";
+  const CliResult result =
+      run_cli(base + " -d " + draft + " --drafter-sets 'lookup;model,lookup,suffix' --json");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const json j = json::parse(result.output);
+  const json& sets = j.at("drafter_sets");
+  ASSERT_EQ(sets.size(), 2u) << j.dump(2);
+  EXPECT_EQ(sets[0].at("drafters"), "lookup");
+  EXPECT_EQ(sets[1].at("drafters"), "model,lookup,suffix");
+  for (size_t i = 0; i < 2; ++i) {
+    const json& p = sets[i];
+    EXPECT_EQ(p.at("draft_max"), 3);  // the largest g of the list is the bound
+    EXPECT_EQ(p.at("identical_to_plain"), true);
+    EXPECT_EQ(p.at("speedup").at("samples").size(), 2u);
+    EXPECT_GT(p.at("tokens_per_second").at("median").get<double>(), 0.0);
+  }
+  // One count of drafting steps per drafter (lookup may find nothing to
+  // propose in pseudo-random text: zeros are fine, the shape is not).
+  EXPECT_LE(sets[0].at("steps_by_drafter").size(), 1u);
+  EXPECT_EQ(sets[1].at("steps_by_drafter").size(), 3u);
+  // No draft is needed for drafters without one; the table has the section.
+  const CliResult no_draft = run_cli(base + " --drafter-sets 'lookup;suffix'");
+  EXPECT_EQ(no_draft.exit_code, 0) << no_draft.output;
+  EXPECT_NE(no_draft.output.find("drafter sets in the same runs"), std::string::npos)
+      << no_draft.output;
+  // "model" without --draft, and an unknown name, fail before measuring.
+  const CliResult needs_draft = run_cli(base + " --drafter-sets model");
+  EXPECT_NE(needs_draft.exit_code, 0);
+  EXPECT_NE(needs_draft.output.find("draft"), std::string::npos) << needs_draft.output;
+  const CliResult unknown = run_cli(base + " --drafter-sets 'lookup,oracle'");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("oracle"), std::string::npos) << unknown.output;
+  const CliResult empty_name = run_cli(base + " --drafter-sets 'lookup,,suffix'");
+  EXPECT_NE(empty_name.exit_code, 0);
+  EXPECT_NE(empty_name.output.find("empty name"), std::string::npos) << empty_name.output;
+}
+
 }  // namespace
 }  // namespace specula::testing
