@@ -11,7 +11,10 @@ minute apart on a shared host, and its ratios spread 0.5x-3x).
 
 The policy keeps its estimates across the repeats of one prompt (as the
 Engine keeps them across requests), so this measures its steady state on
-that text. Writes DIR/policy.json (every bench report) and DIR/policy.md.
+that text. The drafter sets (each drafter alone and the bandit over
+them, all with the adaptive policy) keep their suffix caches across the
+repeats too: after the first repeat the suffix cache has seen the text,
+as a server answering the same request again would. Writes DIR/policy.json (every bench report) and DIR/policy.md.
 For each workload: per prompt, the median over repeats of adaptive's
 tokens/s over the best fixed g's of that prompt; and over the workload,
 the geometric mean over prompts of each mode's speedup, with adaptive
@@ -51,6 +54,8 @@ def run_bench(specula, target, draft, prompt, args):
     cmd = [specula, "bench", "-m", target, "-d", draft, "-t", str(args.threads), "-p", prompt,
            "-r", str(args.repeats), "-G", str(args.tokens), "--draft-max-list", args.draft_max_list,
            "--policy", args.policies, "--bandwidth-mb", "64", "--max-verify", "2", "-q", "--json"]
+    if args.drafter_sets:
+        cmd += ["--drafter-sets", args.drafter_sets]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"bench-policy: {' '.join(cmd[:8])} ... failed:\n{result.stderr.strip()}")
@@ -82,6 +87,12 @@ def summarise_workload(name, reports):
                 "tokens_per_pass": point["tokens_per_pass"],
             }
         per_prompt.append(row)
+    for report in reports:
+        for point in report.get("drafter_sets", []):
+            speedups.setdefault(f"drafters {point['drafters']}", []).append(
+                point["speedup"]["median"])
+            if not point["identical_to_plain"]:
+                mismatches.append((name, report["prompt_tokens"], point["drafters"]))
     means = {mode: geometric_mean(values) for mode, values in speedups.items()}
     best_fixed = max((f"g={g}" for g in fixed_gs), key=lambda mode: means[mode])
     return {"name": name, "per_prompt": per_prompt, "mean_speedup": means,
@@ -107,6 +118,14 @@ def markdown(summaries, args):
             lines.append(f"- {policy} / each prompt's own best fixed g, per prompt (median over "
                          f"repeats): {', '.join(f'{v:.2f}' for v in per)}; median "
                          f"{statistics.median(per):.2f}")
+        singles = [m for m in s["mean_speedup"] if m.startswith("drafters ") and "," not in m]
+        bandits = [m for m in s["mean_speedup"] if m.startswith("drafters ") and "," in m]
+        if singles:
+            best = max(singles, key=lambda m: s["mean_speedup"][m])
+            for bandit in bandits:
+                lines.append(f"- {bandit} (bandit) / best single drafter ({best}, "
+                             f"{s['mean_speedup'][best]:.2f}x) = "
+                             f"{s['mean_speedup'][bandit] / s['mean_speedup'][best]:.3f}")
         if s["mismatches"]:
             lines.append(f"- **output differed from plain decoding**: {s['mismatches']}")
         lines.append("")
@@ -125,6 +144,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--draft-max-list", default="1,2,3,4,6", help="fixed g compared")
     ap.add_argument("--policies", default="adaptive,heuristic", help="policies compared")
+    ap.add_argument("--drafter-sets", default="model;lookup;suffix;model,lookup,suffix",
+                    help="drafter sets compared (';'-separated --drafter lists); '' skips")
     ap.add_argument("--only", help="comma-separated workloads: code, edit, prose, no-help")
     args = ap.parse_args()
 
