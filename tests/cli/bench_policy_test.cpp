@@ -15,12 +15,10 @@ using nlohmann::json;
 
 TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
   TempDir dir;
-  const std::string target = dir.file("target.gguf");
-  const std::string draft = dir.file("draft.gguf");
-  ASSERT_EQ(
-      run_cli("make-model --out " + target + " --embd 32 --layers 2 --heads 2 --ff 64").exit_code,
-      0);
-  ASSERT_EQ(run_cli("make-model --from " + target + " --layers 1 --out " + draft).exit_code, 0);
+  const TinyPair pair = make_tiny_pair(dir);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string& target = pair.target;
+  const std::string& draft = pair.draft;
   const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
                            target + " -d " + draft + " --draft-max-list 1,3";
   const CliResult result = run_cli(base + " --policy adaptive,heuristic --json");
@@ -60,12 +58,10 @@ TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
 
 TEST(BenchPolicy, DrafterSetsAreComparedInTheSameRuns) {
   TempDir dir;
-  const std::string target = dir.file("target.gguf");
-  const std::string draft = dir.file("draft.gguf");
-  ASSERT_EQ(
-      run_cli("make-model --out " + target + " --embd 32 --layers 2 --heads 2 --ff 64").exit_code,
-      0);
-  ASSERT_EQ(run_cli("make-model --from " + target + " --layers 1 --out " + draft).exit_code, 0);
+  const TinyPair pair = make_tiny_pair(dir);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string& target = pair.target;
+  const std::string& draft = pair.draft;
   const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
                            target + " --draft-max-list 1,3 --policy none";
   const CliResult result =
