@@ -13,14 +13,24 @@ namespace {
 
 using nlohmann::json;
 
-TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
-  TempDir dir;
-  const TinyPair pair = make_tiny_pair(dir);
-  ASSERT_FALSE(::testing::Test::HasFailure());
-  const std::string& target = pair.target;
-  const std::string& draft = pair.draft;
-  const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
-                           target + " -d " + draft + " --draft-max-list 1,3";
+// A tiny target/draft pair and the flags every run here shares: 2 repeats
+// of 8 tokens, fixed g = 1 and 3.
+class BenchPolicy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pair_ = make_tiny_pair(dir_);
+    ASSERT_FALSE(HasFailure());
+  }
+  std::string bench() const {
+    return "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " + pair_.target +
+           " --draft-max-list 1,3";
+  }
+  TempDir dir_;
+  TinyPair pair_;
+};
+
+TEST_F(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
+  const std::string base = bench() + " -d " + pair_.draft;
   const CliResult result = run_cli(base + " --policy adaptive,heuristic --json");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const json j = json::parse(result.output);
@@ -56,16 +66,10 @@ TEST(BenchPolicy, PoliciesAreComparedInTheSameRuns) {
   EXPECT_NE(bad.output.find("adaptive"), std::string::npos) << bad.output;
 }
 
-TEST(BenchPolicy, DrafterSetsAreComparedInTheSameRuns) {
-  TempDir dir;
-  const TinyPair pair = make_tiny_pair(dir);
-  ASSERT_FALSE(::testing::Test::HasFailure());
-  const std::string& target = pair.target;
-  const std::string& draft = pair.draft;
-  const std::string base = "bench -q -t 1 -r 2 -G 8 -P 8 --bandwidth-mb 8 --max-verify 4 -m " +
-                           target + " --draft-max-list 1,3 --policy none";
+TEST_F(BenchPolicy, DrafterSetsAreComparedInTheSameRuns) {
+  const std::string base = bench() + " --policy none";
   const CliResult result =
-      run_cli(base + " -d " + draft + " --drafter-sets 'lookup;model,lookup,suffix' --json");
+      run_cli(base + " -d " + pair_.draft + " --drafter-sets 'lookup;model,lookup,suffix' --json");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const json j = json::parse(result.output);
   const json& sets = j.at("drafter_sets");
