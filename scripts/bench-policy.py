@@ -37,8 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_workload_prompts():
-    """The prompt builders of bench-workloads.py (one definition of the
-    workloads for both benchmarks)."""
+    """bench-workloads.py as a module: its prompt builders and random draft
+    (one definition of the workloads for both benchmarks)."""
     spec = importlib.util.spec_from_file_location(
         "bench_workloads", os.path.join(HERE, "bench-workloads.py"))
     module = importlib.util.module_from_spec(spec)
@@ -154,19 +154,16 @@ def main():
         sys.exit(f"bench-policy: {specula} not found: build first (make build)")
     os.makedirs(args.out, exist_ok=True)
     bw = load_workload_prompts()
-    random_draft = os.path.join(args.out, "random-draft-f16.gguf")
     workloads = [("code", bw.code_prompts(args.prompts), args.draft),
                  ("edit", bw.edit_prompts(args.prompts), args.draft),
                  ("prose", bw.prose_prompts(args.prompts), args.draft),
-                 ("no-help", bw.code_prompts(args.prompts), random_draft)]
+                 ("no-help", bw.code_prompts(args.prompts), None)]
     if args.only:
         wanted = set(args.only.split(","))
         workloads = [w for w in workloads if w[0] in wanted]
-    if any(w[2] == random_draft for w in workloads) and not os.path.exists(random_draft):
-        subprocess.run([specula, "make-model", "--out", random_draft, "--tokenizer-from",
-                        args.target, "--embd", "128", "--layers", "2", "--heads", "4",
-                        "--heads-kv", "2", "--ff", "352", "--type", "f16", "--seed", "11"],
-                       check=True, capture_output=True)
+    if any(w[0] == "no-help" for w in workloads):
+        random_draft = bw.make_random_draft(specula, args.target, args.out)
+        workloads = [(n, p, random_draft if n == "no-help" else d) for n, p, d in workloads]
 
     reports, summaries = {}, []
     for name, prompts, draft in workloads:

@@ -243,15 +243,22 @@ def adaptive(drafter, label=None):
                                              "--draft-max", "8"])
 
 
+def make_random_draft(specula, target, out_dir):
+    """The no-help workload's draft: random weights with the target's
+    tokenizer, made once in out_dir. Returns its path."""
+    path = os.path.join(out_dir, "random-draft-f16.gguf")
+    if not os.path.exists(path):
+        subprocess.run([specula, "make-model", "--out", path, "--tokenizer-from", target,
+                        "--embd", "128", "--layers", "2", "--heads", "4", "--heads-kv", "2",
+                        "--ff", "352", "--type", "f16", "--seed", "11"], check=True,
+                       capture_output=True)
+    return path
+
+
 def shipped_suite(args):
     target = args.target or "models/specula-py-target-q8_0.gguf"
     draft = args.draft or "models/specula-py-draft-distilled-f16.gguf"
-    random_draft = os.path.join(args.out, "random-draft-f16.gguf")
-    if not os.path.exists(random_draft):
-        subprocess.run([args.specula, "make-model", "--out", random_draft, "--tokenizer-from",
-                        target, "--embd", "128", "--layers", "2", "--heads", "4", "--heads-kv",
-                        "2", "--ff", "352", "--type", "f16", "--seed", "11"], check=True,
-                       capture_output=True)
+    random_draft = make_random_draft(args.specula, target, args.out)
     d = ["-d", draft]
     plain = ("plain", ["--draft-max", "0"])
     model_configs = [plain] + [(l, d + f) for l, f in
