@@ -1,6 +1,6 @@
 // `specula tokenize`, `tokenizer train`, and `make-model --tokenizer-from`
 // followed by `generate`, run as the real executable on the vocabularies of
-// real models (../shared/vocab: llama.cpp's test texts in .inp, the ids of
+// real models (tests/data/vocab: llama.cpp's test texts in .inp, the ids of
 // each model's Hugging Face tokenizer in .out, encoded without BOS/EOS).
 #include <gtest/gtest.h>
 
@@ -144,7 +144,7 @@ struct Vocab {
 };
 
 std::string vocab_path(const Vocab& vocab) {
-  return std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-") + vocab.name + ".gguf";
+  return std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + vocab.name + ".gguf";
 }
 
 class TokenizerCli : public ::testing::TestWithParam<Vocab> {
@@ -375,7 +375,7 @@ void expect_error(const CliResult& result, const std::string& words) {
 class TokenizerCliErrors : public ::testing::Test {
  protected:
   TempDir dir_;
-  const std::string gpt2_ = std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-gpt-2.gguf");
+  const std::string gpt2_ = std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-gpt-2.gguf");
 };
 
 TEST_F(TokenizerCliErrors, Tokenize) {

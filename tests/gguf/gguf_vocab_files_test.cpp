@@ -1,4 +1,4 @@
-// The real vocabulary files shipped in ../shared/vocab (written by llama.cpp's
+// The real vocabulary files shipped in tests/data/vocab (written by llama.cpp's
 // converters) open and carry what the tokenizer needs.
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ namespace {
 class GgufVocabFile : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GgufVocabFile, OpensWithTokens) {
-  const std::string path = std::string(SPECULA_SHARED_DIR) + "/vocab/" + GetParam();
+  const std::string path = std::string(SPECULA_TEST_DATA_DIR) + "/vocab/" + GetParam();
   auto reader = GgufReader::open(path);
   EXPECT_EQ(reader->version(), 3u);
   EXPECT_TRUE(reader->tensors().empty());
@@ -38,7 +38,7 @@ INSTANTIATE_TEST_SUITE_P(SharedVocab, GgufVocabFile,
 
 TEST(GgufVocabFiles, SpmVocabularyHasItsKnownFirstTokens) {
   auto reader =
-      GgufReader::open(std::string(SPECULA_SHARED_DIR) + "/vocab/ggml-vocab-llama-spm.gguf");
+      GgufReader::open(std::string(SPECULA_TEST_DATA_DIR) + "/vocab/ggml-vocab-llama-spm.gguf");
   const auto tokens = reader->get_string_array("tokenizer.ggml.tokens");
   ASSERT_TRUE(tokens.has_value());
   ASSERT_EQ(tokens->size(), 32000u);  // the Llama 2 SentencePiece vocabulary

@@ -1,5 +1,5 @@
 // make-model with tokenizer_from: a random model carrying the tokenizer of a
-// real one (the vocab-only files of ../shared/vocab), every tokenizer.* key
+// real one (the vocab-only files of tests/data/vocab), every tokenizer.* key
 // copied with its value type, and n_vocab set to the token count.
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@ namespace specula {
 namespace {
 
 std::string shared_vocab(const std::string& name) {
-  return std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-") + name + ".gguf";
+  return std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + name + ".gguf";
 }
 
 // Small enough that a 50k-token model is about a megabyte.

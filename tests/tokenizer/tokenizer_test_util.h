@@ -1,5 +1,5 @@
 // Helpers for the tokenizer tests: tiny vocabularies written as GGUF files,
-// the real vocabularies of ../shared/vocab, and random text.
+// the real vocabularies of tests/data/vocab, and random text.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -31,7 +31,7 @@ inline LoadedTokenizer load_tokenizer(const std::string& path) {
 }
 
 inline std::string shared_vocab(const std::string& name) {
-  return std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-") + name + ".gguf";
+  return std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + name + ".gguf";
 }
 
 inline std::string write_temp_gguf(const GgufWriter& writer, const std::string& name) {

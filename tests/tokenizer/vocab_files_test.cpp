@@ -1,4 +1,4 @@
-// The vocabularies of real models in ../shared/vocab, each with llama.cpp's
+// The vocabularies of real models in tests/data/vocab, each with llama.cpp's
 // test texts (.inp, cases separated by "\n__ggml_vocab_test__\n") and the ids
 // the models' own Hugging Face tokenizers produced for them (.out, one line
 // of space-separated ids per case, encoded without added BOS/EOS).
@@ -68,7 +68,7 @@ class VocabFileTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(VocabFileTest, EveryCaseMatchesTheReferenceIds) {
   const std::string path =
-      std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-") + GetParam() + ".gguf";
+      std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + GetParam() + ".gguf";
   std::unique_ptr<GgufReader> file = GgufReader::open(path);
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
   const std::vector<VocabCase> cases = load_cases(path);
@@ -90,7 +90,7 @@ TEST_P(VocabFileTest, EveryCaseMatchesTheReferenceIds) {
 
 TEST_P(VocabFileTest, DecodingTheReferenceIdsGivesTheTextBack) {
   const std::string path =
-      std::string(SPECULA_SHARED_DIR "/vocab/ggml-vocab-") + GetParam() + ".gguf";
+      std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + GetParam() + ".gguf";
   std::unique_ptr<GgufReader> file = GgufReader::open(path);
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
   for (const VocabCase& c : load_cases(path)) {
