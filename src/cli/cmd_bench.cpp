@@ -17,9 +17,9 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "spec/bench_plot.h"
-#include "spec/bench_runner.h"
-#include "spec/model_drafter.h"
+#include "benchmark/bench_plot.h"
+#include "benchmark/bench_runner.h"
+#include "drafters/model_drafter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace specula::cli {

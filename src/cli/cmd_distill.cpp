@@ -22,8 +22,8 @@
 #include "sampling/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "train/distill_eval.h"
-#include "train/distill_loss.h"
-#include "train/gemm_dnnl.h"
+#include "learn/distill_loss.h"
+#include "learn/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {

@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
-#include "train/gemm_dnnl.h"
+#include "learn/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {

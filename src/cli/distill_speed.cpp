@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "spec/bench_runner.h"
+#include "benchmark/bench_runner.h"
 
 namespace specula::cli {
 

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf_reader.h"
-#include "train/model_io.h"
+#include "learn/model_io.h"
 #include "train/trainer.h"
 
 namespace specula::cli {

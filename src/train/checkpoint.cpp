@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
-#include "train/model_io.h"
+#include "learn/model_io.h"
 
 namespace specula {
 namespace {

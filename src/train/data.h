@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
-#include "train/random.h"
+#include "learn/random.h"
 
 namespace specula {
 

@@ -7,8 +7,8 @@
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
 #include "train/checkpoint.h"
-#include "train/gemm_dnnl.h"
-#include "train/model_io.h"
+#include "learn/gemm_dnnl.h"
+#include "learn/model_io.h"
 
 namespace specula {
 namespace {

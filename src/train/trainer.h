@@ -15,11 +15,11 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "gguf/gguf_reader.h"
-#include "train/adamw.h"
+#include "learn/adamw.h"
 #include "train/data.h"
-#include "train/loss.h"
-#include "train/random.h"
-#include "train/transformer.h"
+#include "learn/loss.h"
+#include "learn/random.h"
+#include "learn/transformer.h"
 
 namespace specula {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "spec/bandit.h"
+#include "policies/bandit.h"
 
 namespace specula {
 namespace {

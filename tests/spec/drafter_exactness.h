@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "spec/chi_square.h"
-#include "spec/generator.h"
+#include "speculative/generator.h"
 #include "spec/model_files.h"
 
 namespace specula::testing {

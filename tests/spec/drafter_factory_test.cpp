@@ -1,14 +1,14 @@
 // make_drafter: every spec of the grammar builds the drafter it names (whose
 // name() gives the spec back), and bad specs or missing resources are one
 // clear Error.
-#include "spec/drafter_factory.h"
+#include "engine/drafter_factory.h"
 
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "spec/model_drafter.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
-#include "spec/self_drafter.h"
+#include "drafters/self_drafter.h"
 
 namespace specula {
 namespace {

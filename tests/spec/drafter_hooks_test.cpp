@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "spec/generator.h"
-#include "spec/model_drafter.h"
+#include "speculative/generator.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

@@ -5,7 +5,7 @@
 // greedy and sampled choices and their confidence, the early stop, and the
 // cap at the cache's room (also for a real ModelDrafter, which used to
 // throw there).
-#include "spec/forward_drafter.h"
+#include "drafters/forward_drafter.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 
 #include "model/make_model.h"
 #include "spec/drafter_exactness.h"
-#include "spec/model_drafter.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

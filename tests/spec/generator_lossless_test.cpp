@@ -11,8 +11,8 @@
 
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
-#include "spec/generator.h"
-#include "spec/model_drafter.h"
+#include "speculative/generator.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

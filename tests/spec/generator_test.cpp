@@ -12,8 +12,8 @@
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_writer.h"
 #include "spec/drafter_exactness.h"
-#include "spec/generator.h"
-#include "spec/model_drafter.h"
+#include "speculative/generator.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

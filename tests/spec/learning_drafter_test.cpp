@@ -16,9 +16,9 @@
 
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
-#include "spec/generator.h"
-#include "spec/learning_model_drafter.h"
-#include "spec/model_drafter.h"
+#include "speculative/generator.h"
+#include "online/learning_model_drafter.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "sampling/sampling.h"
-#include "spec/policy_estimates.h"
+#include "policies/policy_estimates.h"
 
 namespace specula {
 namespace {

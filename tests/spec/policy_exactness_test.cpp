@@ -12,15 +12,15 @@
 #include <numeric>
 #include <vector>
 
-#include "spec/bandit.h"
+#include "policies/bandit.h"
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
-#include "spec/generator.h"
-#include "spec/model_drafter.h"
+#include "speculative/generator.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
-#include "spec/policy.h"
-#include "spec/prompt_lookup_drafter.h"
-#include "spec/suffix_cache_drafter.h"
+#include "policies/policy.h"
+#include "drafters/prompt_lookup_drafter.h"
+#include "drafters/suffix_cache_drafter.h"
 
 namespace specula {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "core/error.h"
 #include "sampling/sampling.h"
-#include "spec/policy.h"
-#include "spec/policy_adaptive.h"
+#include "policies/policy.h"
+#include "policies/policy_adaptive.h"
 
 namespace specula {
 namespace {

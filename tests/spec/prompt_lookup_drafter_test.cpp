@@ -1,7 +1,7 @@
 // PromptLookupDrafter: what it proposes (against a brute-force scan written
 // here), that its incremental index equals a fresh one, robustness, and
 // exactness through the Generator (greedy identity, chi-square at T = 1).
-#include "spec/prompt_lookup_drafter.h"
+#include "drafters/prompt_lookup_drafter.h"
 
 #include <gtest/gtest.h>
 

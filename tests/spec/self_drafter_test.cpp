@@ -4,13 +4,13 @@
 // layers drafts (written by write_draft_model, run by ModelDrafter);
 // robustness, and exactness through the Generator (greedy identity,
 // chi-square at T = 1).
-#include "spec/self_drafter.h"
+#include "drafters/self_drafter.h"
 
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "spec/drafter_exactness.h"
-#include "spec/model_drafter.h"
+#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

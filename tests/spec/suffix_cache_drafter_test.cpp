@@ -3,7 +3,7 @@
 // budget (with exact bookkeeping: the index equals one built from what is
 // left), sharing between threads, robustness, and exactness through the
 // Generator (greedy identity, chi-square at T = 1).
-#include "spec/suffix_cache_drafter.h"
+#include "drafters/suffix_cache_drafter.h"
 
 #include <gtest/gtest.h>
 

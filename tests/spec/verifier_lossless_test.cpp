@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "spec/chi_square.h"
-#include "spec/verifier.h"
+#include "speculative/verifier.h"
 
 namespace specula {
 namespace {

@@ -1,6 +1,6 @@
 // Verifier behaviour on hand-made rows: greedy matching, the deterministic
 // residual, the bonus row, and the float guard when p equals q.
-#include "spec/verifier.h"
+#include "speculative/verifier.h"
 
 #include <gtest/gtest.h>
 

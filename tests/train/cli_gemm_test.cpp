@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "cli/cli_runner.h"
-#include "train/gemm_dnnl.h"
+#include "learn/gemm_dnnl.h"
 
 namespace specula {
 namespace {

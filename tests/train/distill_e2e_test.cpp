@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "model/make_model.h"
 #include "train/distill_eval.h"
-#include "train/distill_loss.h"
-#include "train/random.h"
+#include "learn/distill_loss.h"
+#include "learn/random.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
 

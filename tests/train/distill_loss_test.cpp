@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "train/distill_loss.h"
+#include "learn/distill_loss.h"
 
 namespace specula {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "train/model_io.h"
+#include "learn/model_io.h"
 #include "train/train_test_util.h"
 
 namespace specula {

@@ -2,7 +2,7 @@
 // against a double reference within a bound derived from bf16 rounding,
 // determinism across thread counts, the dispatch in gemm(), the choice of
 // backend and its fall-backs, and training a tiny model with it.
-#include "train/gemm_dnnl.h"
+#include "learn/gemm_dnnl.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "train/gemm.h"
+#include "learn/gemm.h"
 
 #include <gtest/gtest.h>
 

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "train/layers.h"
+#include "learn/layers.h"
 
 namespace specula {
 namespace {

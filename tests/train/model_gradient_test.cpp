@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "train/transformer.h"
+#include "learn/transformer.h"
 
 namespace specula {
 namespace {

@@ -8,8 +8,8 @@
 
 #include "model/make_model.h"
 #include "model/model.h"
-#include "train/online_distiller.h"
-#include "train/random.h"
+#include "online/online_distiller.h"
+#include "learn/random.h"
 
 namespace specula::test {
 

@@ -19,8 +19,8 @@
 #include "model/make_model.h"
 #include "train/distill_eval.h"
 #include "train/online_distill_test_util.h"
-#include "train/online_distiller.h"
-#include "train/random.h"
+#include "online/online_distiller.h"
+#include "learn/random.h"
 
 namespace specula {
 namespace {

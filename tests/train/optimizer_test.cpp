@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "train/adamw.h"
+#include "learn/adamw.h"
 
 namespace specula {
 namespace {

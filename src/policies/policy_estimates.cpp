@@ -1,0 +1,254 @@
+#include "policies/policy_estimates.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace specula {
+
+AcceptanceEstimate::AcceptanceEstimate(AcceptanceOptions options) : options_(options) {}
+
+void AcceptanceEstimate::observe(int32_t drafted, int32_t accepted) {
+  assert(accepted >= 0 && accepted <= drafted);
+  const int32_t judged = std::min({drafted, accepted + 1, options_.max_positions});
+  if (static_cast<int32_t>(positions_.size()) < judged) positions_.resize(judged);
+  for (int32_t i = 0; i < judged; ++i) {
+    const bool kept = i < accepted;
+    positions_[i].observe(kept, options_.decay);
+    pooled_.observe(kept, options_.decay);
+  }
+  // Positions past the judged ones learn nothing from this draft, but their
+  // evidence ages like everyone's: when short drafts are all that run, an
+  // old verdict on a deep position fades towards the pooled rate instead
+  // of deciding every later draft length.
+  for (size_t i = judged; i < positions_.size(); ++i) positions_[i].fade(options_.decay);
+}
+
+double AcceptanceEstimate::pooled() const {
+  return pooled_.mean(options_.prior_mean, options_.prior_weight);
+}
+
+double AcceptanceEstimate::at(int32_t position) const {
+  const double pool = pooled();
+  if (position < 0 || position >= static_cast<int32_t>(positions_.size())) return pool;
+  return positions_[position].mean(pool, options_.pooling_weight);
+}
+
+double AcceptanceEstimate::trials_at(int32_t position) const {
+  if (position < 0 || position >= static_cast<int32_t>(positions_.size())) return 0.0;
+  return positions_[position].trials();
+}
+
+double AcceptanceEstimate::expected_tokens(int32_t g) const {
+  double expected = 1.0;
+  double all_accepted = 1.0;
+  for (int32_t j = 0; j < g; ++j) {
+    all_accepted *= at(j);
+    expected += all_accepted;
+  }
+  return expected;
+}
+
+void AcceptanceEstimate::cap(double max_trials) {
+  for (DecayedRate& rate : positions_) rate.cap(max_trials);
+  pooled_.cap(max_trials);
+}
+
+ConfidenceCalibration::ConfidenceCalibration(int32_t buckets, double decay, double prior_weight)
+    : buckets_(static_cast<size_t>(std::max(1, buckets))),
+      decay_(decay),
+      prior_weight_(prior_weight) {}
+
+int32_t ConfidenceCalibration::bucket_of(float confidence) const {
+  const int32_t n = buckets();
+  const int32_t b =
+      static_cast<int32_t>(std::clamp(confidence, 0.0f, 1.0f) * static_cast<float>(n));
+  return std::min(b, n - 1);
+}
+
+double ConfidenceCalibration::prior(int32_t bucket) const {
+  const double midpoint = (bucket + 0.5) / buckets();
+  return std::max(midpoint, all_.mean(0.5, prior_weight_));
+}
+
+void ConfidenceCalibration::observe(float confidence, bool accepted) {
+  buckets_[bucket_of(confidence)].observe(accepted, decay_);
+  all_.observe(accepted, decay_);
+}
+
+double ConfidenceCalibration::acceptance(float confidence) const {
+  const int32_t b = bucket_of(confidence);
+  return buckets_[b].mean(prior(b), prior_weight_);
+}
+
+std::vector<double> ConfidenceCalibration::monotone_acceptance() const {
+  // Pool adjacent violators: merge neighbouring buckets while a lower one
+  // has the higher rate, into their weighted mean. Blocks: [first, last],
+  // mean, weight.
+  struct Block {
+    int32_t first, last;
+    double mean, weight;
+  };
+  std::vector<Block> blocks;
+  const int32_t n = buckets();
+  blocks.reserve(static_cast<size_t>(n));
+  for (int32_t b = 0; b < n; ++b) {
+    Block block{b, b, buckets_[b].mean(prior(b), prior_weight_),
+                buckets_[b].trials() + prior_weight_};
+    while (!blocks.empty() && blocks.back().mean >= block.mean) {
+      const Block& low = blocks.back();
+      const double weight = low.weight + block.weight;
+      block = {low.first, block.last, (low.mean * low.weight + block.mean * block.weight) / weight,
+               weight};
+      blocks.pop_back();
+    }
+    blocks.push_back(block);
+  }
+  std::vector<double> fitted(static_cast<size_t>(n));
+  for (const Block& block : blocks) {
+    for (int32_t b = block.first; b <= block.last; ++b) fitted[b] = block.mean;
+  }
+  return fitted;
+}
+
+float ConfidenceCalibration::threshold_for(double needed) const {
+  if (needed <= 0.0) return 0.0f;
+  const std::vector<double> fitted = monotone_acceptance();
+  const int32_t n = buckets();
+  int32_t lowest = n;  // the fit is non-decreasing: every bucket from here on qualifies
+  while (lowest > 0 && fitted[lowest - 1] >= needed) --lowest;
+  return static_cast<float>(lowest) / static_cast<float>(n);
+}
+
+double ConfidenceCalibration::observations() const {
+  double total = 0.0;
+  for (const DecayedRate& rate : buckets_) total += rate.trials();
+  return total;
+}
+
+void ConfidenceCalibration::cap(double max_trials) {
+  for (DecayedRate& rate : buckets_) rate.cap(max_trials);
+  all_.cap(max_trials);
+}
+
+VerifyCost::VerifyCost(CostOptions options) : options_(options) {}
+
+void VerifyCost::observe(int32_t rows, double seconds) {
+  if (rows < 1 || seconds < 0) return;
+  if (static_cast<int32_t>(ratio_by_rows_.size()) < rows) ratio_by_rows_.resize(rows);
+  Ewma& ratio = ratio_by_rows_[rows - 1];
+  constexpr int64_t kSamplesBeforeClipping = 3;
+  if (ratio.samples() >= kSamplesBeforeClipping) {
+    seconds = std::min(seconds, options_.outlier_factor * this->seconds(rows));
+  }
+  // The shape before this sample prices it: the level moves by what the
+  // sample says a one-row pass costs now, and only then is the sample's
+  // ratio to the level taken, so that a change of speed lands in the level.
+  const double shape = shape_at(rows);
+  const bool first = !level_.known();
+  level_.observe(seconds / shape, options_.ewma_weight);
+  ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
+}
+
+bool VerifyCost::measured(int32_t rows) const {
+  return rows >= 1 && rows <= static_cast<int32_t>(ratio_by_rows_.size()) &&
+         ratio_by_rows_[rows - 1].known();
+}
+
+bool VerifyCost::any() const {
+  return level_.known();
+}
+
+double VerifyCost::shape_at(int32_t rows) const {
+  // Weighted sums over the measured n for the line through their ratios.
+  double w_sum = 0, n_sum = 0, r_sum = 0, lowest = 0;
+  int32_t distinct = 0;
+  for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
+    const Ewma& e = ratio_by_rows_[n - 1];
+    if (!e.known()) continue;
+    const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
+    w_sum += w;
+    n_sum += w * n;
+    r_sum += w * e.mean();
+    lowest = distinct == 0 ? e.mean() : std::min(lowest, e.mean());
+    ++distinct;
+  }
+  if (distinct < 2) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  const double n_mean = n_sum / w_sum, r_mean = r_sum / w_sum;
+  double covariance = 0, variance = 0;
+  for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
+    const Ewma& e = ratio_by_rows_[n - 1];
+    if (!e.known()) continue;
+    const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
+    covariance += w * (n - n_mean) * (e.mean() - r_mean);
+    variance += w * (n - n_mean) * (n - n_mean);
+  }
+  const double slope = std::max(0.0, covariance / variance);  // variance > 0: distinct n
+  // A steep line could reach below zero at small n: no pass is cheaper than
+  // half the cheapest one measured. Normalised so that shape(1) = 1.
+  const auto line = [&](int32_t n) {
+    return std::max(r_mean + slope * (n - n_mean), 0.5 * lowest);
+  };
+  return line(rows) / line(1);
+}
+
+double VerifyCost::seconds(int32_t rows) const {
+  return level_.known() ? level_.mean() * shape_at(rows) : 0.0;
+}
+
+SpeculationEstimates::SpeculationEstimates(AcceptanceOptions acceptance, CostOptions cost)
+    : acceptance_options_(acceptance), cost_options_(cost), verify_(cost) {}
+
+DrafterEstimate& SpeculationEstimates::drafter(int32_t slot) {
+  assert(slot >= 0);
+  while (static_cast<int32_t>(drafters_.size()) <= slot)
+    drafters_.emplace_back(acceptance_options_);
+  return drafters_[slot];
+}
+
+const DrafterEstimate* SpeculationEstimates::find(int32_t slot) const {
+  if (slot < 0 || slot >= static_cast<int32_t>(drafters_.size())) return nullptr;
+  return &drafters_[slot];
+}
+
+void SpeculationEstimates::observe(const StepOutcome& outcome) {
+  verify_.observe(outcome.drafted + 1, outcome.verify_seconds);
+  if (outcome.slot < 0 || outcome.drafted <= 0) return;
+  DrafterEstimate& d = drafter(outcome.slot);
+  d.acceptance.observe(outcome.drafted, outcome.accepted);
+  d.seconds_per_token.observe(outcome.draft_seconds / outcome.drafted, cost_options_.ewma_weight);
+  // Only tokens whose prefix was accepted were judged.
+  const int32_t judged = std::min<int32_t>(outcome.accepted + 1, outcome.drafted);
+  for (int32_t i = 0; i < judged && i < static_cast<int32_t>(outcome.confidence.size()); ++i) {
+    d.calibration.observe(outcome.confidence[i], i < outcome.accepted);
+  }
+}
+
+double SpeculationEstimates::expected_tokens(int32_t slot, int32_t g) const {
+  if (g <= 0) return 1.0;
+  const DrafterEstimate* d = find(slot);
+  if (d) return d->acceptance.expected_tokens(g);
+  return AcceptanceEstimate(acceptance_options_).expected_tokens(g);
+}
+
+double SpeculationEstimates::step_seconds(int32_t slot, int32_t g) const {
+  double seconds = verify_.seconds(g + 1);
+  if (g > 0) {
+    const DrafterEstimate* d = find(slot);
+    if (d && d->seconds_per_token.known()) seconds += g * d->seconds_per_token.mean();
+  }
+  return seconds;
+}
+
+double SpeculationEstimates::tokens_per_second(int32_t slot, int32_t g) const {
+  const double seconds = step_seconds(slot, g);
+  return seconds > 0 ? expected_tokens(slot, g) / seconds : 0.0;
+}
+
+void SpeculationEstimates::cap(double max_trials) {
+  for (DrafterEstimate& d : drafters_) {
+    d.acceptance.cap(max_trials);
+    d.calibration.cap(max_trials);
+  }
+}
+
+}  // namespace specula
