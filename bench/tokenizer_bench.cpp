@@ -42,7 +42,8 @@ const std::string& bench_text() {
 }
 
 void encode_text(benchmark::State& state, const std::string& vocab, const std::string& text) {
-  const std::string path = std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + vocab + ".gguf";
+  const std::string path =
+      std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + vocab + ".gguf";
   std::unique_ptr<GgufReader> file = GgufReader::open(path);
   std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
   size_t tokens = 0;

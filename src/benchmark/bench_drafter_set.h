@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "drafters/suffix_cache.h"
 #include "model/model.h"
 #include "policies/bandit.h"
+#include "policies/policy.h"
 #include "speculative/drafter.h"
 #include "speculative/generator.h"
-#include "policies/policy.h"
-#include "drafters/suffix_cache.h"
 
 namespace specula {
 

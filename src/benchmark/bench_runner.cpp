@@ -6,13 +6,13 @@
 #include <memory>
 #include <string>
 
-#include "core/error.h"
-#include "sampling/sampling.h"
 #include "benchmark/bench_bandwidth.h"
 #include "benchmark/bench_drafter_set.h"
-#include "speculative/generator.h"
+#include "core/error.h"
 #include "drafters/model_drafter.h"
 #include "policies/policy.h"
+#include "sampling/sampling.h"
+#include "speculative/generator.h"
 
 namespace specula {
 namespace {

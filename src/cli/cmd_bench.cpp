@@ -13,13 +13,13 @@
 #include <thread>
 #include <vector>
 
+#include "benchmark/bench_plot.h"
+#include "benchmark/bench_runner.h"
 #include "cli/command_registry.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "model/model.h"
-#include "benchmark/bench_plot.h"
-#include "benchmark/bench_runner.h"
 #include "drafters/model_drafter.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace specula::cli {

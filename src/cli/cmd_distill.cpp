@@ -18,12 +18,12 @@
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
 #include "core/error.h"
+#include "learn/distill_loss.h"
+#include "learn/gemm_dnnl.h"
 #include "model/model.h"
 #include "sampling/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "train/distill_eval.h"
-#include "learn/distill_loss.h"
-#include "learn/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {

@@ -19,9 +19,9 @@
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
 #include "core/error.h"
+#include "learn/gemm_dnnl.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
-#include "learn/gemm_dnnl.h"
 #include "train/trainer.h"
 
 namespace specula::cli {

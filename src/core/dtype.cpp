@@ -60,7 +60,9 @@ const DTypeInfo& dtype_info(DType type) {
   return kTypes[0];
 }
 
-std::string_view dtype_name(DType type) { return dtype_info(type).name; }
+std::string_view dtype_name(DType type) {
+  return dtype_info(type).name;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const DTypeInfo& info : kTypes) {

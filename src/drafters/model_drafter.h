@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
 #include "drafters/forward_drafter.h"
+#include "model/model.h"
 
 namespace specula {
 

@@ -12,8 +12,8 @@
 #include <span>
 #include <string>
 
-#include "speculative/drafter.h"
 #include "drafters/suffix_cache.h"
+#include "speculative/drafter.h"
 
 namespace specula {
 

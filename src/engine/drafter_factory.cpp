@@ -3,10 +3,10 @@
 #include <charconv>
 
 #include "core/error.h"
-#include "online/learning_model_drafter.h"
 #include "drafters/model_drafter.h"
 #include "drafters/self_drafter.h"
 #include "drafters/suffix_cache_drafter.h"
+#include "online/learning_model_drafter.h"
 
 namespace specula {
 namespace {

@@ -21,10 +21,10 @@
 #include <string>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
-#include "speculative/drafter.h"
 #include "drafters/prompt_lookup_drafter.h"
 #include "drafters/suffix_cache.h"
+#include "model/model.h"
+#include "speculative/drafter.h"
 
 namespace specula {
 

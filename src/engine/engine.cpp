@@ -8,15 +8,15 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
-#include "model/model.h"
-#include "policies/bandit.h"
-#include "engine/drafter_factory.h"
-#include "speculative/generator.h"
-#include "online/learning_model_drafter.h"
 #include "drafters/model_drafter.h"
-#include "policies/policy.h"
-#include "tokenizer/tokenizer.h"
+#include "engine/drafter_factory.h"
+#include "model/model.h"
+#include "online/learning_model_drafter.h"
 #include "online/online_distiller.h"
+#include "policies/bandit.h"
+#include "policies/policy.h"
+#include "speculative/generator.h"
+#include "tokenizer/tokenizer.h"
 
 namespace specula {
 

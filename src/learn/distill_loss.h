@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "model/model.h"
 #include "learn/loss.h"
+#include "model/model.h"
 
 namespace specula {
 

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
 #include "drafters/forward_drafter.h"
+#include "model/model.h"
 #include "online/online_distiller.h"
 
 namespace specula {

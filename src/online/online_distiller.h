@@ -28,12 +28,12 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "gguf/gguf_writer.h"
-#include "model/model.h"
 #include "learn/adamw.h"
 #include "learn/distill_loss.h"
-#include "online/online_replay_buffer.h"
 #include "learn/random.h"
 #include "learn/transformer.h"
+#include "model/model.h"
+#include "online/online_replay_buffer.h"
 
 namespace specula {
 

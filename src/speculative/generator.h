@@ -19,12 +19,12 @@
 
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "sampling/sampling.h"
 #include "policies/bandit.h"
-#include "speculative/drafter.h"
 #include "policies/policy.h"
-#include "speculative/verifier.h"
+#include "sampling/sampling.h"
 #include "specula/stats.h"
+#include "speculative/drafter.h"
+#include "speculative/verifier.h"
 
 namespace specula {
 

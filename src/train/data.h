@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/tokenizer.h"
 #include "learn/random.h"
+#include "tokenizer/tokenizer.h"
 
 namespace specula {
 

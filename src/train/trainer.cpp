@@ -6,9 +6,9 @@
 
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
-#include "train/checkpoint.h"
 #include "learn/gemm_dnnl.h"
 #include "learn/model_io.h"
+#include "train/checkpoint.h"
 
 namespace specula {
 namespace {

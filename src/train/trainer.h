@@ -16,10 +16,10 @@
 #include "core/thread_pool.h"
 #include "gguf/gguf_reader.h"
 #include "learn/adamw.h"
-#include "train/data.h"
 #include "learn/loss.h"
 #include "learn/random.h"
 #include "learn/transformer.h"
+#include "train/data.h"
 
 namespace specula {
 

@@ -91,7 +91,9 @@ struct MalformedCase {
 };
 
 // Keeps ctest's test names short: the case is named by its name alone.
-void PrintTo(const MalformedCase& c, std::ostream* out) { *out << c.name; }
+void PrintTo(const MalformedCase& c, std::ostream* out) {
+  *out << c.name;
+}
 
 std::vector<MalformedCase> malformed_cases() {
   std::vector<MalformedCase> cases;

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "spec/chi_square.h"
-#include "speculative/generator.h"
 #include "spec/model_files.h"
+#include "speculative/generator.h"
 
 namespace specula::testing {
 

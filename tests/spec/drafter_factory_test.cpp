@@ -7,8 +7,8 @@
 
 #include "core/error.h"
 #include "drafters/model_drafter.h"
-#include "spec/model_files.h"
 #include "drafters/self_drafter.h"
+#include "spec/model_files.h"
 
 namespace specula {
 namespace {

@@ -6,9 +6,9 @@
 
 #include <cmath>
 
-#include "speculative/generator.h"
 #include "drafters/model_drafter.h"
 #include "spec/model_files.h"
+#include "speculative/generator.h"
 
 namespace specula {
 namespace {

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "drafters/model_drafter.h"
 #include "model/make_model.h"
 #include "spec/drafter_exactness.h"
-#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
 
 namespace specula {

@@ -9,12 +9,12 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "drafters/model_drafter.h"
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_writer.h"
 #include "spec/drafter_exactness.h"
-#include "speculative/generator.h"
-#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
+#include "speculative/generator.h"
 
 namespace specula {
 namespace {

@@ -14,12 +14,12 @@
 #include <memory>
 #include <vector>
 
+#include "drafters/model_drafter.h"
+#include "online/learning_model_drafter.h"
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
-#include "speculative/generator.h"
-#include "online/learning_model_drafter.h"
-#include "drafters/model_drafter.h"
 #include "spec/model_files.h"
+#include "speculative/generator.h"
 
 namespace specula {
 namespace {

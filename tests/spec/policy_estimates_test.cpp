@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "sampling/sampling.h"
 #include "policies/policy_estimates.h"
+#include "sampling/sampling.h"
 
 namespace specula {
 namespace {

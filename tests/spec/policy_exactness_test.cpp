@@ -12,15 +12,15 @@
 #include <numeric>
 #include <vector>
 
-#include "policies/bandit.h"
-#include "spec/chi_square.h"
-#include "spec/drafter_exactness.h"
-#include "speculative/generator.h"
 #include "drafters/model_drafter.h"
-#include "spec/model_files.h"
-#include "policies/policy.h"
 #include "drafters/prompt_lookup_drafter.h"
 #include "drafters/suffix_cache_drafter.h"
+#include "policies/bandit.h"
+#include "policies/policy.h"
+#include "spec/chi_square.h"
+#include "spec/drafter_exactness.h"
+#include "spec/model_files.h"
+#include "speculative/generator.h"
 
 namespace specula {
 namespace {

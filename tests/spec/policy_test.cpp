@@ -9,9 +9,9 @@
 #include <map>
 
 #include "core/error.h"
-#include "sampling/sampling.h"
 #include "policies/policy.h"
 #include "policies/policy_adaptive.h"
+#include "sampling/sampling.h"
 
 namespace specula {
 namespace {

@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "spec/drafter_exactness.h"
 #include "drafters/model_drafter.h"
+#include "spec/drafter_exactness.h"
 #include "spec/model_files.h"
 
 namespace specula {

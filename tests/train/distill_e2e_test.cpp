@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/make_model.h"
-#include "train/distill_eval.h"
 #include "learn/distill_loss.h"
 #include "learn/random.h"
+#include "model/make_model.h"
+#include "train/distill_eval.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
 

@@ -6,8 +6,8 @@
 #include <random>
 #include <vector>
 
-#include "model/model.h"
 #include "learn/model_io.h"
+#include "model/model.h"
 #include "train/train_test_util.h"
 
 namespace specula {

@@ -6,10 +6,10 @@
 #include <span>
 #include <vector>
 
+#include "learn/random.h"
 #include "model/make_model.h"
 #include "model/model.h"
 #include "online/online_distiller.h"
-#include "learn/random.h"
 
 namespace specula::test {
 

@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "model/make_model.h"
-#include "train/online_distill_test_util.h"
-#include "online/online_distiller.h"
 #include "learn/random.h"
+#include "model/make_model.h"
+#include "online/online_distiller.h"
+#include "train/online_distill_test_util.h"
 
 namespace specula {
 namespace {

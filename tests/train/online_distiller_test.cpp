@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "learn/random.h"
 #include "model/make_model.h"
+#include "online/online_distiller.h"
 #include "train/distill_eval.h"
 #include "train/online_distill_test_util.h"
-#include "online/online_distiller.h"
-#include "learn/random.h"
 
 namespace specula {
 namespace {
