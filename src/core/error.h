@@ -1,19 +1,14 @@
-// Errors at the edges of specula: a bad file, flag or request becomes one
-// specula::Error whose message says what is wrong, where, and what to do.
-// Invariants inside the engine are asserts, not Errors.
+// The helpers that build and throw specula::Error (include/specula/error.h)
+// inside the library: fail("what", value, "what to do").
 #pragma once
 
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
-namespace specula {
+#include "specula/error.h"
 
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace specula {
 
 // Concatenates any streamable values into one string: str_cat("n_head = ", n).
 template <typename... Args>
