@@ -8,11 +8,11 @@
 #include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "cli/command_registry.h"
 #include "core/error.h"
+#include "core/split_list.h"
 #include "gguf/gguf_reader.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -54,13 +54,7 @@ std::string quote_bytes(std::string_view bytes) {
 
 std::vector<int32_t> parse_ids(const std::string& list) {
   std::vector<int32_t> ids;
-  std::string item;
-  std::istringstream in(list);
-  while (std::getline(in, item, ',')) {
-    const size_t begin = item.find_first_not_of(" \t");
-    if (begin == std::string::npos) continue;
-    const size_t end = item.find_last_not_of(" \t");
-    const std::string number = item.substr(begin, end - begin + 1);
+  for (const std::string& number : split_list(list, "--decode")) {
     try {
       size_t used = 0;
       const long long value = std::stoll(number, &used);
@@ -71,10 +65,6 @@ std::vector<int32_t> parse_ids(const std::string& list) {
       fail("--decode: \"", number,
            "\" is not a token id; pass comma-separated integers, e.g. --decode \"1,2,3\"");
     }
-  }
-  if (ids.empty()) {
-    fail("--decode \"", list,
-         "\" holds no token ids; pass comma-separated integers, e.g. --decode \"1,2,3\"");
   }
   return ids;
 }
@@ -141,45 +131,46 @@ void run_encode(const Tokenizer& tokenizer, const TokenizeOptions& options) {
   if (!options.pieces_only) std::cerr << ids.size() << " tokens\n";
 }
 
-const bool registered = register_command({
+void add_flags(CLI::App& sub, TokenizeOptions& options) {
+  sub.add_option("-m,--model", options.model, "GGUF file whose tokenizer to use")->required();
+  sub.add_option("text", options.text, "Text to tokenize ('-' reads stdin)");
+  sub.add_option("--file", options.text_file, "Read the text from this file ('-': stdin)");
+  sub.add_option("--decode", options.decode, "Comma-separated ids to turn back into text");
+  sub.add_flag("--ids", options.ids_only, "Print only the ids, space-separated");
+  sub.add_flag("--pieces", options.pieces_only, "Print only the pieces, one per line");
+  sub.add_flag("--no-special", options.no_special, "Do not add BOS/EOS");
+  sub.add_flag("--parse-special", options.parse_special,
+               "Read special-token text such as <|endoftext|> as the special token");
+  sub.add_flag("--json", options.json, "Print JSON");
+}
+
+void run(const TokenizeOptions& options, const CLI::App& sub) {
+  const bool decode = sub.count("--decode") > 0;
+  const bool has_text = sub.count("text") > 0 || sub.count("--file") > 0;
+  if (decode && has_text) {
+    fail("tokenize: give text to encode or --decode IDS, not both");
+  }
+  if (!decode && !has_text) {
+    fail(
+        "tokenize: no text: give it as an argument, with --file PATH, or '-' for stdin "
+        "(or --decode IDS to turn ids into text)");
+  }
+  if (sub.count("text") > 0 && sub.count("--file") > 0) {
+    fail("tokenize: the text is given twice (as an argument and with --file): give it once");
+  }
+  const std::unique_ptr<GgufReader> file = GgufReader::open(options.model);
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
+  if (decode) {
+    run_decode(*tokenizer, options);
+  } else {
+    run_encode(*tokenizer, options);
+  }
+}
+
+const bool registered = register_command_with_flags<TokenizeOptions>(
     "tokenize",
     "Turn text into token ids and pieces with a model's tokenizer, or ids back into text",
-    [](CLI::App& sub) {
-      auto options = std::make_shared<TokenizeOptions>();
-      sub.add_option("-m,--model", options->model, "GGUF file whose tokenizer to use")->required();
-      sub.add_option("text", options->text, "Text to tokenize ('-' reads stdin)");
-      sub.add_option("--file", options->text_file, "Read the text from this file ('-': stdin)");
-      sub.add_option("--decode", options->decode, "Comma-separated ids to turn back into text");
-      sub.add_flag("--ids", options->ids_only, "Print only the ids, space-separated");
-      sub.add_flag("--pieces", options->pieces_only, "Print only the pieces, one per line");
-      sub.add_flag("--no-special", options->no_special, "Do not add BOS/EOS");
-      sub.add_flag("--parse-special", options->parse_special,
-                   "Read special-token text such as <|endoftext|> as the special token");
-      sub.add_flag("--json", options->json, "Print JSON");
-      sub.callback([options, &sub] {
-        const bool decode = sub.count("--decode") > 0;
-        const bool has_text = sub.count("text") > 0 || sub.count("--file") > 0;
-        if (decode && has_text) {
-          fail("tokenize: give text to encode or --decode IDS, not both");
-        }
-        if (!decode && !has_text) {
-          fail(
-              "tokenize: no text: give it as an argument, with --file PATH, or '-' for stdin "
-              "(or --decode IDS to turn ids into text)");
-        }
-        if (sub.count("text") > 0 && sub.count("--file") > 0) {
-          fail("tokenize: the text is given twice (as an argument and with --file): give it once");
-        }
-        const std::unique_ptr<GgufReader> file = GgufReader::open(options->model);
-        const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
-        if (decode) {
-          run_decode(*tokenizer, *options);
-        } else {
-          run_encode(*tokenizer, *options);
-        }
-      });
-    },
-});
+    add_flags, run);
 
 }  // namespace
 }  // namespace specula::cli

@@ -385,7 +385,7 @@ TEST_F(TokenizerCliErrors, Tokenize) {
   expect_error(run_cli("tokenize -m " + gpt2_), "no text");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 1,2 hi"), "not both");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 1,x"), "\"x\" is not a token id");
-  expect_error(run_cli("tokenize -m " + gpt2_ + " --decode ,"), "no token ids");
+  expect_error(run_cli("tokenize -m " + gpt2_ + " --decode ,"), "holds no items");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 50257"), "50257");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode -1"), "-1");
 
