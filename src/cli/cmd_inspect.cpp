@@ -300,23 +300,23 @@ struct InspectOptions {
   bool json = false;
 };
 
-const bool registered = register_command({
-    "inspect",
-    "Validate a GGUF file and show its metadata, tensors, types and sizes",
-    [](CLI::App& sub) {
-      auto options = std::make_shared<InspectOptions>();
-      sub.add_option("file", options->path, "GGUF file to inspect")->required();
-      sub.add_flag("--json", options->json, "Print machine-readable JSON instead of text");
-      sub.callback([options] {
-        const std::unique_ptr<GgufReader> reader = GgufReader::open(options->path);
-        if (options->json) {
-          print_json(*reader);
-        } else {
-          print_text(*reader);
-        }
-      });
-    },
-});
+void add_flags(CLI::App& sub, InspectOptions& options) {
+  sub.add_option("file", options.path, "GGUF file to inspect")->required();
+  sub.add_flag("--json", options.json, "Print machine-readable JSON instead of text");
+}
+
+void run(const InspectOptions& options, const CLI::App& /*sub*/) {
+  const std::unique_ptr<GgufReader> reader = GgufReader::open(options.path);
+  if (options.json) {
+    print_json(*reader);
+  } else {
+    print_text(*reader);
+  }
+}
+
+const bool registered = register_command_with_flags<InspectOptions>(
+    "inspect", "Validate a GGUF file and show its metadata, tensors, types and sizes", add_flags,
+    run);
 
 }  // namespace
 }  // namespace specula::cli

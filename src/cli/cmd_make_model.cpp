@@ -129,42 +129,41 @@ void run(const MakeModelFlags& flags, const CLI::App& sub) {
   describe(flags.out, tokenizer_description);
 }
 
-const bool registered = register_command({
+void add_flags(CLI::App& sub, MakeModelFlags& flags) {
+  RandomModelOptions& m = flags.model;
+  sub.add_option("--out,-o", flags.out, "GGUF file to write")->required();
+  sub.add_option("--arch", m.architecture, "Architecture: llama or qwen2 (q/k/v biases)")
+      ->capture_default_str();
+  sub.add_option("--vocab", m.n_vocab,
+                 "Vocabulary size; >= 258 writes the byte-level tokenizer (256 bytes, "
+                 "<s>, </s>, then <|extra_N|> tokens)")
+      ->capture_default_str();
+  sub.add_option("--embd", m.n_embd, "Model width")->capture_default_str();
+  sub.add_option("--layers", m.n_layer, "Layers (with --from: layers the draft keeps)")
+      ->capture_default_str();
+  sub.add_option("--heads", m.n_head, "Query heads")->capture_default_str();
+  sub.add_option("--heads-kv", m.n_head_kv, "Key/value heads (default: --heads)");
+  sub.add_option("--ff", m.n_ff, "Feed-forward width (default: 8/3 embd rounded to 32)");
+  sub.add_option("--ctx", m.n_ctx, "Training context length written to the file")
+      ->capture_default_str();
+  sub.add_option("--type", flags.type, "Matrix type: f32, f16 or bf16")->capture_default_str();
+  sub.add_option("--seed", m.seed, "Random seed")->capture_default_str();
+  sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
+  sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
+  sub.add_option("--name", m.name, "general.name (default describes the shape)");
+  sub.add_option("--tokenizer-from", m.tokenizer_from,
+                 "Copy every tokenizer.* key of this GGUF (a model or vocab-only file) "
+                 "instead of writing the byte-level tokenizer; the vocabulary size becomes "
+                 "its token count");
+  sub.add_option("--from", flags.from,
+                 "Derive a draft from this target GGUF: its first --layers layers, same "
+                 "embeddings, output and tokenizer");
+}
+
+const bool registered = register_command_with_flags<MakeModelFlags>(
     "make-model",
     "Write a random-weight llama/qwen2 GGUF of any shape, or derive a draft from a target",
-    [](CLI::App& sub) {
-      auto flags = std::make_shared<MakeModelFlags>();
-      RandomModelOptions& m = flags->model;
-      sub.add_option("--out,-o", flags->out, "GGUF file to write")->required();
-      sub.add_option("--arch", m.architecture, "Architecture: llama or qwen2 (q/k/v biases)")
-          ->capture_default_str();
-      sub.add_option("--vocab", m.n_vocab,
-                     "Vocabulary size; >= 258 writes the byte-level tokenizer (256 bytes, "
-                     "<s>, </s>, then <|extra_N|> tokens)")
-          ->capture_default_str();
-      sub.add_option("--embd", m.n_embd, "Model width")->capture_default_str();
-      sub.add_option("--layers", m.n_layer, "Layers (with --from: layers the draft keeps)")
-          ->capture_default_str();
-      sub.add_option("--heads", m.n_head, "Query heads")->capture_default_str();
-      sub.add_option("--heads-kv", m.n_head_kv, "Key/value heads (default: --heads)");
-      sub.add_option("--ff", m.n_ff, "Feed-forward width (default: 8/3 embd rounded to 32)");
-      sub.add_option("--ctx", m.n_ctx, "Training context length written to the file")
-          ->capture_default_str();
-      sub.add_option("--type", flags->type, "Matrix type: f32, f16 or bf16")->capture_default_str();
-      sub.add_option("--seed", m.seed, "Random seed")->capture_default_str();
-      sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
-      sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
-      sub.add_option("--name", m.name, "general.name (default describes the shape)");
-      sub.add_option("--tokenizer-from", m.tokenizer_from,
-                     "Copy every tokenizer.* key of this GGUF (a model or vocab-only file) "
-                     "instead of writing the byte-level tokenizer; the vocabulary size becomes "
-                     "its token count");
-      sub.add_option("--from", flags->from,
-                     "Derive a draft from this target GGUF: its first --layers layers, same "
-                     "embeddings, output and tokenizer");
-      sub.callback([flags, &sub] { run(*flags, sub); });
-    },
-});
+    add_flags, run);
 
 }  // namespace
 }  // namespace specula::cli

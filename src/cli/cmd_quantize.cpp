@@ -156,7 +156,7 @@ struct QuantizeOptions {
   int threads = 2;
 };
 
-void run(const QuantizeOptions& options) {
+void run(const QuantizeOptions& options, const CLI::App& /*sub*/) {
   const Recipe& recipe = recipe_by_name(options.type);
   if (options.threads < 1) fail("--threads must be at least 1 (got ", options.threads, ")");
   const std::unique_ptr<GgufReader> in = GgufReader::open(options.in);
@@ -211,22 +211,21 @@ void run(const QuantizeOptions& options) {
                static_cast<double>(bytes_out) / 1e6, summary.c_str());
 }
 
-const bool registered = register_command({
+void add_flags(CLI::App& sub, QuantizeOptions& options) {
+  sub.add_option("input", options.in, "GGUF model to read")->required();
+  sub.add_option("output", options.out, "GGUF file to write")->required();
+  sub.add_option("type", options.type,
+                 "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, or q4_k_m (llama.cpp's mix)")
+      ->required();
+  sub.add_option("-t,--threads", options.threads, "Threads for quantizing (default 2)");
+  sub.add_option("--name", options.name, "Set general.name of the output");
+}
+
+const bool registered = register_command_with_flags<QuantizeOptions>(
     "quantize",
     "Convert a GGUF model's weight matrices to f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k "
     "or q4_k_m",
-    [](CLI::App& sub) {
-      auto options = std::make_shared<QuantizeOptions>();
-      sub.add_option("input", options->in, "GGUF model to read")->required();
-      sub.add_option("output", options->out, "GGUF file to write")->required();
-      sub.add_option("type", options->type,
-                     "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k, or q4_k_m (llama.cpp's mix)")
-          ->required();
-      sub.add_option("-t,--threads", options->threads, "Threads for quantizing (default 2)");
-      sub.add_option("--name", options->name, "Set general.name of the output");
-      sub.callback([options] { run(*options); });
-    },
-});
+    add_flags, run);
 
 }  // namespace
 }  // namespace specula::cli

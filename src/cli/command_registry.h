@@ -6,7 +6,9 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace specula::cli {
@@ -22,5 +24,22 @@ struct Command {
 
 bool register_command(Command command);
 const std::vector<Command>& registered_commands();
+
+// The usual command: `add_flags` declares its flags into a `Flags` struct,
+// and `run` reads the parsed struct and `sub` (to ask whether a flag was
+// given) once parsing is done.
+//   const bool registered = register_command_with_flags<TrainFlags>(
+//       "train", "Train a llama model", add_train_flags, run);
+template <typename Flags>
+bool register_command_with_flags(std::string name, std::string description,
+                                 void (*add_flags)(CLI::App& sub, Flags& flags),
+                                 void (*run)(const Flags& flags, const CLI::App& sub)) {
+  return register_command(
+      {std::move(name), std::move(description), [add_flags, run](CLI::App& sub) {
+         auto flags = std::make_shared<Flags>();
+         add_flags(sub, *flags);
+         sub.callback([flags, run, &sub] { run(*flags, sub); });
+       }});
+}
 
 }  // namespace specula::cli
