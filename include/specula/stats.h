@@ -90,14 +90,27 @@ struct GenerationStats {
   double prefill_tokens_per_second() const;
 };
 
+// One drafter's share of memory, in bytes. Weights are memory-mapped, so a
+// file's size is what its weights add to resident memory once touched.
+struct DrafterMemory {
+  std::string name;             // the drafter's spec ("model", "suffix", "self:2")
+  uint64_t file_bytes = 0;      // a weight file of its own (0: none, or the target's weights)
+  uint64_t kv_bytes = 0;        // its KV cache
+  uint64_t cache_bytes = 0;     // other tables it drafts from (the suffix cache)
+  uint64_t learning_bytes = 0;  // online distillation: trainable copy, replay buffer, new weights
+};
+
 // Bytes. Weights are memory-mapped, so the file sizes are what the weights
 // add to resident memory once touched.
 struct MemoryStats {
   uint64_t peak_resident_bytes = 0;  // of the whole process so far
   uint64_t target_file_bytes = 0;
-  uint64_t draft_file_bytes = 0;
+  uint64_t draft_file_bytes = 0;  // the drafters' file_bytes, summed
   uint64_t target_kv_bytes = 0;
-  uint64_t draft_kv_bytes = 0;
+  uint64_t draft_kv_bytes = 0;  // the drafters' kv_bytes, summed
+  // Each drafter's share, in the order drafters are offered (not in
+  // to_json: the CLI adds it to its JSON as "drafters").
+  std::vector<DrafterMemory> drafters;
 };
 
 // Online distillation (docs/online-distillation.md): what the learner

@@ -91,6 +91,12 @@ void ForwardDrafter::propose(std::span<const int32_t> context, int32_t g,
   if (!greedy) out.probs.resize(out.tokens.size());
 }
 
+DrafterMemory ForwardDrafter::memory() const {
+  DrafterMemory memory;
+  memory.kv_bytes = cache_.bytes();
+  return memory;
+}
+
 void ForwardDrafter::accept(std::span<const int32_t> context, int32_t /*n_accepted*/) {
   roll_back(context, context.size());
 }

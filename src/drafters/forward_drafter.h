@@ -37,6 +37,8 @@ class ForwardDrafter : public Drafter {
                DraftProposal& out) override;
   // Rolls the cache back to the longest prefix it shares with `context`.
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // Its KV cache (kv_bytes); drafters with a weight file of their own add it.
+  DrafterMemory memory() const override;
 
  protected:
   // The cache starts empty (no rows to hold); a derived constructor hands

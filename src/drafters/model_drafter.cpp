@@ -41,6 +41,12 @@ std::string ModelDrafter::name() const {
   return "draft model " + model_.file().path();
 }
 
+DrafterMemory ModelDrafter::memory() const {
+  DrafterMemory memory = ForwardDrafter::memory();
+  memory.file_bytes = model_.file().file_size();
+  return memory;
+}
+
 void ModelDrafter::run_forward(std::span<const BatchRow> rows, KvCache& cache,
                                std::vector<float>& logits) {
   model_.forward(rows, cache, logits, pool_);

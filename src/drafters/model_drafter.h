@@ -25,6 +25,8 @@ class ModelDrafter : public ForwardDrafter {
   ModelDrafter(const Model& draft, int32_t n_ctx, ThreadPool* pool);
 
   std::string name() const override;
+  // The draft file (file_bytes) and its KV cache (kv_bytes).
+  DrafterMemory memory() const override;
   // cache(), begin, propose and accept: see ForwardDrafter.
 
  private:

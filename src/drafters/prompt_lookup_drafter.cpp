@@ -1,6 +1,7 @@
 #include "drafters/prompt_lookup_drafter.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 #include "drafters/token_hash.h"
@@ -88,6 +89,15 @@ void PromptLookupDrafter::propose(std::span<const int32_t> context, int32_t g,
 
 void PromptLookupDrafter::accept(std::span<const int32_t> context, int32_t /*n_accepted*/) {
   sync(context);
+}
+
+DrafterMemory PromptLookupDrafter::memory() const {
+  // A hash-map entry costs about its pair, a node pointer and a bucket.
+  constexpr uint64_t kEntryBytes = sizeof(std::pair<uint64_t, int32_t>) + 2 * sizeof(void*);
+  DrafterMemory memory;
+  memory.cache_bytes = tokens_.capacity() * sizeof(int32_t);
+  for (const auto& table : tables_) memory.cache_bytes += table.size() * kEntryBytes;
+  return memory;
 }
 
 }  // namespace specula

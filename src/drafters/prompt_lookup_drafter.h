@@ -51,6 +51,9 @@ class PromptLookupDrafter : public Drafter {
   // Indexes the tokens `context` added.
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
 
+  // The sequence and its n-gram tables, estimated (cache_bytes).
+  DrafterMemory memory() const override;
+
   // Tokens indexed so far (tests).
   size_t indexed_tokens() const { return tokens_.size(); }
 

@@ -51,4 +51,10 @@ void SuffixCacheDrafter::accept(std::span<const int32_t> context, int32_t /*n_ac
   sync(context);
 }
 
+DrafterMemory SuffixCacheDrafter::memory() const {
+  DrafterMemory memory;
+  memory.cache_bytes = cache_.memory_bytes();
+  return memory;
+}
+
 }  // namespace specula

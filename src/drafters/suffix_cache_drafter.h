@@ -36,6 +36,8 @@ class SuffixCacheDrafter : public Drafter {
                DraftProposal& out) override;
   // Adds the tokens `context` gained to the cache.
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // The shared cache's estimate (cache_bytes).
+  DrafterMemory memory() const override;
 
  private:
   // Appends context[added_..) to this drafter's sequence; starts a new one

@@ -55,6 +55,14 @@ void LearningModelDrafter::observe_target(std::span<const int32_t> context, int3
   distiller_->observe(context, first_position, target_logits, n_rows, n_vocab);
 }
 
+DrafterMemory LearningModelDrafter::memory() const {
+  DrafterMemory memory = ForwardDrafter::memory();
+  memory.file_bytes = original_.file().file_size();
+  memory.learning_bytes = distiller_->parameter_bytes() + distiller_->stats().buffer_bytes;
+  if (published_) memory.learning_bytes += published_->file().file_size();
+  return memory;
+}
+
 std::unique_ptr<LearningModelDrafter> make_learning_model_drafter(
     const Model& draft, int32_t n_ctx, ThreadPool* pool, const OnlineDistillOptions& options,
     bool start_learning) {

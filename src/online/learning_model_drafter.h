@@ -47,6 +47,10 @@ class LearningModelDrafter : public ForwardDrafter {
   void observe_target(std::span<const int32_t> context, int32_t first_position,
                       std::span<const float> target_logits, int32_t n_rows,
                       int32_t n_vocab) override;
+  // The original draft file (file_bytes), the KV cache (kv_bytes), and the
+  // learner's trainable copy, replay buffer and the published weights it
+  // drafts with (learning_bytes).
+  DrafterMemory memory() const override;
 
   OnlineDistiller& distiller() { return *distiller_; }
   const OnlineDistiller& distiller() const { return *distiller_; }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sampling/sampling.h"
+#include "specula/stats.h"
 
 namespace specula {
 
@@ -82,6 +83,11 @@ class Drafter {
     (void)n_rows;
     (void)n_vocab;
   }
+
+  // What this drafter holds in memory beyond the target (name left empty:
+  // whoever lists drafters names them). Shared tables are reported by each
+  // drafter that drafts from them. The default: nothing.
+  virtual DrafterMemory memory() const { return {}; }
 };
 
 }  // namespace specula
