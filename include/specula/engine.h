@@ -29,23 +29,45 @@ namespace specula {
 // new weights in between steps; generation never waits for it, and the
 // output stays exact whatever it learns. The draft must be a llama model
 // with F32, F16 or BF16 weights.
+//
+// This is the one definition of the learner's options and their defaults:
+// the distiller takes it as is (src/online/online_distiller.h) and the CLI
+// binds its --osd-* flags to these fields (src/cli/online_distill_flags.h).
+// Errors name the fields ("EngineConfig::online_distill.cpu_fraction").
 struct OnlineDistillConfig {
-  bool enabled = false;          // --online-distill
-  int32_t threads = 1;           // learner threads, its own included
-  int64_t memory_mib = 64;       // replay buffer budget (the trainable copy is extra:
-                                 // 16 bytes per draft parameter)
-  double cpu_fraction = 0.25;    // share of wall time the learner may compute, (0, 1]
-  float learning_rate = 1e-4f;   // AdamW, after a linear warm-up
-  int32_t warmup_steps = 32;     // steps of the warm-up
-  double replay = 2.0;           // at most this many learner steps per window stored
-  double average_decay = 0.995;  // publish a moving average of the weights; 0: the latest
-  int32_t publish_every = 16;    // steps between weight swaps
-  std::string loss = "tvd";      // "tvd" (total variation) or "kl" (forward KL)
-  float temperature = 1.0f;      // of both distributions in the loss
-  int32_t top_k = 64;            // ids kept per target distribution; 0: whole rows
-  int32_t window = 64;           // tokens of context per training window
-  int32_t batch = 4;             // windows per step
-  uint64_t seed = 1;             // which stored windows each step draws
+  bool enabled = false;  // the Engine runs a learner
+  int32_t threads = 1;   // learner threads, its own included: 1..256
+  // Replay buffer budget, >= 4096 (the trainable copy is extra: 16 bytes
+  // per draft parameter).
+  int64_t memory_bytes = int64_t{64} << 20;
+  // Share of wall time the learner may compute, in (0, 1]: after a step of
+  // d seconds it sleeps d (1 - f) / f. With threads > 1 it uses up to
+  // threads x f cores.
+  double cpu_fraction = 0.25;
+  float learning_rate = 1e-4f;  // AdamW, after the warm-up: in (0, 1)
+  // Steps over which the rate rises linearly to learning_rate: Adam's first
+  // updates move every weight by ~learning_rate whatever its gradient, so
+  // small early steps keep the first few windows from pulling the draft off.
+  int32_t warmup_steps = 32;
+  // The learner waits for new data rather than take more than this many
+  // steps per window stored so far, and takes none before the buffer holds
+  // `batch` windows: a fast learner on slow generation would otherwise
+  // overfit the first windows and draft worse. > 0.
+  double replay = 2.0;
+  // Publish (and save) an exponential moving average of the weights,
+  // average = d * average + (1 - d) * weights after each step, instead of
+  // the latest weights: online steps on a few windows are noisy, and the
+  // average drafts better than any single step's weights. In [0, 1); 0: off.
+  double average_decay = 0.995;
+  int32_t publish_every = 16;  // learner steps between weight swaps, >= 1
+  std::string loss = "tvd";    // "tvd" (total variation) or "kl" (forward KL)
+  float temperature = 1.0f;    // of both distributions in the loss, > 0
+  int32_t top_k = 64;          // ids kept per target distribution; 0: whole rows
+  // Tokens per training window, >= 2: the draft learns from at most this
+  // much context before each observed position.
+  int32_t window = 64;
+  int32_t batch = 4;  // windows per step, >= 1
+  uint64_t seed = 1;  // which stored windows each step draws
 };
 
 struct EngineConfig {

@@ -1,5 +1,6 @@
 // `specula generate`: text (or token ids) in, a continuation streamed out,
 // by plain decoding or, with --draft, exact speculative decoding.
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/field_flags.h"
 #include "cli/online_distill_flags.h"
 #include "cli/prompt_file.h"
 #include "core/error.h"
@@ -15,6 +17,16 @@
 
 namespace specula::cli {
 namespace {
+
+// The flag of each EngineConfig and GenerateOptions field the library's
+// errors name (the --osd-* ones: kOnlineDistillFlags).
+constexpr std::array<FieldFlag, 5> kGenerateFlags = {{
+    {"EngineConfig::draft_path", "--draft"},
+    {"EngineConfig::drafters", "--drafter"},
+    {"EngineConfig::suffix_cache_tokens", "--suffix-cache-tokens"},
+    {"GenerateOptions::n_ctx", "--ctx"},
+    {"GenerateOptions::max_new_tokens", "-n"},
+}};
 
 struct GenerateFlags {
   std::string prompt_positional;
@@ -172,6 +184,16 @@ nlohmann::json result_json(const GenerateFlags& flags, const Engine& engine,
                       {"seed", flags.options.seed}};
   json["stats"] = nlohmann::json::parse(to_json(result.stats));
   json["memory"] = nlohmann::json::parse(to_json(result.memory));
+  // Each drafter's share (draft_file_bytes and draft_kv_bytes are their sums).
+  nlohmann::json drafters = nlohmann::json::array();
+  for (const DrafterMemory& d : result.memory.drafters) {
+    drafters.push_back({{"name", d.name},
+                        {"file_bytes", d.file_bytes},
+                        {"kv_bytes", d.kv_bytes},
+                        {"cache_bytes", d.cache_bytes},
+                        {"learning_bytes", d.learning_bytes}});
+  }
+  json["memory"]["drafters"] = drafters;
   json["learning"] = nlohmann::json::parse(to_json(result.learning));
   return json;
 }
@@ -379,7 +401,10 @@ const bool registered = register_command({
                      "With --online-distill: write the learned draft to this GGUF file at the "
                      "end (load it later with --draft)")
           ->group("Online distillation (the draft learns while generating)");
-      sub.callback([flags] { run(*flags); });
+      sub.callback([flags] {
+        with_flag_names(kOnlineDistillFlags,
+                        [&] { with_flag_names(kGenerateFlags, [&] { run(*flags); }); });
+      });
     },
 });
 

@@ -75,31 +75,41 @@ std::unique_ptr<Model> model_from_gguf_bytes(const std::vector<uint8_t>& bytes,
 }
 
 void validate_online_distill_options(const OnlineDistillOptions& o) {
+  // The public fields are named as a library user sets them; the CLI maps
+  // these names to its --osd-* flags.
+  constexpr const char* kField = "EngineConfig::online_distill.";
   if (o.threads < 1 || o.threads > 256) {
-    fail("--osd-threads is ", o.threads, ": give 1 to 256 learner threads");
+    fail(kField, "threads is ", o.threads, ": give 1 to 256 learner threads");
   }
-  if (o.max_buffer_bytes < 4096) {
-    fail("--osd-memory-mb is ", o.max_buffer_bytes,
-         " bytes: the replay buffer needs at least 4 KiB");
+  if (o.memory_bytes < 4096 || o.memory_bytes > (int64_t{1} << 40)) {
+    fail(kField, "memory_bytes is ", o.memory_bytes,
+         ": the replay buffer needs 4 KiB to 1 TiB (1048576 MiB)");
   }
   if (!(o.cpu_fraction > 0.0 && o.cpu_fraction <= 1.0)) {
-    fail("--osd-cpu is ", o.cpu_fraction, ": give a share of one core in (0, 1]");
+    fail(kField, "cpu_fraction is ", o.cpu_fraction, ": give a share of one core in (0, 1]");
   }
-  if (!(o.lr > 0.0f && o.lr < 1.0f)) fail("--osd-lr is ", o.lr, ": give a rate in (0, 1)");
-  if (o.warmup_steps < 0) fail("--osd-warmup is ", o.warmup_steps, ": give >= 0 steps");
+  if (!(o.learning_rate > 0.0f && o.learning_rate < 1.0f)) {
+    fail(kField, "learning_rate is ", o.learning_rate, ": give a rate in (0, 1)");
+  }
+  if (o.warmup_steps < 0) fail(kField, "warmup_steps is ", o.warmup_steps, ": give >= 0 steps");
   if (!(o.average_decay >= 0.0 && o.average_decay < 1.0)) {
-    fail("--osd-average is ", o.average_decay, ": give a decay in [0, 1) (0: off)");
+    fail(kField, "average_decay is ", o.average_decay, ": give a decay in [0, 1) (0: off)");
   }
-  if (!(o.max_steps_per_window > 0.0)) {
-    fail("--osd-replay is ", o.max_steps_per_window, ": give > 0 steps per stored window");
+  if (!(o.replay > 0.0)) {
+    fail(kField, "replay is ", o.replay, ": give > 0 steps per stored window");
   }
-  if (o.steps_between_publish < 1) {
-    fail("--osd-publish-every is ", o.steps_between_publish, ": it must be >= 1 step");
+  if (o.publish_every < 1) {
+    fail(kField, "publish_every is ", o.publish_every, ": it must be >= 1 step");
   }
-  if (!(o.temperature > 0.0f)) fail("--osd-temperature is ", o.temperature, ": it must be > 0");
-  if (o.top_k < 0) fail("--osd-top-k is ", o.top_k, ": give >= 1 ids, or 0 for whole rows");
-  if (o.window < 2) fail("--osd-window is ", o.window, ": a window needs >= 2 tokens");
-  if (o.batch < 1) fail("--osd-batch is ", o.batch, ": it must be >= 1 window per step");
+  if (!distill_divergence_from_name(o.loss)) {
+    fail(kField, "loss is '", o.loss, "': give kl or tvd");
+  }
+  if (!(o.temperature > 0.0f)) {
+    fail(kField, "temperature is ", o.temperature, ": it must be > 0");
+  }
+  if (o.top_k < 0) fail(kField, "top_k is ", o.top_k, ": give >= 1 ids, or 0 for whole rows");
+  if (o.window < 2) fail(kField, "window is ", o.window, ": a window needs >= 2 tokens");
+  if (o.batch < 1) fail(kField, "batch is ", o.batch, ": it must be >= 1 window per step");
   if (!(o.clip >= 0.0f)) fail("the online-distillation gradient clip is ", o.clip, ": give >= 0");
   if (!(o.weight_decay >= 0.0f)) {
     fail("the online-distillation weight decay is ", o.weight_decay, ": give >= 0");
@@ -110,8 +120,12 @@ void validate_online_distill_options(const OnlineDistillOptions& o) {
 }
 
 OnlineDistiller::OnlineDistiller(const Model& draft, const OnlineDistillOptions& options)
-    : draft_(draft), options_(options), rng_(options.seed), buffer_(options.max_buffer_bytes) {
+    : draft_(draft),
+      options_(options),
+      rng_(options.seed),
+      buffer_(static_cast<size_t>(std::max<int64_t>(options.memory_bytes, 0))) {
   validate_online_distill_options(options_);
+  loss_ = *distill_divergence_from_name(options_.loss);
   const GgufReader& file = draft.file();
   const TransformerShape shape = read_transformer_shape(file);
   layout_ = std::make_unique<ParameterLayout>(shape);
@@ -179,7 +193,7 @@ bool OnlineDistiller::has_fresh_data() const {
   const uint64_t stored = stored_.load(std::memory_order_relaxed);
   if (buffer_.size() < static_cast<size_t>(options_.batch)) return false;
   return static_cast<double>(step_count_.load(std::memory_order_relaxed)) <
-         options_.max_steps_per_window * static_cast<double>(stored);
+         options_.replay * static_cast<double>(stored);
 }
 
 void OnlineDistiller::observe(std::span<const int32_t> context, int32_t first_position,
@@ -344,7 +358,7 @@ bool OnlineDistiller::step() {
   }
   const double loss = distill_divergence<float>(
       student_rows_.data(), teacher_rows_.data(), static_cast<int64_t>(n_targets),
-      static_cast<int64_t>(n_vocab), options_.loss, temperature, student_rows_.data(), pool_.get());
+      static_cast<int64_t>(n_vocab), loss_, temperature, student_rows_.data(), pool_.get());
 
   // d(loss)/d(logits): the gathered gradients, zero at rows without a teacher.
   std::fill(logits.begin(), logits.end(), 0.0f);
@@ -360,8 +374,9 @@ bool OnlineDistiller::step() {
   ++steps_;
   const float lr =
       options_.warmup_steps > 0 && steps_ < static_cast<uint64_t>(options_.warmup_steps)
-          ? options_.lr * static_cast<float>(steps_) / static_cast<float>(options_.warmup_steps)
-          : options_.lr;
+          ? options_.learning_rate * static_cast<float>(steps_) /
+                static_cast<float>(options_.warmup_steps)
+          : options_.learning_rate;
   adamw_update(*layout_, adam, lr, static_cast<int64_t>(steps_), scale, params_, grads_, adam_m_,
                adam_v_, pool_.get());
   if (!average_.empty()) {
@@ -373,7 +388,7 @@ bool OnlineDistiller::step() {
   step_count_.store(steps_, std::memory_order_relaxed);
   last_loss_.store(loss, std::memory_order_relaxed);
 
-  if (steps_ % static_cast<uint64_t>(options_.steps_between_publish) == 0) {
+  if (steps_ % static_cast<uint64_t>(options_.publish_every) == 0) {
     publish_locked();
   }
   return true;

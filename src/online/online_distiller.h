@@ -34,53 +34,24 @@
 #include "learn/transformer.h"
 #include "model/model.h"
 #include "online/online_replay_buffer.h"
+#include "specula/engine.h"
 
 namespace specula {
 
-// The flags (proposed CLI names in brackets; docs/online-distillation.md).
-struct OnlineDistillOptions {
-  // Threads of the learner, its own thread included [--osd-threads].
-  int32_t threads = 1;
-  // Replay buffer budget in bytes [--osd-memory-mb, in MiB].
-  size_t max_buffer_bytes = size_t{64} << 20;
-  // Share of wall time the learner may compute, in (0, 1]: after a step of
-  // d seconds it sleeps d (1 - f) / f [--osd-cpu]. With threads > 1 it
-  // uses up to threads x f cores.
-  double cpu_fraction = 0.25;
-  float lr = 1e-4f;  // AdamW rate after the warm-up [--osd-lr]
-  // Steps over which the rate rises linearly to lr: Adam's first updates
-  // move every weight by ~lr whatever its gradient, so small early steps
-  // keep the first few windows from pulling the draft off [--osd-warmup].
-  int32_t warmup_steps = 32;
-  // The learner thread waits for new data rather than take more than this
-  // many steps per window stored so far, and takes none before the buffer
-  // holds `batch` windows: a fast learner on slow generation would
-  // otherwise overfit the first windows and draft worse [--osd-replay].
-  double max_steps_per_window = 2.0;
-  // Publish (and save) an exponential moving average of the weights,
-  // average = d * average + (1 - d) * weights after each step, instead of
-  // the latest weights: online steps on a few windows are noisy, and the
-  // average drafts better than any single step's weights. 0: off
-  // [--osd-average].
-  double average_decay = 0.995;
-  int32_t steps_between_publish = 16;                           // [--osd-publish-every]
-  DistillDivergence loss = DistillDivergence::kTotalVariation;  // [--osd-loss kl|tvd]
-  float temperature = 1.0f;  // of both distributions in the loss [--osd-temperature]
-  // Ids kept per target distribution (0: the whole row) [--osd-top-k].
-  int32_t top_k = 64;
-  // Tokens per training window: the draft learns from at most this much
-  // context before each observed position [--osd-window].
-  int32_t window = 64;
-  int32_t batch = 4;  // windows per step [--osd-batch]
+// The learner's options: the public ones (OnlineDistillConfig, with their
+// meaning and defaults, written once there; `enabled` is the Engine's and
+// unused here) and what only the library sets.
+struct OnlineDistillOptions : OnlineDistillConfig {
   float clip = 1.0f;  // global gradient-norm limit (0: off)
   // No decay by default: decaying towards 0 would erode the trained draft.
   float weight_decay = 0.0f;
-  // Matrix type of the published weights (F32 or F16; norms stay F32).
+  // Matrix type of the published weights (F32 or F16; norms stay F32). The
+  // Engine publishes an F16 draft's weights as F16.
   DType publish_type = DType::kF32;
-  uint64_t seed = 1;  // which samples each step draws
 };
 
-// Throws Error naming the flag when an option is out of range.
+// Throws Error naming the field (EngineConfig::online_distill.<field>) when
+// an option is out of range.
 void validate_online_distill_options(const OnlineDistillOptions& options);
 
 struct OnlineDistillStats {
@@ -169,6 +140,7 @@ class OnlineDistiller {
 
   const Model& draft_;
   OnlineDistillOptions options_;
+  DistillDivergence loss_ = DistillDivergence::kTotalVariation;  // options_.loss, parsed
   int32_t n_vocab_ = 0;
   int32_t top_k_ = 0;   // resolved: top_k, or n_vocab for whole rows
   int32_t window_ = 0;  // resolved: <= the draft's context

@@ -177,6 +177,14 @@ TEST_F(GeneratePromptFile, BadInputFailsWithAMessage) {
   EXPECT_NE(error_of(base + "-d " + draft_ + " --online-distill --osd-memory-mb 0 'a b'")
                 .find("--osd-memory-mb"),
             std::string::npos);
+  // The library names its API's fields; the CLI names its flags instead.
+  const std::string window =
+      error_of(base + "-d " + draft_ + " --online-distill --osd-window 1 'a b'");
+  EXPECT_NE(window.find("--osd-window is 1"), std::string::npos) << window;
+  EXPECT_EQ(window.find("EngineConfig"), std::string::npos) << window;
+  const std::string ctx = error_of(base + "--ctx -1 'a b'");
+  EXPECT_NE(ctx.find("--ctx is -1"), std::string::npos) << ctx;
+  EXPECT_EQ(ctx.find("GenerateOptions"), std::string::npos) << ctx;
   EXPECT_NE(error_of(base + "-d " + draft_ + " --osd-save " + dir_->file("x.gguf") + " 'a b'")
                 .find("add --online-distill"),
             std::string::npos);

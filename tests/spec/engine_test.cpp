@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/error.h"
 #include "spec/model_files.h"
 
@@ -104,6 +106,38 @@ TEST_F(EngineTest, BadConfigurationsAreErrors) {
   options = GenerateOptions();
   options.n_ctx = -1;
   EXPECT_THROW(engine->generate("x", options), Error);
+  // Messages name the API's fields, not the CLI's flags.
+  try {
+    engine->generate("x", options);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GenerateOptions::n_ctx"), std::string::npos) << e.what();
+  }
+  options = GenerateOptions();
+  options.max_new_tokens = -1;
+  EXPECT_THROW(engine->generate("x", options), Error);  // the Generator's check
+}
+
+TEST_F(EngineTest, MemoryHasEachDraftersShare) {
+  EngineConfig config{dir_->file("target.gguf"), dir_->file("draft.gguf"), 1};
+  config.drafters = {"model", "suffix"};
+  const auto engine = Engine::load(config);
+  GenerateOptions options;
+  options.max_new_tokens = 8;
+  options.n_ctx = 40;
+  const GenerateResult result = engine->generate("Hello", options);
+  const uint64_t draft_size = std::filesystem::file_size(dir_->file("draft.gguf"));
+  EXPECT_EQ(result.memory.target_file_bytes, std::filesystem::file_size(dir_->file("target.gguf")));
+  EXPECT_EQ(result.memory.draft_file_bytes, draft_size);
+  ASSERT_EQ(result.memory.drafters.size(), 2u);
+  EXPECT_EQ(result.memory.drafters[0].name, "model");
+  EXPECT_EQ(result.memory.drafters[0].file_bytes, draft_size);
+  EXPECT_EQ(result.memory.drafters[0].kv_bytes, result.memory.draft_kv_bytes);
+  EXPECT_GT(result.memory.draft_kv_bytes, 0u);
+  EXPECT_EQ(result.memory.drafters[1].name, "suffix");
+  EXPECT_GT(result.memory.drafters[1].cache_bytes, 0u);
+  // The draft's cache holds as many positions as the target's; the draft
+  // has one layer of the target's three.
+  EXPECT_EQ(result.memory.draft_kv_bytes * 3, result.memory.target_kv_bytes);
 }
 
 }  // namespace

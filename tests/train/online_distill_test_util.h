@@ -62,12 +62,12 @@ inline void observe_whole(OnlineDistiller& distiller, const Model& target,
 // Small, fast-learning options; the tests publish themselves.
 inline OnlineDistillOptions small_options() {
   OnlineDistillOptions o;
-  o.max_buffer_bytes = 1 << 20;
+  o.memory_bytes = 1 << 20;
   o.window = 16;
   o.batch = 4;
   o.top_k = 0;
-  o.lr = 1e-2f;
-  o.steps_between_publish = 1000;
+  o.learning_rate = 1e-2f;
+  o.publish_every = 1000;
   return o;
 }
 

@@ -50,7 +50,7 @@ TEST(OnlineDistillerPacing, WaitsForABatchThenForNewData) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = options_for_tests();
-  options.max_steps_per_window = 1.5;
+  options.replay = 1.5;
   OnlineDistiller distiller(*draft, options);
   distiller.start();
   for (uint64_t seed = 0; seed < 3; ++seed) observe_sequence(distiller, *target, 100 + seed);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <memory>
 #include <numeric>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -127,7 +128,7 @@ TEST(OnlineDistiller, ReplayBufferStaysWithinItsBudget) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = small_options();
-  options.max_buffer_bytes = 8192;
+  options.memory_bytes = 8192;
   options.window = 8;
   options.top_k = 8;
   OnlineDistiller distiller(*draft, options);
@@ -148,7 +149,7 @@ TEST(OnlineDistiller, DropsAWindowLargerThanTheBudget) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = small_options();
-  options.max_buffer_bytes = 4096;
+  options.memory_bytes = 4096;
   options.window = 64;
   options.top_k = 0;  // 40 whole rows of 32 floats: 5 KiB
   OnlineDistiller distiller(*draft, options);
@@ -185,11 +186,22 @@ TEST(OnlineDistiller, RefusesBadOptions) {
   options.threads = 0;
   EXPECT_THROW(OnlineDistiller(*draft, options), Error);
   options = small_options();
-  options.max_buffer_bytes = 100;
+  options.memory_bytes = 100;
   EXPECT_THROW(OnlineDistiller(*draft, options), Error);
   options = small_options();
   options.publish_type = DType::kQ8_0;
   EXPECT_THROW(OnlineDistiller(*draft, options), Error);
+  // The message names the public field at fault.
+  options = small_options();
+  options.loss = "l2";
+  try {
+    OnlineDistiller distiller(*draft, options);
+    ADD_FAILURE() << "loss 'l2' was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("EngineConfig::online_distill.loss is 'l2'"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // The draft learns: expected acceptance on the observed contexts rises.
@@ -197,7 +209,7 @@ void expect_learning_raises_acceptance(DistillDivergence loss, int32_t top_k) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = small_options();
-  options.loss = loss;
+  options.loss = std::string(distill_divergence_name(loss));
   options.top_k = top_k;
   OnlineDistiller distiller(*draft, options);
   std::vector<int32_t> all;
@@ -248,7 +260,7 @@ TEST(OnlineDistiller, LearnerThreadStepsPublishesAndStops) {
   const auto target = random_model(7);
   const auto draft = random_model(11);
   OnlineDistillOptions options = small_options();
-  options.steps_between_publish = 2;
+  options.publish_every = 2;
   options.cpu_fraction = 1.0;
   options.threads = 2;
   auto distiller = std::make_unique<OnlineDistiller>(*draft, options);
