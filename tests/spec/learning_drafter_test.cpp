@@ -30,9 +30,8 @@ namespace {
 // target's logits times that scale (a flatter or sharper teacher): the
 // output must stay exact whatever the draft learns.
 class SteppingDrafter : public LearningModelDrafter {
-public:
-  SteppingDrafter(const Model &draft, int32_t n_ctx,
-                  const OnlineDistillOptions &options,
+ public:
+  SteppingDrafter(const Model& draft, int32_t n_ctx, const OnlineDistillOptions& options,
                   int32_t observations_per_step, float teacher_scale = 1.0f)
       : LearningModelDrafter(draft, n_ctx, nullptr,
                              std::make_shared<OnlineDistiller>(draft, options)),
@@ -42,15 +41,12 @@ public:
                       std::span<const float> target_logits, int32_t n_rows,
                       int32_t n_vocab) override {
     scaled_.assign(target_logits.begin(), target_logits.end());
-    for (float &l : scaled_)
-      l *= teacher_scale_;
-    LearningModelDrafter::observe_target(context, first_position, scaled_,
-                                         n_rows, n_vocab);
-    if (++observations_ % observations_per_step_ == 0)
-      distiller().step();
+    for (float& l : scaled_) l *= teacher_scale_;
+    LearningModelDrafter::observe_target(context, first_position, scaled_, n_rows, n_vocab);
+    if (++observations_ % observations_per_step_ == 0) distiller().step();
   }
 
-private:
+ private:
   int32_t observations_per_step_;
   float teacher_scale_;
   int64_t observations_ = 0;
@@ -63,8 +59,7 @@ OnlineDistillOptions fast_learning() {
   o.window = 16;
   o.batch = 2;
   o.top_k = 0;
-  o.learning_rate =
-      2e-2f; // large, so that the weights really move in a short test
+  o.learning_rate = 2e-2f;  // large, so that the weights really move in a short test
   o.publish_every = 2;
   return o;
 }
@@ -81,14 +76,13 @@ RandomModelOptions small_pair() {
 }
 
 std::vector<std::vector<int32_t>> prompts() {
-  return {
-      {1, 2, 3}, {5, 9, 13, 40, 2, 7}, {63}, {10, 11, 12, 13, 14, 15, 16, 17}};
+  return {{1, 2, 3}, {5, 9, 13, 40, 2, 7}, {63}, {10, 11, 12, 13, 14, 15, 16, 17}};
 }
 
 TEST(LearningDrafter, GreedyOutputEqualsPlainWhileWeightsSwap) {
   const testing::TempDir dir;
-  const testing::ModelPair models = testing::make_target_and_derived_draft(
-      dir, "learning-greedy", small_pair());
+  const testing::ModelPair models =
+      testing::make_target_and_derived_draft(dir, "learning-greedy", small_pair());
   const int32_t n_ctx = 96;
   Generator generator(*models.target, n_ctx, nullptr);
   SteppingDrafter drafter(*models.draft, n_ctx, fast_learning(), 1);
@@ -97,13 +91,11 @@ TEST(LearningDrafter, GreedyOutputEqualsPlainWhileWeightsSwap) {
   options.max_new_tokens = 48;
   for (int32_t g : {1, 3, 5}) {
     options.draft_max = g;
-    for (const auto &prompt : prompts()) {
+    for (const auto& prompt : prompts()) {
       options.draft_max = 0;
-      const GenerationOutput plain =
-          generator.generate(prompt, nullptr, options);
+      const GenerationOutput plain = generator.generate(prompt, nullptr, options);
       options.draft_max = g;
-      const GenerationOutput spec =
-          generator.generate(prompt, &drafter, options);
+      const GenerationOutput spec = generator.generate(prompt, &drafter, options);
       EXPECT_EQ(spec.tokens, plain.tokens) << "g = " << g;
       EXPECT_GT(spec.stats.drafted_tokens, 0);
     }
@@ -115,46 +107,41 @@ TEST(LearningDrafter, GreedyOutputEqualsPlainWhileWeightsSwap) {
 
 TEST(LearningDrafter, GreedyOutputEqualsPlainWithTheLearnerThreadRunning) {
   const testing::TempDir dir;
-  const testing::ModelPair models = testing::make_target_and_derived_draft(
-      dir, "learning-thread", small_pair());
+  const testing::ModelPair models =
+      testing::make_target_and_derived_draft(dir, "learning-thread", small_pair());
   const int32_t n_ctx = 96;
   Generator generator(*models.target, n_ctx, nullptr);
   OnlineDistillOptions learning = fast_learning();
   learning.cpu_fraction = 1.0;
   learning.publish_every = 1;
-  auto drafter =
-      make_learning_model_drafter(*models.draft, n_ctx, nullptr, learning);
+  auto drafter = make_learning_model_drafter(*models.draft, n_ctx, nullptr, learning);
   GeneratorOptions options;
   options.sampling.temperature = 0.0f;
   options.max_new_tokens = 40;
   for (int round = 0; round < 3; ++round) {
-    for (const auto &prompt : prompts()) {
+    for (const auto& prompt : prompts()) {
       options.draft_max = 0;
-      const GenerationOutput plain =
-          generator.generate(prompt, nullptr, options);
+      const GenerationOutput plain = generator.generate(prompt, nullptr, options);
       options.draft_max = 4;
-      const GenerationOutput spec =
-          generator.generate(prompt, drafter.get(), options);
+      const GenerationOutput spec = generator.generate(prompt, drafter.get(), options);
       EXPECT_EQ(spec.tokens, plain.tokens);
     }
   }
-  // How often weights changed mid-run depends on scheduling: reported, not
-  // asserted.
-  std::fprintf(
-      stderr, "learner thread: %llu steps, %llu swaps picked up\n",
-      static_cast<unsigned long long>(drafter->distiller().stats().steps),
-      static_cast<unsigned long long>(drafter->swaps()));
-  drafter.reset(); // stops and joins the thread
+  // How often weights changed mid-run depends on scheduling: reported, not asserted.
+  std::fprintf(stderr, "learner thread: %llu steps, %llu swaps picked up\n",
+               static_cast<unsigned long long>(drafter->distiller().stats().steps),
+               static_cast<unsigned long long>(drafter->swaps()));
+  drafter.reset();  // stops and joins the thread
 }
 
 TEST(LearningDrafter, ASwapRebuildsTheDraftCache) {
   const testing::TempDir dir;
-  const testing::ModelPair models = testing::make_target_and_derived_draft(
-      dir, "learning-swap", small_pair());
+  const testing::ModelPair models =
+      testing::make_target_and_derived_draft(dir, "learning-swap", small_pair());
   const int32_t n_ctx = 96;
   Generator generator(*models.target, n_ctx, nullptr);
   OnlineDistillOptions learning = fast_learning();
-  learning.publish_every = 1000; // published by hand below
+  learning.publish_every = 1000;  // published by hand below
   SteppingDrafter drafter(*models.draft, n_ctx, learning, 1);
   GeneratorOptions options;
   options.sampling.temperature = 0.0f;
@@ -166,11 +153,9 @@ TEST(LearningDrafter, ASwapRebuildsTheDraftCache) {
   // The drafter's cache now holds the old weights' rows of this sequence.
   std::vector<int32_t> context = prompt;
   context.insert(context.end(), out.tokens.begin(), out.tokens.end());
-  for (int i = 0; i < 20; ++i)
-    drafter.distiller().step();
+  for (int i = 0; i < 20; ++i) drafter.distiller().step();
   drafter.distiller().publish();
-  const std::shared_ptr<const Model> published =
-      drafter.distiller().published();
+  const std::shared_ptr<const Model> published = drafter.distiller().published();
 
   SamplingParams greedy;
   greedy.temperature = 0.0f;
@@ -207,13 +192,12 @@ struct LosslessRun {
 
 LosslessRun run_lossless(VerifyRule rule) {
   const testing::TempDir dir;
-  const testing::ModelPair models = testing::make_target_and_derived_draft(
-      dir, "learning-lossless", testing::tiny_vocab_model());
-  const Model &target = *models.target;
+  const testing::ModelPair models =
+      testing::make_target_and_derived_draft(dir, "learning-lossless", testing::tiny_vocab_model());
+  const Model& target = *models.target;
   SamplingParams params;
   params.temperature = 1.0f;
-  const std::vector<double> expected =
-      testing::exact_joint(target, kPrompt, params, kNewTokens);
+  const std::vector<double> expected = testing::exact_joint(target, kPrompt, params, kNewTokens);
   std::vector<int64_t> counts(expected.size(), 0);
   const int32_t n_ctx = static_cast<int32_t>(kPrompt.size()) + kNewTokens;
   Generator generator(target, n_ctx, nullptr);
@@ -238,8 +222,7 @@ LosslessRun run_lossless(VerifyRule rule) {
     const GenerationOutput out = generator.generate(kPrompt, &drafter, options);
     EXPECT_EQ(out.tokens.size(), static_cast<size_t>(kNewTokens));
     int32_t cell = 0;
-    for (int32_t token : out.tokens)
-      cell = cell * vocab + token;
+    for (int32_t token : out.tokens) cell = cell * vocab + token;
     ++counts[cell];
     run.total.drafted_tokens += out.stats.drafted_tokens;
     run.total.accepted_tokens += out.stats.accepted_tokens;
@@ -256,12 +239,10 @@ TEST(LearningDrafterLossless, TemperatureOneWhileLearning) {
   // Drafts were both kept and rejected.
   EXPECT_GT(run.total.accepted_tokens, run.total.drafted_tokens / 10);
   EXPECT_LT(run.total.accepted_tokens, run.total.drafted_tokens * 9 / 10);
-  std::fprintf(
-      stderr,
-      "lossless while learning: p = %.3g, %llu swaps, acceptance %.3f\n",
-      run.fit.p_value, static_cast<unsigned long long>(run.swaps),
-      static_cast<double>(run.total.accepted_tokens) /
-          static_cast<double>(run.total.drafted_tokens));
+  std::fprintf(stderr, "lossless while learning: p = %.3g, %llu swaps, acceptance %.3f\n",
+               run.fit.p_value, static_cast<unsigned long long>(run.swaps),
+               static_cast<double>(run.total.accepted_tokens) /
+                   static_cast<double>(run.total.drafted_tokens));
 }
 
 // Negative control: the same test has the power to reject a wrong rule.
@@ -270,5 +251,5 @@ TEST(LearningDrafterLossless, CorrectingFromPIsRejected) {
   EXPECT_LT(run.fit.p_value, kRejectBelow) << run.fit.detail;
 }
 
-} // namespace
-} // namespace specula
+}  // namespace
+}  // namespace specula
