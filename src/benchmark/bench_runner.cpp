@@ -7,10 +7,10 @@
 #include <string>
 
 #include "benchmark/bench_bandwidth.h"
+#include "benchmark/bench_decode_modes.h"
 #include "benchmark/bench_drafter_set.h"
 #include "core/error.h"
 #include "drafters/model_drafter.h"
-#include "policies/policy.h"
 #include "sampling/sampling.h"
 #include "speculative/generator.h"
 
@@ -203,177 +203,20 @@ class BenchRun {
   void measure_decode() {
     const int32_t n_ctx = static_cast<int32_t>(prompt_.size()) + options_.gen_tokens;
     Generator generator(target_, n_ctx, &pool_);
-    std::unique_ptr<ModelDrafter> drafter;
-    if (draft_) drafter = std::make_unique<ModelDrafter>(*draft_, n_ctx, &pool_);
-    GeneratorOptions plain_options;
-    plain_options.sampling.temperature = 0;
-    plain_options.max_new_tokens = options_.gen_tokens;
-    plain_options.draft_max = 0;
-
-    // Modes: 0 is plain, 1..F are draft_max_list's fixed g, F+1.. the
-    // policies (each keeping its estimates across repeats, as the Engine
-    // keeps them across requests).
-    const size_t n_fixed = drafter ? options_.draft_max_list.size() : 0;
-    const size_t n_policies = drafter ? options_.policies.size() : 0;
-    // Drafter sets follow the policies: modes 1 + n_fixed + n_policies + s.
-    std::vector<std::unique_ptr<BenchDrafterSet>> sets;
-    for (const std::string& set : options_.drafter_sets) {
-      sets.push_back(std::make_unique<BenchDrafterSet>(set, target_, draft_, n_ctx, &pool_));
-    }
-    const size_t first_set = 1 + n_fixed + n_policies;
-    const size_t n_modes = first_set + sets.size();
-    const int32_t largest_g =
-        *std::max_element(options_.draft_max_list.begin(), options_.draft_max_list.end());
-    const int32_t policy_bound = drafter ? largest_g : 0;
-    std::vector<std::unique_ptr<DraftLengthPolicy>> policies;
-    for (size_t p = 0; p < n_policies; ++p) {
-      PolicyOptions policy_options;
-      policy_options.kind = options_.policies[p];
-      policies.push_back(make_policy(policy_options));
-    }
-    auto mode_name = [&](size_t mode) {
-      if (mode == 0) return std::string("plain");
-      if (mode >= first_set) return "drafters " + sets[mode - first_set]->set();
-      if (mode <= n_fixed) {
-        return "speculative g=" + std::to_string(options_.draft_max_list[mode - 1]);
-      }
-      return "policy " + std::string(policy_name(options_.policies[mode - 1 - n_fixed]));
-    };
-    auto run_mode = [&](size_t mode, int32_t max_new_tokens) {
-      GeneratorOptions mode_options = plain_options;
-      mode_options.max_new_tokens = max_new_tokens;
-      if (mode == 0) return generator.generate(prompt_, nullptr, mode_options);
-      if (mode >= first_set) {
-        mode_options.draft_max = largest_g;
-        return generator.generate(prompt_, sets[mode - first_set]->speculation(), mode_options);
-      }
-      Speculation speculation;
-      speculation.drafters = {drafter.get()};
-      if (mode <= n_fixed) {
-        mode_options.draft_max = options_.draft_max_list[mode - 1];
-      } else {
-        mode_options.draft_max = policy_bound;
-        speculation.policy = policies[mode - 1 - n_fixed].get();
-      }
-      return generator.generate(prompt_, speculation, mode_options);
-    };
-
+    DecodeModeList list(target_, draft_, pool_, options_, n_ctx);
+    std::vector<DecodeMode>& modes = list.modes();
     say("decode: warming up");
-    for (size_t mode = 0; mode < n_modes; ++mode) {
-      run_mode(mode, std::min(options_.gen_tokens, 4));
-    }
-
-    std::vector<std::vector<double>> tokens_per_second(n_modes);
-    std::vector<int64_t> drafted(n_modes, 0), accepted(n_modes, 0), generated(n_modes, 0),
-        passes(n_modes, 0);
-    // Greedy decoding is deterministic: every run of every mode must give
-    // the tokens of the first plain run.
-    std::vector<std::vector<int32_t>> first_tokens(n_modes);
-    std::vector<std::vector<int64_t>> draft_length_steps(n_modes), drafter_steps(n_modes);
-    std::vector<double> estimated_speedup(n_modes, 0);
-    std::vector<bool> consistent(n_modes, true);
+    for (DecodeMode& mode : modes) mode.run(generator, prompt_, std::min(options_.gen_tokens, 4));
     for (int32_t r = 0; r < options_.repeats; ++r) {
-      for (size_t i = 0; i < n_modes; ++i) {
-        const size_t mode = r % 2 == 0 ? i : n_modes - 1 - i;
-        say("decode: repeat " + repeat_label(r) + ", " + mode_name(mode));
-        const GenerationOutput out = run_mode(mode, options_.gen_tokens);
-        if (mode >= first_set) {
-          std::vector<int64_t>& steps = drafter_steps[mode];
-          steps.resize(std::max(steps.size(), out.stats.drafters.size()), 0);
-          for (size_t d = 0; d < out.stats.drafters.size(); ++d) {
-            steps[d] += out.stats.drafters[d].steps;
-          }
-        } else if (mode > n_fixed) {
-          std::vector<int64_t>& steps = draft_length_steps[mode];
-          steps.resize(std::max(steps.size(), out.stats.draft_length_steps.size()), 0);
-          for (size_t g = 0; g < out.stats.draft_length_steps.size(); ++g) {
-            steps[g] += out.stats.draft_length_steps[g];
-          }
-          estimated_speedup[mode] = out.stats.estimated_speedup;
-        }
-        tokens_per_second[mode].push_back(out.stats.decode_tokens_per_second());
-        drafted[mode] += out.stats.drafted_tokens;
-        accepted[mode] += out.stats.accepted_tokens;
-        generated[mode] += out.stats.generated_tokens;
-        passes[mode] += out.stats.target_passes;
-        if (r == 0) first_tokens[mode] = out.tokens;
-        if (out.tokens != first_tokens[mode]) consistent[mode] = false;
+      for (size_t i = 0; i < modes.size(); ++i) {
+        DecodeMode& mode = modes[r % 2 == 0 ? i : modes.size() - 1 - i];
+        say("decode: repeat " + repeat_label(r) + ", " + mode.name);
+        mode.tally.add(mode.run(generator, prompt_, options_.gen_tokens));
       }
     }
-
-    report_.decode_tokens_per_second = summarize(tokens_per_second[0]);
+    report_.decode_tokens_per_second = summarize(modes.front().tally.tokens_per_second);
     report_.memory.target_kv_bytes = generator.cache().bytes();
-    if (drafter) report_.memory.draft_kv_bytes = drafter->cache().bytes();
-    auto per_repeat_ratio = [&](size_t mode, size_t base) {
-      std::vector<double> ratios;
-      for (size_t r = 0; r < tokens_per_second[mode].size(); ++r) {
-        const double b = tokens_per_second[base][r];
-        ratios.push_back(b > 0 ? tokens_per_second[mode][r] / b : 0);
-      }
-      return summarize(ratios);
-    };
-    size_t best_fixed = 0;
-    double best_median = -1;
-    for (size_t mode = 1; mode <= n_fixed; ++mode) {
-      const double median = summarize(tokens_per_second[mode]).median;
-      if (median > best_median) {
-        best_median = median;
-        best_fixed = mode;
-      }
-    }
-    for (size_t mode = first_set; mode < n_modes; ++mode) {
-      DrafterSetPoint point;
-      point.drafters = sets[mode - first_set]->set();
-      point.draft_max = largest_g;
-      point.tokens_per_second = summarize(tokens_per_second[mode]);
-      point.speedup = per_repeat_ratio(mode, 0);
-      point.acceptance_rate =
-          drafted[mode] > 0 ? static_cast<double>(accepted[mode]) / drafted[mode] : 0;
-      point.tokens_per_pass =
-          passes[mode] > 0 ? static_cast<double>(generated[mode]) / passes[mode] : 0;
-      point.steps_by_drafter = drafter_steps[mode];
-      point.identical_to_plain =
-          consistent[0] && consistent[mode] && first_tokens[mode] == first_tokens[0];
-      report_.drafter_sets.push_back(std::move(point));
-    }
-    for (size_t mode = n_fixed + 1; mode < first_set; ++mode) {
-      PolicyPoint point;
-      point.policy = options_.policies[mode - 1 - n_fixed];
-      point.draft_max = policy_bound;
-      point.tokens_per_second = summarize(tokens_per_second[mode]);
-      point.speedup = per_repeat_ratio(mode, 0);
-      if (best_fixed > 0) {
-        point.vs_best_fixed = per_repeat_ratio(mode, best_fixed);
-        point.best_fixed_draft_max = options_.draft_max_list[best_fixed - 1];
-      }
-      point.acceptance_rate =
-          drafted[mode] > 0 ? static_cast<double>(accepted[mode]) / drafted[mode] : 0;
-      point.tokens_per_pass =
-          passes[mode] > 0 ? static_cast<double>(generated[mode]) / passes[mode] : 0;
-      point.draft_length_steps = draft_length_steps[mode];
-      point.estimated_speedup = estimated_speedup[mode];
-      point.identical_to_plain =
-          consistent[0] && consistent[mode] && first_tokens[mode] == first_tokens[0];
-      report_.policies.push_back(std::move(point));
-    }
-    for (size_t mode = 1; mode <= n_fixed; ++mode) {
-      SpeculativePoint point;
-      point.draft_max = options_.draft_max_list[mode - 1];
-      point.tokens_per_second = summarize(tokens_per_second[mode]);
-      std::vector<double> speedups;
-      for (size_t r = 0; r < tokens_per_second[mode].size(); ++r) {
-        const double plain = tokens_per_second[0][r];
-        speedups.push_back(plain > 0 ? tokens_per_second[mode][r] / plain : 0);
-      }
-      point.speedup = summarize(speedups);
-      point.acceptance_rate =
-          drafted[mode] > 0 ? static_cast<double>(accepted[mode]) / drafted[mode] : 0;
-      point.tokens_per_pass =
-          passes[mode] > 0 ? static_cast<double>(generated[mode]) / passes[mode] : 0;
-      point.identical_to_plain =
-          consistent[0] && consistent[mode] && first_tokens[mode] == first_tokens[0];
-      report_.speculative.push_back(std::move(point));
-    }
+    list.report(report_);
   }
 
   void measure_bandwidth() {
