@@ -7,16 +7,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cli/command_registry.h"
 #include "cli/distill_speed.h"
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
+#include "cli/training_run.h"
 #include "core/error.h"
 #include "learn/distill_loss.h"
 #include "learn/gemm_dnnl.h"
@@ -29,15 +28,9 @@
 namespace specula::cli {
 namespace {
 
-struct DistillFlags : RunFlags {
+struct DistillFlags : RunFlags, DataFlags {
   TrainOptions train;
   std::string teacher;
-  std::vector<std::string> inputs;
-  std::vector<std::string> eval_inputs;
-  double eval_fraction = 0.05;
-  std::string out;
-  std::string type = "f16";
-  std::string name;
   std::string loss = "tvd";
   double temperature = 1.0;
   double on_policy_fraction = 0.0;
@@ -141,11 +134,8 @@ void add_teacher_continuations(const Model& teacher, double fraction, const Trai
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
-void run(const DistillFlags& flags, const CLI::App& sub) {
-  const auto type = dtype_from_name(flags.type);
-  if (!type || (*type != DType::kF32 && *type != DType::kF16)) {
-    fail("distill: --type ", flags.type, " is not supported; use f32 or f16");
-  }
+// The distillation flags' own checks, before anything slow runs.
+DistillDivergence check_distill_flags(const DistillFlags& flags) {
   const auto divergence = distill_divergence_from_name(flags.loss);
   if (!divergence) fail("distill: --loss ", flags.loss, " is not known; use kl or tvd");
   if (!(flags.temperature > 0.0)) fail("distill: --temperature must be > 0");
@@ -153,18 +143,14 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     fail("distill: --on-policy-fraction must be in [0, 1), not ", flags.on_policy_fraction);
   }
   if (flags.accept_windows < 1) fail("distill: --accept-windows must be >= 1");
-  if (flags.checkpoint_every < 0 || flags.log_every < 1) {
-    fail("distill: --checkpoint-every must be >= 0 and --log-every >= 1");
-  }
-  if ((flags.checkpoint_every > 0 || flags.resume) && flags.checkpoint.empty()) {
-    fail("distill: --checkpoint-every and --resume need --checkpoint PATH");
-  }
-  const GemmBackend gemm = parse_gemm_backend(flags.gemm, "distill: --gemm");
-  const std::unique_ptr<Model> teacher = Model::load(flags.teacher);
-  const ModelConfig& tc = teacher->config();
-  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());
+  return *divergence;
+}
+
+// The options of the student: the flags, with the shape of --init's file
+// (then `init_file` is opened) or a context of min(512, the teacher's).
+TrainOptions student_options(const DistillFlags& flags, const CLI::App& sub, const ModelConfig& tc,
+                             std::unique_ptr<GgufReader>& init_file) {
   TrainOptions options = flags.train;
-  std::unique_ptr<GgufReader> init_file;
   if (!flags.init.empty() && !flags.resume) {
     init_file = GgufReader::open(flags.init);
     options.shape = shape_for_init(*init_file, sub, options.shape, "distill");
@@ -186,139 +172,132 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
     fail("distill: --accept-window must be in [2, ", std::min(options.shape.n_ctx, tc.n_ctx_train),
          "]");
   }
+  return options;
+}
 
-  const int32_t threads =
-      flags.threads > 0 ? flags.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
-  ThreadPool pool(std::max(1, threads));
-  if (!flags.eval_inputs.empty() && sub.count("--eval-fraction") > 0) {
-    fail("distill: give either --eval-input or --eval-fraction, not both");
-  }
-  TokenCorpus corpus =
-      tokenize_corpus(*tokenizer, {flags.inputs, flags.eval_inputs, flags.eval_fraction});
-  add_teacher_continuations(*teacher, flags.on_policy_fraction, options, corpus, &pool);
-  std::fprintf(stderr, "distill: %zu training + %zu held-out tokens; teacher %s (%d layers x %d)\n",
-               corpus.train.size(), corpus.eval.size(), flags.teacher.c_str(), tc.n_layer,
-               tc.n_embd);
-
-  auto make_loss = [&] {
-    return std::make_unique<DistillLoss>(teacher.get(), *divergence, flags.temperature);
-  };
-  std::unique_ptr<Trainer> trainer;
+// The student, resumed from --checkpoint or new (from --init's weights when
+// given), learning from the teacher with the distillation loss.
+std::unique_ptr<Trainer> make_student(const DistillFlags& flags, const CLI::App& sub,
+                                      const TrainOptions& options, const GgufReader* init_file,
+                                      TokenCorpus corpus, std::unique_ptr<DistillLoss> loss,
+                                      ThreadPool* pool) {
   if (flags.resume) {
-    if (!std::filesystem::exists(flags.checkpoint)) {
-      fail("distill: no checkpoint at ", flags.checkpoint, " to resume");
-    }
-    trainer = Trainer::resume(flags.checkpoint, std::move(corpus), &pool, make_loss());
+    check_checkpoint_exists(flags, "distill");
+    auto trainer = Trainer::resume(flags.checkpoint, std::move(corpus), pool, std::move(loss));
     if (sub.count("--steps") > 0) trainer->set_steps(flags.train.steps);
-  } else {
-    trainer = std::make_unique<Trainer>(options, std::move(corpus), &pool);
-    if (init_file) trainer->load_parameters(*init_file);
-    trainer->set_loss(make_loss());
+    return trainer;
   }
-  const std::string gemm_notice = trainer->set_gemm_backend(gemm);
-  if (!gemm_notice.empty()) std::fprintf(stderr, "distill: %s\n", gemm_notice.c_str());
-  std::fprintf(stderr, "distill: student %s\n",
-               describe_gemm_backend(trainer->gemm_backend()).c_str());
-  const TransformerShape& s = trainer->options().shape;
+  auto trainer = std::make_unique<Trainer>(options, std::move(corpus), pool);
+  if (init_file != nullptr) trainer->load_parameters(*init_file);
+  trainer->set_loss(std::move(loss));
+  return trainer;
+}
+
+// The step loop with distill's progress lines: the mean divergence since
+// the last line, the held-out loss when evaluated, the time so far.
+void distill_steps(Trainer& trainer, const DistillFlags& flags, const RunOutput& output,
+                   const StopOnSignals& stop) {
+  const auto start = std::chrono::steady_clock::now();
+  run_steps(trainer, flags, output, stop, [&](const ProgressLine& line) {
+    char eval_text[32] = "-";
+    if (line.eval_loss) std::snprintf(eval_text, sizeof eval_text, "%.4f", *line.eval_loss);
+    std::fprintf(stderr, "step %lld/%lld | %s %.4f | eval %s | lr %.2e | |g| %.2f | %.1f s\n",
+                 static_cast<long long>(line.result.step), static_cast<long long>(line.total),
+                 flags.loss.c_str(), line.mean_loss, eval_text, line.result.lr,
+                 line.result.grad_norm,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  });
+}
+
+void print_student(const Trainer& trainer, const DistillFlags& flags) {
+  const TransformerShape& s = trainer.options().shape;
   std::fprintf(stderr,
                "distill: student llama %d layers x %d embd, %d heads (%d kv), ff %d: %.2fM "
                "parameters; loss %s at T=%g\n",
                s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.n_ff,
-               static_cast<double>(trainer->layout().total()) / 1e6, flags.loss.c_str(),
+               static_cast<double>(trainer.layout().total()) / 1e6, flags.loss.c_str(),
                flags.temperature);
-  measure_student("before", *trainer, *teacher, flags, *type, &pool);
+}
 
-  const auto start = std::chrono::steady_clock::now();
-  double window_loss = 0.0;
-  int64_t window_steps = 0;
+void run(const DistillFlags& flags, const CLI::App& sub) {
+  const DType type = output_type(flags, "distill");
+  const DistillDivergence divergence = check_distill_flags(flags);
+  const GemmBackend gemm = check_run_flags(flags, "distill");
+  const std::unique_ptr<Model> teacher = Model::load(flags.teacher);
+  const ModelConfig& tc = teacher->config();
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());
+  std::unique_ptr<GgufReader> init_file;
+  const TrainOptions options = student_options(flags, sub, tc, init_file);
+
+  ThreadPool pool(thread_count(flags));
+  TokenCorpus corpus = tokenize_corpus(*tokenizer, corpus_options(flags, sub, "distill"));
+  add_teacher_continuations(*teacher, flags.on_policy_fraction, options, corpus, &pool);
+  std::fprintf(stderr, "distill: %zu training + %zu held-out tokens; teacher %s (%d layers x %d)\n",
+               corpus.train.size(), corpus.eval.size(), flags.teacher.c_str(), tc.n_layer,
+               tc.n_embd);
+  std::unique_ptr<Trainer> trainer = make_student(
+      flags, sub, options, init_file.get(), std::move(corpus),
+      std::make_unique<DistillLoss>(teacher.get(), divergence, flags.temperature), &pool);
+  use_gemm_backend(*trainer, gemm, "distill", "student ");
+  print_student(*trainer, flags);
+  measure_student("before", *trainer, *teacher, flags, type, &pool);
+
+  const RunOutput output{"distill", "draft", type, &teacher->file()};
   const StopOnSignals stop_on_signals;
-  while (trainer->steps_done() < trainer->options().steps && !stop_on_signals.stop_requested()) {
-    const StepResult r = trainer->step();
-    window_loss += r.loss;
-    ++window_steps;
-    const int64_t total = trainer->options().steps;
-    const int64_t every = trainer->options().eval_every;
-    const bool last = r.step == total;
-    const bool evaluate = every > 0 && (r.step % every == 0 || last);
-    if (evaluate || r.step % flags.log_every == 0 || last) {
-      char eval_text[32] = "-";
-      if (evaluate) std::snprintf(eval_text, sizeof eval_text, "%.4f", trainer->evaluate());
-      std::fprintf(stderr, "step %lld/%lld | %s %.4f | eval %s | lr %.2e | |g| %.2f | %.1f s\n",
-                   static_cast<long long>(r.step), static_cast<long long>(total),
-                   flags.loss.c_str(), window_loss / static_cast<double>(window_steps), eval_text,
-                   r.lr, r.grad_norm,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      window_loss = 0.0;
-      window_steps = 0;
-    }
-    if (flags.checkpoint_every > 0 && r.step % flags.checkpoint_every == 0 && !last) {
-      trainer->save_checkpoint(flags.checkpoint, &teacher->file());
-    }
-  }
-  if (!flags.checkpoint.empty()) trainer->save_checkpoint(flags.checkpoint, &teacher->file());
-  if (stop_on_signals.stop_requested()) {
-    if (!flags.checkpoint.empty()) {
-      fail("distill: interrupted after step ", trainer->steps_done(), "; checkpoint saved to ",
-           flags.checkpoint, ": run the same command with --resume to continue");
-    }
-    trainer->write_model(flags.out, *type, &teacher->file(), "interrupted distillation");
-    fail("distill: interrupted after step ", trainer->steps_done(), "; the draft so far is in ",
-         flags.out, " (give --checkpoint PATH to be able to resume)");
-  }
-  measure_student("after", *trainer, *teacher, flags, *type, &pool);
+  distill_steps(*trainer, flags, output, stop_on_signals);
+  save_at_end(*trainer, flags, flags, output, stop_on_signals.stop_requested(),
+              "interrupted distillation");
+  measure_student("after", *trainer, *teacher, flags, type, &pool);
   const std::string name =
       flags.name.empty() ? str_cat("specula draft distilled from ", flags.teacher) : flags.name;
-  trainer->write_model(flags.out, *type, &teacher->file(), name);
+  trainer->write_model(flags.out, type, &teacher->file(), name);
   std::fprintf(stderr, "distill: wrote %s after %lld steps\n", flags.out.c_str(),
                static_cast<long long>(trainer->steps_done()));
 }
 
-const bool registered = register_command({
-    "distill",
-    "Distill a small draft model from a teacher GGUF (KL or TVD), reporting acceptance",
-    [](CLI::App& sub) {
-      auto f = std::make_shared<DistillFlags>();
-      TrainOptions& t = f->train;
-      t.shape.n_embd = 128;
-      t.shape.n_layer = 2;
-      sub.add_option("--teacher", f->teacher, "Teacher (target) GGUF model")->required();
-      sub.add_option("--input", f->inputs, "Text files to distill on")->required();
-      sub.add_option("--eval-input", f->eval_inputs, "Text files held out for evaluation");
-      sub.add_option("--eval-fraction", f->eval_fraction,
-                     "Without --eval-input: the tail fraction of the token stream held out")
-          ->capture_default_str();
-      sub.add_option("--out", f->out, "Draft GGUF file to write")->required();
-      sub.add_option("--type", f->type, "Matrix type of --out: f32 or f16")->capture_default_str();
-      sub.add_option("--name", f->name, "general.name of the draft");
-      sub.add_option("--loss", f->loss, "Divergence: kl (forward KL) or tvd (total variation)")
-          ->capture_default_str();
-      sub.add_option("--temperature", f->temperature, "Temperature of both distributions")
-          ->capture_default_str();
-      sub.add_option("--on-policy-fraction", f->on_policy_fraction,
-                     "Fraction of training tokens that are teacher continuations of corpus "
-                     "prefixes")
-          ->capture_default_str();
-      sub.add_option("--accept-window", f->accept_window,
-                     "Tokens per held-out window of the acceptance measurement")
-          ->capture_default_str();
-      sub.add_option("--accept-windows", f->accept_windows, "Held-out windows measured")
-          ->capture_default_str();
-      sub.add_option("--speed-repeats", f->speed.repeats,
-                     "Interleaved repeats of the before/after speedup measurement (plain vs "
-                     "speculative decoding of a held-out prompt; 0: skip it)")
-          ->capture_default_str()
-          ->check(CLI::Range(0, 100));
-      add_shape_flags(sub, t.shape, "Student");
-      sub.add_option("--ctx", t.shape.n_ctx, "Student context (default min(512, teacher's))");
-      add_init_flag(sub, f->init);
-      add_optimizer_flags(sub, t);
-      sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
-          ->capture_default_str();
-      add_evaluation_flags(sub, t);
-      add_run_flags(sub, *f);
-      sub.callback([f, &sub] { run(*f, sub); });
-    },
-});
+void add_distill_flags(CLI::App& sub, DistillFlags& flags) {
+  sub.add_option("--loss", flags.loss, "Divergence: kl (forward KL) or tvd (total variation)")
+      ->capture_default_str();
+  sub.add_option("--temperature", flags.temperature, "Temperature of both distributions")
+      ->capture_default_str();
+  sub.add_option("--on-policy-fraction", flags.on_policy_fraction,
+                 "Fraction of training tokens that are teacher continuations of corpus "
+                 "prefixes")
+      ->capture_default_str();
+  sub.add_option("--accept-window", flags.accept_window,
+                 "Tokens per held-out window of the acceptance measurement")
+      ->capture_default_str();
+  sub.add_option("--accept-windows", flags.accept_windows, "Held-out windows measured")
+      ->capture_default_str();
+  sub.add_option("--speed-repeats", flags.speed.repeats,
+                 "Interleaved repeats of the before/after speedup measurement (plain vs "
+                 "speculative decoding of a held-out prompt; 0: skip it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+}
+
+void add_flags(CLI::App& sub, DistillFlags& flags) {
+  TrainOptions& t = flags.train;
+  t.shape.n_embd = 128;
+  t.shape.n_layer = 2;
+  sub.add_option("--teacher", flags.teacher, "Teacher (target) GGUF model")->required();
+  add_data_flags(sub, flags, "distill", "draft");
+  add_distill_flags(sub, flags);
+  add_shape_flags(sub, t.shape, "Student");
+  sub.add_option("--ctx", t.shape.n_ctx, "Student context (default min(512, teacher's))");
+  add_init_flag(sub, flags.init);
+  add_optimizer_flags(sub, t);
+  sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
+      ->capture_default_str();
+  add_evaluation_flags(sub, t);
+  add_run_flags(sub, flags);
+}
+
+const bool registered = register_command_with_flags<DistillFlags>(
+    "distill", "Distill a small draft model from a teacher GGUF (KL or TVD), reporting acceptance",
+    add_flags, [](const DistillFlags& flags, const CLI::App& sub) {
+      with_flag_names(kTrainFlags, [&] { run(flags, sub); });
+    });
 
 }  // namespace
 }  // namespace specula::cli

@@ -2,22 +2,19 @@
 // trains a llama model from scratch on text (see train/trainer.h and
 // docs/training.md). Progress on stderr; checkpoints every N steps and on
 // SIGINT/SIGTERM; --resume continues a checkpoint exactly.
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "cli/command_registry.h"
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
+#include "cli/training_run.h"
 #include "core/error.h"
 #include "learn/gemm_dnnl.h"
 #include "tokenizer/tokenizer.h"
@@ -27,17 +24,15 @@
 namespace specula::cli {
 namespace {
 
-struct TrainFlags : RunFlags {
+struct TrainFlags : RunFlags, DataFlags {
   TrainOptions train;
   std::string vocab;
-  std::vector<std::string> inputs;
-  std::vector<std::string> eval_inputs;
-  double eval_fraction = 0.05;
-  std::string out;
-  std::string type = "f16";
-  std::string name;
   std::string init;
 };
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(seconds + 0.5);
@@ -93,20 +88,10 @@ TrainOptions new_run_options(const TrainFlags& flags, const CLI::App& sub,
   return validate_train_options(options);
 }
 
-std::unique_ptr<Trainer> make_trainer(const TrainFlags& flags, const CLI::App& sub,
-                                      TokenCorpus corpus, int32_t n_vocab,
-                                      const GgufReader* init_file, ThreadPool* pool) {
-  if (!flags.resume) {
-    auto trainer = std::make_unique<Trainer>(new_run_options(flags, sub, init_file, n_vocab),
-                                             std::move(corpus), pool);
-    if (init_file != nullptr) trainer->load_parameters(*init_file);
-    return trainer;
-  }
-  if (flags.checkpoint.empty()) fail("train: --resume needs --checkpoint PATH");
-  if (!std::filesystem::exists(flags.checkpoint)) {
-    fail("train: no checkpoint at ", flags.checkpoint,
-         " to resume; run without --resume to start a new run");
-  }
+// --resume: the checkpoint's run, with --steps and the evaluation flags
+// when given. The flags that fix the run, when given, must agree with it.
+std::unique_ptr<Trainer> resume_trainer(const TrainFlags& flags, const CLI::App& sub,
+                                        TokenCorpus corpus, int32_t n_vocab, ThreadPool* pool) {
   std::unique_ptr<Trainer> trainer = Trainer::resume(flags.checkpoint, std::move(corpus), pool);
   TrainOptions given = flags.train;
   given.shape.n_vocab = n_vocab;
@@ -132,146 +117,115 @@ std::unique_ptr<Trainer> make_trainer(const TrainFlags& flags, const CLI::App& s
   return trainer;
 }
 
-void run(const TrainFlags& flags, const CLI::App& sub) {
-  const auto type = dtype_from_name(flags.type);
-  if (!type || (*type != DType::kF32 && *type != DType::kF16)) {
-    fail("train: --type ", flags.type, " is not supported; use f32 or f16");
-  }
-  if (flags.checkpoint_every < 0 || flags.log_every < 1) {
-    fail("train: --checkpoint-every must be >= 0 and --log-every >= 1");
-  }
-  if (flags.checkpoint_every > 0 && flags.checkpoint.empty()) {
-    fail("train: --checkpoint-every needs --checkpoint PATH");
-  }
-  const GemmBackend gemm = parse_gemm_backend(flags.gemm, "train: --gemm");
-  const std::unique_ptr<GgufReader> vocab_file = GgufReader::open(flags.vocab);
-  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*vocab_file);
-  const auto start = std::chrono::steady_clock::now();
-  const auto seconds = [](std::chrono::steady_clock::time_point from) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
-  };
+std::unique_ptr<Trainer> make_trainer(const TrainFlags& flags, const CLI::App& sub,
+                                      TokenCorpus corpus, int32_t n_vocab,
+                                      const GgufReader* init_file, ThreadPool* pool) {
+  if (flags.resume) return resume_trainer(flags, sub, std::move(corpus), n_vocab, pool);
+  auto trainer = std::make_unique<Trainer>(new_run_options(flags, sub, init_file, n_vocab),
+                                           std::move(corpus), pool);
+  if (init_file != nullptr) trainer->load_parameters(*init_file);
+  return trainer;
+}
 
-  std::unique_ptr<GgufReader> init_file;
-  if (!flags.init.empty() && !flags.resume) init_file = GgufReader::open(flags.init);
-  if (!flags.resume) {  // fail fast, before a large corpus is tokenized
-    new_run_options(flags, sub, init_file.get(), tokenizer->n_vocab());
-  }
-  CorpusOptions corpus_options{flags.inputs, flags.eval_inputs, flags.eval_fraction};
-  if (!flags.eval_inputs.empty() && sub.count("--eval-fraction") > 0) {
-    fail("train: give either --eval-input or --eval-fraction, not both");
-  }
-  TokenCorpus corpus = tokenize_corpus(*tokenizer, corpus_options);
-  std::fprintf(stderr, "train: %.1f MB of text -> %zu training + %zu held-out tokens (%.1f s)\n",
-               static_cast<double>(corpus.text_bytes) / 1e6, corpus.train.size(),
-               corpus.eval.size(), seconds(start));
-
-  const int32_t threads =
-      flags.threads > 0 ? flags.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
-  ThreadPool pool(std::max(1, threads));
-  std::unique_ptr<Trainer> trainer =
-      make_trainer(flags, sub, std::move(corpus), tokenizer->n_vocab(), init_file.get(), &pool);
-  const std::string gemm_notice = trainer->set_gemm_backend(gemm);
-  if (!gemm_notice.empty()) std::fprintf(stderr, "train: %s\n", gemm_notice.c_str());
-  std::fprintf(stderr, "train: %s\n", describe_gemm_backend(trainer->gemm_backend()).c_str());
-  const TrainOptions& o = trainer->options();
+// "train: llama 4 layers x 256 embd, ...: 3.21M parameters; 8 x 128 tokens
+// per step, from step 0 of 1000, 8 threads".
+void print_plan(const Trainer& trainer, const TrainFlags& flags, bool from_init, int32_t threads) {
+  const TrainOptions& o = trainer.options();
   const TransformerShape& s = o.shape;
   std::fprintf(stderr,
                "train: llama %d layers x %d embd, %d heads (%d kv), ff %d, vocab %d, ctx %d: "
                "%.2fM parameters; %lld x %lld tokens per step, %s step %lld of %lld, %d threads\n",
                s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.n_ff, s.n_vocab, s.n_ctx,
-               static_cast<double>(trainer->layout().total()) / 1e6,
-               static_cast<long long>(o.batch), static_cast<long long>(o.seq_len),
-               flags.resume ? "resuming after" : (init_file ? "from --init weights at" : "from"),
-               static_cast<long long>(trainer->steps_done()), static_cast<long long>(o.steps),
-               pool.n_threads());
-
-  const StopOnSignals stop_on_signals;
-  double eval_loss = std::numeric_limits<double>::quiet_NaN();
-  auto window_start = std::chrono::steady_clock::now();
-  double train_seconds = 0.0;
-  int64_t train_steps = 0;
-  int64_t window_steps = 0;
-  double window_loss = 0.0;
-  while (trainer->steps_done() < trainer->options().steps && !g_stop_requested.load()) {
-    const StepResult r = trainer->step();
-    ++window_steps;
-    window_loss += r.loss;
-    const int64_t total = trainer->options().steps;
-    const int64_t every = trainer->options().eval_every;
-    const bool last = r.step == total;
-    const bool evaluate = every > 0 && (r.step % every == 0 || last);
-    const bool log = evaluate || r.step % flags.log_every == 0 || last;
-    if (log) {
-      const double elapsed = seconds(window_start);
-      train_seconds += elapsed;
-      train_steps += window_steps;
-      const double tokens_per_second =
-          static_cast<double>(window_steps * o.batch * o.seq_len) / elapsed;
-      const double eta =
-          train_seconds / static_cast<double>(train_steps) * static_cast<double>(total - r.step);
-      if (evaluate) eval_loss = trainer->evaluate();
-      char eval_text[32] = "-";
-      if (!std::isnan(eval_loss)) std::snprintf(eval_text, sizeof eval_text, "%.4f", eval_loss);
-      std::fprintf(stderr,
-                   "step %lld/%lld | loss %.4f | eval %s | lr %.2e | |g| %.2f | %.0f tok/s | "
-                   "ETA %s\n",
-                   static_cast<long long>(r.step), static_cast<long long>(total),
-                   window_loss / static_cast<double>(window_steps), eval_text, r.lr, r.grad_norm,
-                   tokens_per_second, format_duration(eta).c_str());
-      window_steps = 0;
-      window_loss = 0.0;
-    }
-    if (flags.checkpoint_every > 0 && r.step % flags.checkpoint_every == 0 && !last) {
-      trainer->save_checkpoint(flags.checkpoint, vocab_file.get());
-    }
-    if (log) window_start = std::chrono::steady_clock::now();
-  }
-  const std::string name =
-      flags.name.empty() ? str_cat("specula trained llama ", s.n_layer, "x", s.n_embd) : flags.name;
-  if (g_stop_requested.load()) {
-    if (!flags.checkpoint.empty()) {
-      trainer->save_checkpoint(flags.checkpoint, vocab_file.get());
-      fail("train: interrupted after step ", trainer->steps_done(), "; checkpoint saved to ",
-           flags.checkpoint, ": run the same command with --resume to continue");
-    }
-    trainer->write_model(flags.out, *type, vocab_file.get(), name);
-    fail("train: interrupted after step ", trainer->steps_done(), "; the model so far is in ",
-         flags.out, " (give --checkpoint PATH to be able to resume)");
-  }
-  if (!flags.checkpoint.empty()) trainer->save_checkpoint(flags.checkpoint, vocab_file.get());
-  trainer->write_model(flags.out, *type, vocab_file.get(), name);
-  std::fprintf(stderr, "train: wrote %s (%s) after %lld steps, %llu tokens seen (%.1f s)\n",
-               flags.out.c_str(), flags.type.c_str(), static_cast<long long>(trainer->steps_done()),
-               static_cast<unsigned long long>(trainer->tokens_seen()), seconds(start));
+               static_cast<double>(trainer.layout().total()) / 1e6, static_cast<long long>(o.batch),
+               static_cast<long long>(o.seq_len),
+               flags.resume ? "resuming after" : (from_init ? "from --init weights at" : "from"),
+               static_cast<long long>(trainer.steps_done()), static_cast<long long>(o.steps),
+               threads);
 }
 
-const bool registered = register_command({
-    "train",
-    "Train a llama model from scratch on text files (forward/backward in C++, AdamW)",
-    [](CLI::App& sub) {
-      auto f = std::make_shared<TrainFlags>();
-      TrainOptions& t = f->train;
-      sub.add_option("--vocab", f->vocab, "GGUF vocabulary (from `specula tokenizer train`)")
-          ->required();
-      sub.add_option("--input", f->inputs, "Text files to train on")->required();
-      sub.add_option("--eval-input", f->eval_inputs, "Text files held out for evaluation");
-      sub.add_option("--eval-fraction", f->eval_fraction,
-                     "Without --eval-input: the tail fraction of the token stream held out")
-          ->capture_default_str();
-      sub.add_option("--out", f->out, "Model GGUF file to write")->required();
-      sub.add_option("--type", f->type, "Matrix type of --out: f32 or f16")->capture_default_str();
-      sub.add_option("--name", f->name, "general.name of the model");
-      add_shape_flags(sub, t.shape, "Model");
-      sub.add_option("--ctx", t.shape.n_ctx, "Context length of the model")->capture_default_str();
-      add_init_flag(sub, f->init);
-      add_optimizer_flags(sub, t);
-      sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
-          ->capture_default_str();
-      add_evaluation_flags(sub, t);
-      add_run_flags(sub, *f);
-      sub.callback([f, &sub] { run(*f, sub); });
-    },
-});
+// The step loop with train's progress lines: the mean loss since the last
+// line, the latest held-out loss, tokens per second and the time left.
+void train_steps(Trainer& trainer, const TrainFlags& flags, const RunOutput& output,
+                 const StopOnSignals& stop) {
+  const TrainOptions& o = trainer.options();
+  double eval_loss = std::numeric_limits<double>::quiet_NaN();
+  double train_seconds = 0.0;
+  int64_t train_steps = 0;
+  run_steps(trainer, flags, output, stop, [&](const ProgressLine& line) {
+    train_seconds += line.seconds;
+    train_steps += line.steps;
+    const double tokens_per_second =
+        static_cast<double>(line.steps * o.batch * o.seq_len) / line.seconds;
+    const double eta = train_seconds / static_cast<double>(train_steps) *
+                       static_cast<double>(line.total - line.result.step);
+    if (line.eval_loss) eval_loss = *line.eval_loss;
+    char eval_text[32] = "-";
+    if (!std::isnan(eval_loss)) std::snprintf(eval_text, sizeof eval_text, "%.4f", eval_loss);
+    std::fprintf(stderr,
+                 "step %lld/%lld | loss %.4f | eval %s | lr %.2e | |g| %.2f | %.0f tok/s | "
+                 "ETA %s\n",
+                 static_cast<long long>(line.result.step), static_cast<long long>(line.total),
+                 line.mean_loss, eval_text, line.result.lr, line.result.grad_norm,
+                 tokens_per_second, format_duration(eta).c_str());
+  });
+}
+
+void run(const TrainFlags& flags, const CLI::App& sub) {
+  const DType type = output_type(flags, "train");
+  const GemmBackend gemm = check_run_flags(flags, "train");
+  const std::unique_ptr<GgufReader> vocab_file = GgufReader::open(flags.vocab);
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*vocab_file);
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<GgufReader> init_file;
+  if (!flags.init.empty() && !flags.resume) init_file = GgufReader::open(flags.init);
+  // Fail fast, before a large corpus is tokenized.
+  if (flags.resume) {
+    check_checkpoint_exists(flags, "train");
+  } else {
+    new_run_options(flags, sub, init_file.get(), tokenizer->n_vocab());
+  }
+  TokenCorpus corpus = tokenize_corpus(*tokenizer, corpus_options(flags, sub, "train"));
+  std::fprintf(stderr, "train: %.1f MB of text -> %zu training + %zu held-out tokens (%.1f s)\n",
+               static_cast<double>(corpus.text_bytes) / 1e6, corpus.train.size(),
+               corpus.eval.size(), seconds_since(start));
+
+  ThreadPool pool(thread_count(flags));
+  std::unique_ptr<Trainer> trainer =
+      make_trainer(flags, sub, std::move(corpus), tokenizer->n_vocab(), init_file.get(), &pool);
+  use_gemm_backend(*trainer, gemm, "train", "");
+  print_plan(*trainer, flags, init_file != nullptr, pool.n_threads());
+  const RunOutput output{"train", "model", type, vocab_file.get()};
+  const StopOnSignals stop_on_signals;
+  train_steps(*trainer, flags, output, stop_on_signals);
+  const TransformerShape& s = trainer->options().shape;
+  const std::string name =
+      flags.name.empty() ? str_cat("specula trained llama ", s.n_layer, "x", s.n_embd) : flags.name;
+  save_at_end(*trainer, flags, flags, output, stop_on_signals.stop_requested(), name);
+  trainer->write_model(flags.out, type, vocab_file.get(), name);
+  std::fprintf(stderr, "train: wrote %s (%s) after %lld steps, %llu tokens seen (%.1f s)\n",
+               flags.out.c_str(), flags.type.c_str(), static_cast<long long>(trainer->steps_done()),
+               static_cast<unsigned long long>(trainer->tokens_seen()), seconds_since(start));
+}
+
+void add_flags(CLI::App& sub, TrainFlags& flags) {
+  TrainOptions& t = flags.train;
+  sub.add_option("--vocab", flags.vocab, "GGUF vocabulary (from `specula tokenizer train`)")
+      ->required();
+  add_data_flags(sub, flags, "train", "model");
+  add_shape_flags(sub, t.shape, "Model");
+  sub.add_option("--ctx", t.shape.n_ctx, "Context length of the model")->capture_default_str();
+  add_init_flag(sub, flags.init);
+  add_optimizer_flags(sub, t);
+  sub.add_option("--seed", t.seed, "Seed of the weights and the data order")->capture_default_str();
+  add_evaluation_flags(sub, t);
+  add_run_flags(sub, flags);
+}
+
+const bool registered = register_command_with_flags<TrainFlags>(
+    "train", "Train a llama model from scratch on text files (forward/backward in C++, AdamW)",
+    add_flags, [](const TrainFlags& flags, const CLI::App& sub) {
+      with_flag_names(kTrainFlags, [&] { run(flags, sub); });
+    });
 
 }  // namespace
 }  // namespace specula::cli

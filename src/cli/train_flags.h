@@ -4,15 +4,45 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <array>
+#include <cctype>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "cli/field_flags.h"
 #include "core/error.h"
 #include "gguf/gguf_reader.h"
 #include "learn/model_io.h"
 #include "train/trainer.h"
 
 namespace specula::cli {
+
+// The flag of each TrainOptions, TransformerShape and CorpusOptions field
+// the training library's errors name. n_head_kv stands before n_head, whose
+// name starts it.
+inline constexpr std::array<FieldFlag, 20> kTrainFlags = {{
+    {"TrainOptions::batch", "--batch"},
+    {"TrainOptions::seq_len", "--seq-len"},
+    {"TrainOptions::steps", "--steps"},
+    {"TrainOptions::warmup", "--warmup"},
+    {"TrainOptions::min_lr", "--min-lr"},
+    {"TrainOptions::lr", "--lr"},
+    {"TrainOptions::clip", "--clip"},
+    {"TrainOptions::eval_every", "--eval-every"},
+    {"TrainOptions::eval_tokens", "--eval-tokens"},
+    {"TrainOptions::gemm", "--gemm"},
+    {"AdamWOptions::weight_decay", "--weight-decay"},
+    {"TransformerShape::n_embd", "--embd"},
+    {"TransformerShape::n_layer", "--layers"},
+    {"TransformerShape::n_head_kv", "--heads-kv"},
+    {"TransformerShape::n_head", "--heads"},
+    {"TransformerShape::n_ff", "--ff"},
+    {"TransformerShape::n_ctx", "--ctx"},
+    {"CorpusOptions::train_files", "--input"},
+    {"CorpusOptions::eval_files", "--eval-input"},
+    {"CorpusOptions::eval_fraction", "--eval-fraction"},
+}};
 
 // Threads, products, progress and checkpoints of a training run (both
 // commands' flags structs derive from it).
@@ -24,6 +54,32 @@ struct RunFlags {
   int64_t checkpoint_every = 0;
   bool resume = false;
 };
+
+// The text a run learns from and the model file it writes.
+struct DataFlags {
+  std::vector<std::string> inputs;
+  std::vector<std::string> eval_inputs;
+  double eval_fraction = 0.05;
+  std::string out;
+  std::string type = "f16";
+  std::string name;
+};
+
+// --input --eval-input --eval-fraction --out --type --name. `verb` says what
+// the run does with the text ("train"), `what` what it writes ("model").
+inline void add_data_flags(CLI::App& sub, DataFlags& d, const std::string& verb,
+                           const std::string& what) {
+  std::string capitalised = what;
+  capitalised[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(capitalised[0])));
+  sub.add_option("--input", d.inputs, "Text files to " + verb + " on")->required();
+  sub.add_option("--eval-input", d.eval_inputs, "Text files held out for evaluation");
+  sub.add_option("--eval-fraction", d.eval_fraction,
+                 "Without --eval-input: the tail fraction of the token stream held out")
+      ->capture_default_str();
+  sub.add_option("--out", d.out, capitalised + " GGUF file to write")->required();
+  sub.add_option("--type", d.type, "Matrix type of --out: f32 or f16")->capture_default_str();
+  sub.add_option("--name", d.name, "general.name of the " + what);
+}
 
 // --embd --layers --heads --heads-kv --ff --rope-base --tied (not --ctx: its
 // default differs). `what` names the model trained in the help ("Model").
