@@ -91,10 +91,8 @@ void read_rope_scaling(const GgufReader& file, const ConfigReader& keys, ModelCo
   }
 }
 
-}  // namespace
-
-ModelConfig read_model_config(const GgufReader& file) {
-  ModelConfig config;
+// general.architecture, and what it fixes: the RoPE style and q/k/v biases.
+void read_architecture(const GgufReader& file, ModelConfig& config) {
   const auto arch = file.get_string("general.architecture");
   if (!arch) {
     fail(file.path(), ": metadata key general.architecture is missing; supported architectures: ",
@@ -110,9 +108,11 @@ ModelConfig read_model_config(const GgufReader& file) {
     fail(file.path(), ": architecture '", config.architecture,
          "' is not supported; supported architectures: ", kSupportedArchitectures);
   }
-  if (const auto name = file.get_string("general.name")) config.name = std::string(*name);
+}
 
-  const ConfigReader keys(file, config.architecture);
+// The widths and counts, each checked to be present and positive, and the
+// norm epsilon and RoPE base.
+void read_sizes(const GgufReader& file, const ConfigReader& keys, ModelConfig& config) {
   config.n_ctx_train = keys.required_count("context_length", "training context length");
   config.n_embd = keys.required_count("embedding_length", "model width");
   config.n_layer = keys.required_count("block_count", "number of layers");
@@ -145,7 +145,11 @@ ModelConfig read_model_config(const GgufReader& file) {
                               " (grouped-query attention shares each key/value "
                               "head among a whole number of query heads)"));
   }
+}
 
+// The head width (from the file, or n_embd / n_head), checked against the
+// value heads and the rotated dimensions.
+void read_head_width(const GgufReader& file, const ConfigReader& keys, ModelConfig& config) {
   const auto key_length = keys.optional_count("attention.key_length", "head width of keys");
   const auto value_length = keys.optional_count("attention.value_length", "head width of values");
   if (key_length) {
@@ -172,8 +176,11 @@ ModelConfig read_model_config(const GgufReader& file) {
            config.head_dim, "; partial rotary embeddings are not supported yet");
     }
   }
-  read_rope_scaling(file, keys, config);
+}
 
+// The vocabulary (the rows of the embedding matrix) and whether the output
+// matrix is tied to the embeddings.
+void read_vocabulary(const GgufReader& file, const ConfigReader& keys, ModelConfig& config) {
   // Vocabulary: the rows of the embedding matrix.
   const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
   if (embd == nullptr) {
@@ -202,6 +209,19 @@ ModelConfig read_model_config(const GgufReader& file) {
                               " rows but token_embd.weight has ", config.n_vocab,
                               " (the vocabulary size)"));
   }
+}
+
+}  // namespace
+
+ModelConfig read_model_config(const GgufReader& file) {
+  ModelConfig config;
+  read_architecture(file, config);
+  if (const auto name = file.get_string("general.name")) config.name = std::string(*name);
+  const ConfigReader keys(file, config.architecture);
+  read_sizes(file, keys, config);
+  read_head_width(file, keys, config);
+  read_rope_scaling(file, keys, config);
+  read_vocabulary(file, keys, config);
   if (!config.qkv_bias && file.find_tensor("blk.0.attn_q.bias") != nullptr) config.qkv_bias = true;
   return config;
 }
