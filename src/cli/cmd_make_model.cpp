@@ -2,12 +2,14 @@
 // shape, or derives a draft from a target (`--from TARGET --layers K`: the
 // target's first K layers, same embeddings, output and tokenizer).
 // `--tokenizer-from FILE` gives a random model the tokenizer of a real one.
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "cli/command_registry.h"
+#include "cli/field_flags.h"
 #include "core/error.h"
 #include "model/make_model.h"
 #include "model/model.h"
@@ -18,6 +20,12 @@ namespace {
 
 // Above this many bytes of weights, progress goes to stderr.
 constexpr uint64_t kProgressBytes = 64ull << 20;
+
+// The flag of each RandomModelOptions field the library's errors name.
+constexpr std::array<FieldFlag, 2> kMakeModelFlags = {{
+    {"RandomModelOptions::n_vocab", "--vocab"},
+    {"RandomModelOptions::tokenizer_from", "--tokenizer-from"},
+}};
 
 struct MakeModelFlags {
   RandomModelOptions model;
@@ -163,7 +171,9 @@ void add_flags(CLI::App& sub, MakeModelFlags& flags) {
 const bool registered = register_command_with_flags<MakeModelFlags>(
     "make-model",
     "Write a random-weight llama/qwen2 GGUF of any shape, or derive a draft from a target",
-    add_flags, run);
+    add_flags, [](const MakeModelFlags& flags, const CLI::App& sub) {
+      with_flag_names(kMakeModelFlags, [&] { run(flags, sub); });
+    });
 
 }  // namespace
 }  // namespace specula::cli

@@ -96,7 +96,7 @@ DistillLoss::DistillLoss(const Model* teacher, DistillDivergence divergence, dou
       divergence_(divergence),
       temperature_(temperature),
       name_(str_cat("distill_", distill_divergence_name(divergence), "_t", temperature)) {
-  if (!(temperature > 0.0)) fail("distill: --temperature must be > 0, not ", temperature);
+  if (!(temperature > 0.0)) fail("distill: the temperature must be > 0, not ", temperature);
 }
 
 double DistillLoss::evaluate(std::span<const float> logits, int64_t n_vocab, const LossBatch& batch,

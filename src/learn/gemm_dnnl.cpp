@@ -343,7 +343,7 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
     }
   } catch (const dnnl::error& e) {
     fail("train: oneDNN cannot make a bf16 matmul of ", m, " x ", n, " x ", k, ": ", e.what(),
-         "; run with --gemm f32");
+         "; use the f32 products (TrainOptions::gemm f32)");
   }
 
   std::mutex error_mutex;
@@ -368,7 +368,10 @@ void gemm_bf16(const GemmShape& shape, const float* a, int64_t lda, const float*
   } else {
     pool->parallel_for(n_blocks, run);
   }
-  if (!error.empty()) fail("train: a oneDNN bf16 matmul failed: ", error, "; run with --gemm f32");
+  if (!error.empty()) {
+    fail("train: a oneDNN bf16 matmul failed: ", error,
+         "; use the f32 products (TrainOptions::gemm f32)");
+  }
 }
 
 #else  // !SPECULA_HAVE_DNNL

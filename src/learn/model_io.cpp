@@ -50,8 +50,8 @@ void add_model_to_gguf(GgufWriter& writer, const ParameterLayout& layout,
     const GgufValue* tokens = tokenizer_source->find("tokenizer.ggml.tokens");
     if (tokens == nullptr || tokens->type != GgufType::kArray) {
       fail("train: ", tokenizer_source->path(),
-           " has no tokenizer.ggml.tokens; give --vocab a file written by "
-           "`specula tokenizer train`");
+           " has no tokenizer.ggml.tokens; the vocabulary must come from a file written by "
+           "`specula tokenizer train` (BpeTrainer)");
     }
     if (tokens->array_size != static_cast<uint64_t>(s.n_vocab)) {
       fail("train: ", tokenizer_source->path(), " has ", tokens->array_size,

@@ -9,9 +9,9 @@
 namespace specula {
 namespace {
 
-void check_range(const char* flag, int64_t value, int64_t low, int64_t high) {
+void check_range(const char* field, int64_t value, int64_t low, int64_t high) {
   if (value < low || value > high) {
-    fail("train: ", flag, " ", value, " is outside [", low, ", ", high, "]");
+    fail("train: ", field, " ", value, " is outside [", low, ", ", high, "]");
   }
 }
 
@@ -21,18 +21,19 @@ TransformerShape resolve_transformer_shape(TransformerShape s) {
   if (s.n_head_kv == 0) s.n_head_kv = s.n_head;
   if (s.n_ff == 0) s.n_ff = (s.n_embd * 8 / 3 + 31) / 32 * 32;
   check_range("vocabulary size", s.n_vocab, 2, 1 << 22);
-  check_range("--embd", s.n_embd, 2, 1 << 16);
-  check_range("--layers", s.n_layer, 1, 1024);
-  check_range("--heads", s.n_head, 1, s.n_embd);
-  check_range("--heads-kv", s.n_head_kv, 1, s.n_head);
-  check_range("--ff", s.n_ff, 1, 1 << 18);
-  check_range("--ctx", s.n_ctx, 1, 1 << 20);
+  check_range("TransformerShape::n_embd", s.n_embd, 2, 1 << 16);
+  check_range("TransformerShape::n_layer", s.n_layer, 1, 1024);
+  check_range("TransformerShape::n_head", s.n_head, 1, s.n_embd);
+  check_range("TransformerShape::n_head_kv", s.n_head_kv, 1, s.n_head);
+  check_range("TransformerShape::n_ff", s.n_ff, 1, 1 << 18);
+  check_range("TransformerShape::n_ctx", s.n_ctx, 1, 1 << 20);
   if (s.n_embd % s.n_head != 0 || (s.n_embd / s.n_head) % 2 != 0) {
-    fail("train: --embd ", s.n_embd, " must be --heads ", s.n_head,
-         " times an even head width (RoPE rotates pairs)");
+    fail("train: TransformerShape::n_embd ", s.n_embd, " must be TransformerShape::n_head ",
+         s.n_head, " times an even head width (RoPE rotates pairs)");
   }
   if (s.n_head % s.n_head_kv != 0) {
-    fail("train: --heads ", s.n_head, " must be a multiple of --heads-kv ", s.n_head_kv);
+    fail("train: TransformerShape::n_head ", s.n_head,
+         " must be a multiple of TransformerShape::n_head_kv ", s.n_head_kv);
   }
   if (!(s.rms_eps > 0.0f) || !(s.rope_freq_base > 0.0f)) {
     fail("train: rms epsilon and RoPE base must be positive");

@@ -113,8 +113,8 @@ int64_t tokenizer_token_count(const GgufReader& file) {
   if (tokens == nullptr || tokens->type != GgufType::kArray ||
       tokens->array_type != GgufType::kString) {
     fail("make-model: ", file.path(), " has no ", kTokensKey,
-         " string array, so it holds no tokenizer to copy; give --tokenizer-from a model or "
-         "vocab-only GGUF file with a tokenizer");
+         " string array, so it holds no tokenizer to copy; RandomModelOptions::tokenizer_from "
+         "must be a model or vocab-only GGUF file with a tokenizer");
   }
   if (tokens->array_size == 0) {
     fail("make-model: ", file.path(), ": ", kTokensKey, " is empty; a model needs tokens");
@@ -216,10 +216,12 @@ RandomModelOptions resolve_random_model_options(RandomModelOptions o) {
   if (!o.tokenizer_from.empty()) {
     const int64_t n_tokens = tokenizer_token_count(*GgufReader::open(o.tokenizer_from));
     if (o.n_vocab != RandomModelOptions{}.n_vocab && o.n_vocab != n_tokens) {
-      fail("make-model: vocab = ", o.n_vocab, " disagrees with the ", n_tokens, " tokens of ",
-           o.tokenizer_from, " (--tokenizer-from); leave out --vocab");
+      fail("make-model: RandomModelOptions::n_vocab ", o.n_vocab, " disagrees with the ", n_tokens,
+           " tokens of ", o.tokenizer_from,
+           " (RandomModelOptions::tokenizer_from); leave RandomModelOptions::n_vocab at its "
+           "default");
     }
-    check_range("vocab (tokens of --tokenizer-from)", n_tokens, 1, kMaxVocab);
+    check_range("vocab (tokens of RandomModelOptions::tokenizer_from)", n_tokens, 1, kMaxVocab);
     o.n_vocab = static_cast<int32_t>(n_tokens);
   }
   if (o.n_head_kv == 0) o.n_head_kv = o.n_head;
@@ -344,8 +346,8 @@ void write_draft_model(const std::string& target_path, int32_t n_layer, const st
   const std::unique_ptr<GgufReader> target = GgufReader::open(target_path);
   const ModelConfig config = read_model_config(*target);
   if (n_layer < 1 || n_layer > config.n_layer) {
-    fail("make-model: --layers ", n_layer, " for a draft of ", target_path, " must be in [1, ",
-         config.n_layer, "] (the target's layers)");
+    fail("make-model: a draft of ", target_path, " keeps ", n_layer,
+         " layers, which must be in [1, ", config.n_layer, "] (the target's layers)");
   }
   const std::string block_count_key = config.architecture + ".block_count";
   GgufWriter writer;

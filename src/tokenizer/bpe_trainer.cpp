@@ -195,7 +195,7 @@ BpeTrainer::BpeTrainer(BpeTrainerOptions options)
          " tokens (256 bytes, <s>, </s>) before any merge");
   }
   if (options_.vocab_size > static_cast<size_t>(INT32_MAX)) {
-    fail("--vocab-size ", options_.vocab_size, " is too large");
+    fail("a vocabulary size of ", options_.vocab_size, " is too large");
   }
 }
 

@@ -34,7 +34,8 @@ class KeyReader {
  private:
   [[noreturn]] void missing(std::string_view key) const {
     fail(file_.path(), " is not a specula training checkpoint (no ", key,
-         "); --resume needs a file written by `specula train --checkpoint`");
+         "); resuming needs a file written by Trainer::save_checkpoint (`specula train "
+         "--checkpoint`)");
   }
   const GgufReader& file_;
 };

@@ -11,7 +11,7 @@ namespace {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail("train: cannot read --input file ", path);
+  if (!in) fail("train: cannot read the text file ", path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -45,9 +45,10 @@ uint64_t TokenCorpus::fingerprint() const {
 }
 
 TokenCorpus tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& options) {
-  if (options.train_files.empty()) fail("train: no --input files given");
+  if (options.train_files.empty())
+    fail("train: no training text given (CorpusOptions::train_files is empty)");
   if (!(options.eval_fraction >= 0.0 && options.eval_fraction < 1.0)) {
-    fail("train: --eval-fraction ", options.eval_fraction, " must be in [0, 1)");
+    fail("train: CorpusOptions::eval_fraction ", options.eval_fraction, " must be in [0, 1)");
   }
   TokenCorpus corpus;
   for (const std::string& path : options.train_files) {
@@ -64,7 +65,7 @@ TokenCorpus tokenize_corpus(const Tokenizer& tokenizer, const CorpusOptions& opt
                        corpus.train.end());
     corpus.train.resize(corpus.train.size() - held_out);
   }
-  if (corpus.train.empty()) fail("train: the --input files hold no text to train on");
+  if (corpus.train.empty()) fail("train: the CorpusOptions::train_files hold no text to train on");
   return corpus;
 }
 
@@ -72,8 +73,9 @@ void sample_windows(std::span<const int32_t> tokens, int64_t batch, int64_t seq_
                     SplitMix64& rng, std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < seq_len + 1) {
-    fail("train: the training text has ", n, " tokens, fewer than one window of --seq-len ",
-         seq_len, " + 1; give more text or a shorter --seq-len");
+    fail("train: the training text has ", n,
+         " tokens, fewer than one window of TrainOptions::seq_len ", seq_len,
+         " + 1; give more text or a shorter TrainOptions::seq_len");
   }
   inputs.resize(static_cast<size_t>(batch * seq_len));
   targets.resize(inputs.size());

@@ -13,13 +13,13 @@
 namespace specula {
 namespace {
 
-void check_positive(const char* flag, int64_t value) {
-  if (value < 1) fail("train: ", flag, " ", value, " must be at least 1");
+void check_positive(const char* field, int64_t value) {
+  if (value < 1) fail("train: ", field, " ", value, " must be at least 1");
 }
 
-void check_rate(const char* flag, float value) {
+void check_rate(const char* field, float value) {
   if (!(value >= 0.0f) || !std::isfinite(value) || value > 10.0f) {
-    fail("train: ", flag, " ", value, " must be a finite value in [0, 10]");
+    fail("train: ", field, " ", value, " must be a finite value in [0, 10]");
   }
 }
 
@@ -27,26 +27,28 @@ void check_rate(const char* flag, float value) {
 
 TrainOptions validate_train_options(TrainOptions o) {
   o.shape = resolve_transformer_shape(o.shape);
-  check_positive("--batch", o.batch);
-  check_positive("--seq-len", o.seq_len);
-  check_positive("--steps", o.steps);
+  check_positive("TrainOptions::batch", o.batch);
+  check_positive("TrainOptions::seq_len", o.seq_len);
+  check_positive("TrainOptions::steps", o.steps);
   if (o.seq_len > o.shape.n_ctx) {
-    fail("train: --seq-len ", o.seq_len, " exceeds the model's context --ctx ", o.shape.n_ctx);
+    fail("train: TrainOptions::seq_len ", o.seq_len,
+         " exceeds the model's context TransformerShape::n_ctx ", o.shape.n_ctx);
   }
-  if (o.warmup < 0) fail("train: --warmup ", o.warmup, " must not be negative");
-  check_rate("--lr", o.lr);
-  check_rate("--min-lr", o.min_lr);
-  if (o.min_lr > o.lr) fail("train: --min-lr ", o.min_lr, " exceeds --lr ", o.lr);
-  check_rate("--weight-decay", o.adam.weight_decay);
+  if (o.warmup < 0) fail("train: TrainOptions::warmup ", o.warmup, " must not be negative");
+  check_rate("TrainOptions::lr", o.lr);
+  check_rate("TrainOptions::min_lr", o.min_lr);
+  if (o.min_lr > o.lr)
+    fail("train: TrainOptions::min_lr ", o.min_lr, " exceeds TrainOptions::lr ", o.lr);
+  check_rate("AdamWOptions::weight_decay", o.adam.weight_decay);
   if (!(o.clip >= 0.0f) || !std::isfinite(o.clip)) {
-    fail("train: --clip ", o.clip, " must be a finite value >= 0 (0: no clipping)");
+    fail("train: TrainOptions::clip ", o.clip, " must be a finite value >= 0 (0: no clipping)");
   }
   if (!(o.adam.beta1 >= 0.0f && o.adam.beta1 < 1.0f && o.adam.beta2 >= 0.0f &&
         o.adam.beta2 < 1.0f && o.adam.epsilon > 0.0f)) {
     fail("train: Adam betas must be in [0, 1) and epsilon positive");
   }
   if (o.eval_every < 0 || o.eval_tokens < 0) {
-    fail("train: --eval-every and --eval-tokens must not be negative");
+    fail("train: TrainOptions::eval_every and TrainOptions::eval_tokens must not be negative");
   }
   return o;
 }
@@ -75,8 +77,8 @@ Trainer::Trainer(const TrainOptions& options, TokenCorpus corpus, ThreadPool* po
   }
   if (static_cast<int64_t>(corpus_.train.size()) < options_.seq_len + 1) {
     fail("train: the training text has ", corpus_.train.size(),
-         " tokens, fewer than one window of --seq-len ", options_.seq_len,
-         " + 1; give more text or a shorter --seq-len");
+         " tokens, fewer than one window of TrainOptions::seq_len ", options_.seq_len,
+         " + 1; give more text or a shorter TrainOptions::seq_len");
   }
   if (initialise) init_parameters(*layout_, options_.seed, params_);
   set_gemm_backend(options_.gemm);
@@ -89,8 +91,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& checkpoint_path, Tok
   const Checkpoint checkpoint = read_checkpoint(checkpoint_path);
   if (corpus.fingerprint() != checkpoint.state.corpus_fingerprint) {
     fail("train: the training text differs from the text ", checkpoint_path,
-         " was trained on (token streams differ); resume with the same --vocab, --input, "
-         "--eval-input and --eval-fraction");
+         " was trained on (token streams differ); resume with the same vocabulary, "
+         "CorpusOptions::train_files, CorpusOptions::eval_files and CorpusOptions::eval_fraction");
   }
   std::unique_ptr<Trainer> trainer(
       new Trainer(checkpoint.options, std::move(corpus), pool, /*initialise=*/false));
@@ -128,12 +130,14 @@ void Trainer::set_loss(std::unique_ptr<TrainingLoss> loss) {
 }
 
 void Trainer::set_steps(int64_t steps) {
-  check_positive("--steps", steps);
+  check_positive("TrainOptions::steps", steps);
   options_.steps = steps;
 }
 
 void Trainer::set_evaluation(int64_t every, int64_t tokens) {
-  if (every < 0 || tokens < 0) fail("train: --eval-every and --eval-tokens must not be negative");
+  if (every < 0 || tokens < 0) {
+    fail("train: TrainOptions::eval_every and TrainOptions::eval_tokens must not be negative");
+  }
   options_.eval_every = every;
   options_.eval_tokens = tokens;
 }
@@ -155,7 +159,8 @@ StepResult Trainer::step() {
   result.loss = loss_->evaluate(logits, options_.shape.n_vocab, loss_batch, logits.data(), pool_);
   if (!std::isfinite(result.loss)) {
     fail("train: the loss became ", result.loss, " at step ", step_ + 1,
-         "; lower --lr or --clip and start again (or resume from an earlier checkpoint)");
+         "; lower TrainOptions::lr or TrainOptions::clip and start again (or resume from an "
+         "earlier checkpoint)");
   }
   std::fill(grads_.begin(), grads_.end(), 0.0f);
   model_->backward(params_.data(), logits.data(), grads_.data(), pool_);

@@ -126,7 +126,7 @@ TEST_F(CliTrain, BadFlagsGiveOneClearError) {
   const auto missing = run_cli("train --vocab " + dir_.file("vocab.gguf") + " --input " +
                                dir_.file("absent.txt") + out);
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.output.find("cannot read --input file"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("cannot read the text file"), std::string::npos) << missing.output;
 }
 
 }  // namespace
