@@ -95,7 +95,8 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
   // The bandit's own stream: choosing a drafter never shifts the random
   // numbers the drafters and the verifier draw.
   Rng bandit_rng(sampling.seed ^ 0x9e3779b97f4a7c15ULL);
-  Verifier verifier(options.verify_rule);
+  Verifier exact_verifier;
+  Verifier& verifier = options.verifier ? *options.verifier : exact_verifier;
   std::vector<int32_t> sequence(prompt.begin(), prompt.end());
   sequence.reserve(n_ctx_);
 

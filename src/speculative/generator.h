@@ -34,9 +34,10 @@ struct GeneratorOptions {
   int32_t draft_max = 4;         // the most tokens drafted per step; 0 means plain decoding
   // Ids that end generation (not emitted, not counted).
   std::vector<int32_t> stop_tokens;
-  // Tests only: a deliberately wrong rule proves the losslessness tests can
-  // fail. Production code leaves it at kExact.
-  VerifyRule verify_rule = VerifyRule::kExact;
+  // Null: the exact rule. Tests only: a Verifier subclass with a deliberately
+  // wrong rule (tests/spec/wrong_verify_rules.h) proves that the losslessness
+  // tests can fail. Must outlive the call.
+  Verifier* verifier = nullptr;
 };
 
 // Who drafts and who decides; everything pointed to must outlive the call.

@@ -31,12 +31,12 @@ VerifyResult verify_greedy(std::span<const int32_t> drafted, std::span<const flo
 VerifyResult Verifier::verify(const DraftProposal& draft, std::span<const float> target_probs,
                               int32_t n_vocab, bool greedy, Rng& rng) {
   if (greedy) return verify_greedy(draft.tokens, target_probs, n_vocab);
-  if (rule_ == VerifyRule::kExact) return verify_exact(draft, target_probs, n_vocab, rng);
-  return verify_wrong(draft, target_probs, n_vocab, rng);
+  return verify_sampled(draft, target_probs, n_vocab, rng);
 }
 
-VerifyResult Verifier::verify_exact(const DraftProposal& draft, std::span<const float> target_probs,
-                                    int32_t n_vocab, Rng& rng) {
+VerifyResult Verifier::verify_sampled(const DraftProposal& draft,
+                                      std::span<const float> target_probs, int32_t n_vocab,
+                                      Rng& rng) {
   const int32_t g = static_cast<int32_t>(draft.tokens.size());
   assert(target_probs.size() >= static_cast<size_t>(g + 1) * n_vocab);
   assert(draft.deterministic() || draft.probs.size() >= static_cast<size_t>(g));

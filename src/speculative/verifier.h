@@ -14,25 +14,22 @@ namespace specula {
 
 struct VerifyResult {
   int32_t n_accepted = 0;  // drafted tokens kept, 0..g
-  // The correction (on rejection) or bonus token; -1 only under the
-  // kDropBonus test rule when every drafted token was accepted.
+  // The correction (on rejection) or bonus token. The exact rule always
+  // gives one; -1 (none) comes only from a deliberately wrong test rule
+  // that drops the bonus, and the Generator then emits nothing after the
+  // accepted tokens.
   int32_t next_token = 0;
 };
 
-// The rule a Verifier applies. Everything but kExact is deliberately wrong
-// and exists only so that the losslessness tests can prove they would catch
-// the mistakes people really make (see tests/spec/).
-enum class VerifyRule {
-  kExact,               // Algorithm 1
-  kAcceptAll,           // keeps every drafted token
-  kResampleFromTarget,  // on rejection draws from p instead of norm(max(0, p - q))
-  kInvertedRatio,       // accepts with min(1, q/p)
-  kDropBonus,           // no bonus token when all drafted tokens are accepted
-};
-
+// The exact rule. Sampled verification is virtual so that the losslessness
+// tests can substitute deliberately wrong rules (tests/spec/
+// wrong_verify_rules.h) and prove that they would catch the mistakes people
+// really make; the library itself holds no wrong rule. One virtual call per
+// step costs nothing next to a forward pass.
 class Verifier {
  public:
-  explicit Verifier(VerifyRule rule = VerifyRule::kExact) : rule_(rule) {}
+  Verifier() = default;
+  virtual ~Verifier() = default;
 
   // target_probs holds g+1 distributions p_1..p_(g+1) (n_vocab each, after
   // the same transform as the draft's), row i scoring the position of
@@ -48,18 +45,18 @@ class Verifier {
   VerifyResult verify(const DraftProposal& draft, std::span<const float> target_probs,
                       int32_t n_vocab, bool greedy, Rng& rng);
 
- private:
-  VerifyResult verify_exact(const DraftProposal& draft, std::span<const float> target_probs,
-                            int32_t n_vocab, Rng& rng);
-  // The wrong rules of VerifyRule, for tests (verify_rules_for_tests.cpp).
-  VerifyResult verify_wrong(const DraftProposal& draft, std::span<const float> target_probs,
-                            int32_t n_vocab, Rng& rng);
-  // Draws from norm(max(0, p - q)), or from p when that has (almost) no mass.
+ protected:
+  // verify() when not greedy: Algorithm 1 as described above.
+  virtual VerifyResult verify_sampled(const DraftProposal& draft,
+                                      std::span<const float> target_probs, int32_t n_vocab,
+                                      Rng& rng);
+  // Draws from norm(max(0, p - q)), or from p when that has (almost) no mass;
+  // q empty means one-hot on `drafted`.
   int32_t sample_residual(std::span<const float> p, std::span<const float> q, int32_t drafted,
                           Rng& rng);
 
-  VerifyRule rule_;
-  std::vector<float> residual_;
+ private:
+  std::vector<float> residual_;  // reused: no allocation per step once warm
 };
 
 // The greedy verification alone: accept while drafted == argmax of the row.

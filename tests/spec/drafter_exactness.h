@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "spec/chi_square.h"
 #include "spec/model_files.h"
+#include "spec/wrong_verify_rules.h"
 #include "speculative/generator.h"
 
 namespace specula::testing {
@@ -97,7 +99,8 @@ inline FitResult speculative_fit(const Model& target, Drafter& drafter,
   options.sampling = params;
   options.max_new_tokens = n_new;
   options.draft_max = g;
-  options.verify_rule = rule;
+  const std::unique_ptr<Verifier> verifier = make_verifier(rule);
+  options.verifier = verifier.get();
   FitResult result;
   for (int i = 0; i < samples; ++i) {
     options.sampling.seed = 1000003ULL * static_cast<uint64_t>(i) + 17;

@@ -214,7 +214,8 @@ LosslessRun run_lossless(VerifyRule rule) {
   options.sampling = params;
   options.max_new_tokens = kNewTokens;
   options.draft_max = 2;
-  options.verify_rule = rule;
+  const std::unique_ptr<Verifier> verifier = make_verifier(rule);
+  options.verifier = verifier.get();
   LosslessRun run;
   const int32_t vocab = target.config().n_vocab;
   for (int i = 0; i < kSamples; ++i) {

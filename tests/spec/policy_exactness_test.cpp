@@ -87,7 +87,8 @@ class PolicyExactness : public ::testing::Test {
     options.sampling = params;
     options.max_new_tokens = kNewTokens;
     options.draft_max = 2;
-    options.verify_rule = rule;
+    const std::unique_ptr<Verifier> verifier = make_verifier(rule);
+    options.verifier = verifier.get();
     Fit result;
     result.total.draft_length_steps.assign(3, 0);
     for (int i = 0; i < kSamples; ++i) {

@@ -3,8 +3,9 @@
 // first-order Markov tables, so the target's exact joint distribution over
 // the next tokens is a product of table entries. A mini decoding loop runs
 // the Verifier >= 100k times and a chi-square test compares what came out
-// with the exact distribution; the wrong rules of VerifyRule must be
-// rejected by the same test, which shows the test has power.
+// with the exact distribution; the wrong rules of VerifyRule
+// (wrong_verify_rules.h) must be rejected by the same test, which shows the
+// test has power.
 //
 // Two levels:
 //  - sequence: the next 3 tokens of the loop vs the target's joint
@@ -23,7 +24,7 @@
 #include <vector>
 
 #include "spec/chi_square.h"
-#include "speculative/verifier.h"
+#include "spec/wrong_verify_rules.h"
 
 namespace specula {
 namespace {
@@ -154,7 +155,7 @@ class MiniLoop {
   const Table& draft_;
   DraftKind kind_;
   int32_t g_;
-  Verifier verifier_;
+  RuleVerifier verifier_;
   Rng rng_;
   DraftProposal proposal_;
   std::vector<float> probs_;

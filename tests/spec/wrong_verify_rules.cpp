@@ -1,16 +1,12 @@
-// Deliberately wrong verification rules (VerifyRule other than kExact). They
-// exist only so that the losslessness tests can show that they reject the
-// mistakes people really make; the exact rule lives in verifier.cpp and does
-// not branch on them.
-#include <algorithm>
-#include <cassert>
-
-#include "speculative/verifier.h"
+#include "spec/wrong_verify_rules.h"
 
 namespace specula {
 
-VerifyResult Verifier::verify_wrong(const DraftProposal& draft, std::span<const float> target_probs,
-                                    int32_t n_vocab, Rng& rng) {
+VerifyResult RuleVerifier::verify_sampled(const DraftProposal& draft,
+                                          std::span<const float> target_probs, int32_t n_vocab,
+                                          Rng& rng) {
+  if (rule_ == VerifyRule::kExact)
+    return Verifier::verify_sampled(draft, target_probs, n_vocab, rng);
   const int32_t g = static_cast<int32_t>(draft.tokens.size());
   auto p_row = [&](int32_t i) {
     return target_probs.subspan(static_cast<size_t>(i) * n_vocab, n_vocab);
@@ -36,6 +32,11 @@ VerifyResult Verifier::verify_wrong(const DraftProposal& draft, std::span<const 
   }
   if (rule_ == VerifyRule::kDropBonus) return {g, -1};
   return {g, sample(p_row(g), rng)};
+}
+
+std::unique_ptr<Verifier> make_verifier(VerifyRule rule) {
+  if (rule == VerifyRule::kExact) return nullptr;
+  return std::make_unique<RuleVerifier>(rule);
 }
 
 }  // namespace specula
