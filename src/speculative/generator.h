@@ -1,65 +1,20 @@
-// The decoding loop: plain decoding and speculative decoding are the same
-// loop (plain is g = 0 or no drafter). Each step a draft-length policy
-// chooses g (0..draft_max) and, with several drafters, a bandit chooses
-// which one proposes; neither touches verification, so the output stays
-// exact whatever they choose.
-//
-// Cache discipline: the target's KV cache always holds every token of the
-// sequence but the last, whose row opens the next verification pass:
-//   rows = [last token, x_1 .. x_g] at positions L-1 .. L-1+g (all logits),
-// row i scoring the position of x_(i+1) and row g the one after x_g. After
-// the verifier kept k drafted tokens and gave the next token, the sequence
-// has L+k+1 tokens and the cache is truncated to L+k.
+// The decoding loop for one request: plain decoding and speculative decoding
+// are the same loop (plain is g = 0 or no drafter). Each step a draft-length
+// policy chooses g (0..draft_max) and, with several drafters, a bandit
+// chooses which one proposes; neither touches verification, so the output
+// stays exact whatever they choose. The steps themselves live in
+// generation_step.h, where a batching scheduler can drive many sequences.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <span>
-#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/model.h"
-#include "policies/bandit.h"
-#include "policies/policy.h"
-#include "sampling/sampling.h"
-#include "specula/stats.h"
-#include "speculative/drafter.h"
-#include "speculative/verifier.h"
+#include "speculative/generation_options.h"
+#include "speculative/generation_step.h"
 
 namespace specula {
-
-struct GeneratorOptions {
-  SamplingParams sampling;
-  int32_t max_new_tokens = 128;  // -n
-  int32_t draft_max = 4;         // the most tokens drafted per step; 0 means plain decoding
-  // Ids that end generation (not emitted, not counted).
-  std::vector<int32_t> stop_tokens;
-  // Null: the exact rule. Tests only: a Verifier subclass with a deliberately
-  // wrong rule (tests/spec/wrong_verify_rules.h) proves that the losslessness
-  // tests can fail. Must outlive the call.
-  Verifier* verifier = nullptr;
-};
-
-// Who drafts and who decides; everything pointed to must outlive the call.
-struct Speculation {
-  // Slots 0..n-1; empty: plain decoding. Every drafter sees every step
-  // (observe_target() and accept()), whichever proposed.
-  std::vector<Drafter*> drafters;
-  // Chooses g per step; keeps its estimates across calls. Null: the
-  // Generator's own FixedPolicy (g = draft_max, the classic behaviour).
-  DraftLengthPolicy* policy = nullptr;
-  // Chooses among the drafters the policy would run; keeps its state across
-  // calls. Null: slot 0 proposes.
-  DrafterBandit* bandit = nullptr;
-};
-
-// Receives each emitted token in order; returns false to stop generating.
-using TokenCallback = std::function<bool(int32_t token)>;
-
-struct GenerationOutput {
-  std::vector<int32_t> tokens;  // generated, prompt excluded
-  GenerationStats stats;
-};
 
 class Generator {
  public:
@@ -89,14 +44,11 @@ class Generator {
   const Model& target_;
   int32_t n_ctx_;
   ThreadPool* pool_;
-  KvCache cache_;
-  // Reused across steps so that the loop does not allocate once warm.
-  std::vector<BatchRow> rows_;
-  std::vector<float> logits_;  // (g+1) x n_vocab
-  std::vector<float> probs_;   // (g+1) x n_vocab
-  DraftProposal proposal_;
+  KvCache cache_;  // one sequence, id 0
+  // Reused across steps and calls so that the loop does not allocate once warm.
+  SequenceState sequence_;
+  TargetBatch batch_;
   FixedPolicy default_policy_{PolicyOptions{.kind = PolicyKind::kFixed}};
-  std::vector<int32_t> candidates_;
 };
 
 }  // namespace specula
