@@ -60,32 +60,40 @@ uint32_t decode_codepoint(std::string_view text, size_t pos, size_t n) {
 
 namespace {
 
+// Bytes of a multi-byte character with this lead byte (2..4), or 0 when
+// the byte is ASCII or leads no well-formed character.
+size_t multibyte_length(uint8_t lead) {
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+// Whether `c` may stand at `index` (1..3) of a character led by `lead`
+// (Unicode Table 3-7: the second byte's range excludes overlong forms,
+// surrogates and code points above U+10FFFF).
+bool continuation_fits(uint8_t lead, size_t index, uint8_t c) {
+  uint8_t lo = 0x80, hi = 0xBF;
+  if (index == 1) {
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+  }
+  return c >= lo && c <= hi;
+}
+
 // Length of the longest prefix of text[pos..] that could still grow into a
 // well-formed character (1..3 bytes), or 0 when the bytes there are already
 // ill-formed. Only meaningful when the character is truncated by the end.
 size_t viable_partial_length(std::string_view text, size_t pos) {
   const uint8_t lead = static_cast<uint8_t>(text[pos]);
-  size_t need = 0;
-  if (lead >= 0xC2 && lead <= 0xDF)
-    need = 2;
-  else if (lead >= 0xE0 && lead <= 0xEF)
-    need = 3;
-  else if (lead >= 0xF0 && lead <= 0xF4)
-    need = 4;
-  else
-    return 0;
+  const size_t need = multibyte_length(lead);
+  if (need == 0) return 0;
   const size_t left = text.size() - pos;
   if (left >= need) return 0;  // not truncated: it is simply ill-formed
   for (size_t i = 1; i < left; ++i) {
-    const uint8_t c = static_cast<uint8_t>(text[pos + i]);
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (i == 1) {
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    }
-    if (c < lo || c > hi) return 0;
+    if (!continuation_fits(lead, i, static_cast<uint8_t>(text[pos + i]))) return 0;
   }
   return left;
 }
@@ -94,26 +102,11 @@ size_t viable_partial_length(std::string_view text, size_t pos) {
 // lead byte plus the continuation bytes that were still acceptable.
 size_t ill_formed_length(std::string_view text, size_t pos) {
   const uint8_t lead = static_cast<uint8_t>(text[pos]);
-  size_t need = 0;
-  if (lead >= 0xC2 && lead <= 0xDF)
-    need = 2;
-  else if (lead >= 0xE0 && lead <= 0xEF)
-    need = 3;
-  else if (lead >= 0xF0 && lead <= 0xF4)
-    need = 4;
-  else
-    return 1;
+  const size_t need = multibyte_length(lead);
+  if (need == 0) return 1;
   size_t n = 1;
-  while (n < need && pos + n < text.size()) {
-    const uint8_t c = static_cast<uint8_t>(text[pos + n]);
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (n == 1) {
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    }
-    if (c < lo || c > hi) break;
+  while (n < need && pos + n < text.size() &&
+         continuation_fits(lead, n, static_cast<uint8_t>(text[pos + n]))) {
     ++n;
   }
   return n;
