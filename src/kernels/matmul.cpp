@@ -84,19 +84,9 @@ WeightMatrix make_weight_matrix(const void* data, DType type, int64_t n_in, int6
 }
 
 bool matmul_supports(DType type) {
-  switch (type) {
-    case DType::kF32:
-    case DType::kF16:
-    case DType::kBF16:
-    case DType::kQ8_0:
-    case DType::kQ4_0:
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K:
-      return true;
-    default:
-      return false;
-  }
+  // The kernels read every type quantize_row writes, through the same block
+  // layouts (quant_blocks.h), so one list serves both.
+  return quantize_supports(type);
 }
 
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y) {
