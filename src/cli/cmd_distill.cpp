@@ -57,6 +57,46 @@ void measure_student(const char* when, const Trainer& trainer, const Model& teac
   report_distill_speedup(when, teacher, *student, trainer.corpus().eval, flags.speed, *pool);
 }
 
+// `n` teacher continuations: each starts from `prefix` tokens of `source`
+// at a random position and samples (T = 1, no filters) up to `window`
+// tokens, the n sequences side by side in one batched forward per token.
+std::vector<std::vector<int32_t>> sample_continuations(const Model& teacher,
+                                                       const std::vector<int32_t>& source,
+                                                       int64_t n, int64_t prefix, int64_t window,
+                                                       Rng& rng, KvCache& cache, ThreadPool* pool) {
+  SamplingParams params;
+  params.temperature = 1.0f;
+  params.top_k = 0;
+  params.top_p = 1.0f;
+  params.min_p = 0.0f;
+  const int32_t n_vocab = teacher.config().n_vocab;
+  std::vector<float> logits, probs(n_vocab);
+  std::vector<BatchRow> rows;
+  std::vector<std::vector<int32_t>> sequences(n);
+  cache.clear();
+  for (int64_t s = 0; s < n; ++s) {
+    const auto at = static_cast<size_t>(rng.next_u64() % (source.size() - prefix + 1));
+    sequences[s].assign(source.begin() + at, source.begin() + at + prefix);
+    for (int64_t t = 0; t < prefix; ++t) {
+      rows.push_back(
+          {static_cast<int32_t>(s), static_cast<int32_t>(t), sequences[s][t], t == prefix - 1});
+    }
+  }
+  for (int64_t length = prefix; length < window; ++length) {
+    teacher.forward(rows, cache, logits, pool);  // n rows of logits, one per sequence
+    rows.clear();
+    for (int64_t s = 0; s < n; ++s) {
+      logits_to_probs(std::span<const float>(logits).subspan(s * n_vocab, n_vocab), params,
+                      std::span<float>(probs));
+      const int32_t next = sample(probs, rng);
+      sequences[s].push_back(next);
+      rows.push_back(
+          {static_cast<int32_t>(s), static_cast<int32_t>(length), next, length + 1 < window});
+    }
+  }
+  return sequences;
+}
+
 // Appends teacher continuations of corpus prefixes to the training stream
 // until they make up `fraction` of it: each takes a prefix of seq_len / 2
 // corpus tokens at a random position and samples seq_len / 2 + 1 more from
@@ -76,44 +116,15 @@ void add_teacher_continuations(const Model& teacher, double fraction, const Trai
     fail("distill: the training text has ", source.size(),
          " tokens, too few for teacher continuations of ", prefix, "-token prefixes");
   }
-  SamplingParams params;
-  params.temperature = 1.0f;
-  params.top_k = 0;
-  params.top_p = 1.0f;
-  params.min_p = 0.0f;
-  const int32_t n_vocab = teacher.config().n_vocab;
   Rng rng(o.seed ^ 0x6f6e706f6c696379ull);
   KvCache cache = teacher.make_cache(static_cast<int32_t>(window), static_cast<int32_t>(kParallel));
-  std::vector<float> logits, probs(n_vocab);
-  std::vector<BatchRow> rows;
   int64_t added = 0;
   const auto start = std::chrono::steady_clock::now();
   auto last_report = start;
   while (added < wanted) {
     const int64_t n = std::min(kParallel, (wanted - added + window - 1) / window);
-    std::vector<std::vector<int32_t>> sequences(n);
-    cache.clear();
-    rows.clear();
-    for (int64_t s = 0; s < n; ++s) {
-      const auto at = static_cast<size_t>(rng.next_u64() % (source.size() - prefix + 1));
-      sequences[s].assign(source.begin() + at, source.begin() + at + prefix);
-      for (int64_t t = 0; t < prefix; ++t) {
-        rows.push_back(
-            {static_cast<int32_t>(s), static_cast<int32_t>(t), sequences[s][t], t == prefix - 1});
-      }
-    }
-    for (int64_t length = prefix; length < window; ++length) {
-      teacher.forward(rows, cache, logits, pool);  // n rows of logits, one per sequence
-      rows.clear();
-      for (int64_t s = 0; s < n; ++s) {
-        logits_to_probs(std::span<const float>(logits).subspan(s * n_vocab, n_vocab), params,
-                        std::span<float>(probs));
-        const int32_t next = sample(probs, rng);
-        sequences[s].push_back(next);
-        rows.push_back(
-            {static_cast<int32_t>(s), static_cast<int32_t>(length), next, length + 1 < window});
-      }
-    }
+    const std::vector<std::vector<int32_t>> sequences =
+        sample_continuations(teacher, source, n, prefix, window, rng, cache, pool);
     for (const std::vector<int32_t>& sequence : sequences) {
       corpus.train.insert(corpus.train.end(), sequence.begin(), sequence.end());
     }
@@ -295,9 +306,7 @@ void add_flags(CLI::App& sub, DistillFlags& flags) {
 
 const bool registered = register_command_with_flags<DistillFlags>(
     "distill", "Distill a small draft model from a teacher GGUF (KL or TVD), reporting acceptance",
-    add_flags, [](const DistillFlags& flags, const CLI::App& sub) {
-      with_flag_names(kTrainFlags, [&] { run(flags, sub); });
-    });
+    add_flags, run_naming_flags<DistillFlags, run>);
 
 }  // namespace
 }  // namespace specula::cli

@@ -223,9 +223,7 @@ void add_flags(CLI::App& sub, TrainFlags& flags) {
 
 const bool registered = register_command_with_flags<TrainFlags>(
     "train", "Train a llama model from scratch on text files (forward/backward in C++, AdamW)",
-    add_flags, [](const TrainFlags& flags, const CLI::App& sub) {
-      with_flag_names(kTrainFlags, [&] { run(flags, sub); });
-    });
+    add_flags, run_naming_flags<TrainFlags, run>);
 
 }  // namespace
 }  // namespace specula::cli

@@ -72,4 +72,11 @@ void run_steps(Trainer& trainer, const RunFlags& flags, const RunOutput& output,
 void save_at_end(const Trainer& trainer, const RunFlags& flags, const DataFlags& data,
                  const RunOutput& output, bool stopped, const std::string& partial_name);
 
+// `run` inside with_flag_names(kTrainFlags), for register_command_with_flags:
+// the training library's errors then name the flags the user typed.
+template <typename Flags, void (*run)(const Flags&, const CLI::App&)>
+void run_naming_flags(const Flags& flags, const CLI::App& sub) {
+  with_flag_names(kTrainFlags, [&] { run(flags, sub); });
+}
+
 }  // namespace specula::cli
