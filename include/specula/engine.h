@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "specula/error.h"
 #include "specula/policy_kind.h"
 #include "specula/stats.h"
 
@@ -74,7 +75,7 @@ struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
   int32_t n_threads = 0;   // 0: every core
-  // The drafters to choose among, by spec (src/spec/drafter_factory.h):
+  // The drafters to choose among, by spec (src/engine/drafter_factory.h):
   // "model" (the draft file), "lookup[:N|:MIN-MAX]" (prompt lookup),
   // "suffix" (a suffix cache of everything this engine generated),
   // "self[:K]" (the target's first K layers). Empty: "model" when there is

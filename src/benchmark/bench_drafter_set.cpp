@@ -1,26 +1,12 @@
 #include "benchmark/bench_drafter_set.h"
 
-#include "core/error.h"
+#include "core/split_list.h"
 #include "engine/drafter_factory.h"
 
 namespace specula {
 
 std::vector<std::string> split_drafter_set(const std::string& set) {
-  std::vector<std::string> names;
-  std::string name;
-  for (char c : set + ",") {
-    if (c != ',') {
-      name += c;
-      continue;
-    }
-    if (name.empty()) {
-      fail("drafter set '", set, "' has an empty name: write names separated by commas, e.g. ",
-           "model,lookup,suffix (", drafter_spec_help(), ")");
-    }
-    names.push_back(name);
-    name.clear();
-  }
-  return names;
+  return split_list(set, "the drafter set");
 }
 
 void check_drafter_set(const std::string& set, const Model& target, const Model* draft) {

@@ -3,7 +3,6 @@
 // decode, the verify-cost curve and plain against speculative decoding in
 // one run; prints a table (or --json) and, with --plot-dir, PNG plots.
 // docs/bench.md explains every number.
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include "benchmark/bench_runner.h"
 #include "cli/command_registry.h"
 #include "core/error.h"
+#include "core/split_list.h"
 #include "core/thread_pool.h"
 #include "drafters/model_drafter.h"
 #include "model/model.h"
@@ -40,28 +40,6 @@ struct BenchFlags {
   BenchOptions options;
   CLI::Option* prompt_tokens_option = nullptr;
 };
-
-// "1,2,4,8" -> {1, 2, 4, 8}.
-std::vector<int32_t> parse_list(const std::string& text) {
-  std::vector<int32_t> values;
-  const char* p = text.data();
-  const char* end = p + text.size();
-  while (p < end) {
-    if (*p == ',' || *p == ' ') {
-      ++p;
-      continue;
-    }
-    int32_t value = 0;
-    const auto [next, error] = std::from_chars(p, end, value);
-    if (error != std::errc() || (next < end && *next != ',' && *next != ' ')) {
-      fail("--draft-max-list '", text, "' is not a list of integers: write e.g. 1,2,4,8");
-    }
-    values.push_back(value);
-    p = next;
-  }
-  if (values.empty()) fail("--draft-max-list is empty: give at least one draft length, e.g. 4");
-  return values;
-}
 
 nlohmann::json spread_json(const Spread& s) {
   return {{"median", s.median}, {"min", s.min}, {"max", s.max},
@@ -236,32 +214,55 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
   }
 }
 
-void run(BenchFlags& flags) {
-  BenchOptions& options = flags.options;
-  options.draft_max_list = parse_list(flags.draft_max_list);
-  options.policies.clear();
-  {
-    std::string name;
-    for (char c : flags.policies + ",") {
-      if (c == ',' || c == ' ') {
-        if (!name.empty() && name != "none") options.policies.push_back(parse_policy(name));
-        name.clear();
-      } else {
-        name += c;
-      }
+// PNG plots of the verify-cost curve and the speedups (needs gnuplot).
+void write_plots(const BenchReport& report, const BenchFlags& flags) {
+  const std::string title = std::filesystem::path(flags.model_path).filename().string() + ", " +
+                            std::to_string(report.threads) + " threads";
+  const PlotOutcome plots = write_bench_plots(report, flags.plot_dir, title);
+  if (!plots.skipped.empty()) {
+    std::fprintf(stderr, "specula: no plots: %s; the data and plots.gp are in %s\n",
+                 plots.skipped.c_str(), flags.plot_dir.c_str());
+  } else {
+    for (const std::string& image : plots.images) {
+      std::fprintf(stderr, "specula: wrote %s\n", image.c_str());
     }
   }
-  options.drafter_sets.clear();
-  {
-    std::string set;
-    for (char c : flags.drafter_sets + ";") {
-      if (c == ';') {
-        if (!set.empty()) options.drafter_sets.push_back(set);
-        set.clear();
-      } else if (c != ' ') {
-        set += c;
-      }
+}
+
+// Greedy speculative decoding must give plain decoding's tokens: a
+// difference is a bug in the engine, never noise.
+void check_identical_to_plain(const BenchReport& report) {
+  for (const PolicyPoint& p : report.policies) {
+    if (!p.identical_to_plain) {
+      fail("greedy speculative decoding with the ", policy_name(p.policy),
+           " policy gave different tokens than plain decoding: a bug in the engine; please "
+           "report it");
     }
+  }
+  for (const DrafterSetPoint& p : report.drafter_sets) {
+    if (!p.identical_to_plain) {
+      fail("greedy speculative decoding with the drafters ", p.drafters,
+           " gave different tokens than plain decoding: a bug in the engine; please report it");
+    }
+  }
+  for (const SpeculativePoint& p : report.speculative) {
+    if (!p.identical_to_plain) {
+      fail("greedy speculative decoding with g = ", p.draft_max,
+           " gave different tokens than plain decoding: a bug in the engine; please report it");
+    }
+  }
+}
+
+void run(BenchFlags& flags) {
+  BenchOptions& options = flags.options;
+  options.draft_max_list = split_int_list(flags.draft_max_list, "--draft-max-list");
+  options.policies.clear();
+  for (const std::string& name : split_list(flags.policies, "--policy")) {
+    if (name != "none") options.policies.push_back(parse_policy(name));
+  }
+  options.drafter_sets.clear();
+  if (!flags.drafter_sets.empty()) {
+    options.drafter_sets = split_list(flags.drafter_sets, "--drafter-sets", ';');
   }
   if (flags.bandwidth_mib < 1 || flags.bandwidth_mib > (int64_t{1} << 20)) {
     fail("--bandwidth-mb is ", flags.bandwidth_mib,
@@ -310,39 +311,8 @@ void run(BenchFlags& flags) {
   }
   std::fflush(stdout);
 
-  if (!flags.plot_dir.empty()) {
-    const std::string title = std::filesystem::path(flags.model_path).filename().string() + ", " +
-                              std::to_string(report.threads) + " threads";
-    const PlotOutcome plots = write_bench_plots(report, flags.plot_dir, title);
-    if (!plots.skipped.empty()) {
-      std::fprintf(stderr, "specula: no plots: %s; the data and plots.gp are in %s\n",
-                   plots.skipped.c_str(), flags.plot_dir.c_str());
-    } else {
-      for (const std::string& image : plots.images) {
-        std::fprintf(stderr, "specula: wrote %s\n", image.c_str());
-      }
-    }
-  }
-
-  for (const PolicyPoint& p : report.policies) {
-    if (!p.identical_to_plain) {
-      fail("greedy speculative decoding with the ", policy_name(p.policy),
-           " policy gave different tokens than plain decoding: a bug in the engine; please "
-           "report it");
-    }
-  }
-  for (const DrafterSetPoint& p : report.drafter_sets) {
-    if (!p.identical_to_plain) {
-      fail("greedy speculative decoding with the drafters ", p.drafters,
-           " gave different tokens than plain decoding: a bug in the engine; please report it");
-    }
-  }
-  for (const SpeculativePoint& p : report.speculative) {
-    if (!p.identical_to_plain) {
-      fail("greedy speculative decoding with g = ", p.draft_max,
-           " gave different tokens than plain decoding: a bug in the engine; please report it");
-    }
-  }
+  if (!flags.plot_dir.empty()) write_plots(report, flags);
+  check_identical_to_plain(report);
 }
 
 const bool registered = register_command({

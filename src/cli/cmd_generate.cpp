@@ -13,6 +13,7 @@
 #include "cli/online_distill_flags.h"
 #include "cli/prompt_file.h"
 #include "core/error.h"
+#include "core/split_list.h"
 #include "specula/engine.h"
 
 namespace specula::cli {
@@ -42,45 +43,6 @@ struct GenerateFlags {
   bool json = false;
   bool quiet = false;
 };
-
-// "model, lookup" -> {"model", "lookup"}.
-std::vector<std::string> parse_names(const std::string& text) {
-  std::vector<std::string> names;
-  std::string current;
-  for (char c : text + ",") {
-    if (c == ',' || c == ' ') {
-      if (!current.empty()) names.push_back(current);
-      current.clear();
-    } else {
-      current += c;
-    }
-  }
-  if (names.empty())
-    fail("--drafter '", text, "' names no drafter: write e.g. --drafter model,lookup");
-  return names;
-}
-
-// "1,2, 3" or "1 2 3" -> ids.
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  const char* p = text.data();
-  const char* end = p + text.size();
-  while (p < end) {
-    if (*p == ',' || *p == ' ') {
-      ++p;
-      continue;
-    }
-    int32_t id = 0;
-    const auto [next, error] = std::from_chars(p, end, id);
-    if (error != std::errc() || (next < end && *next != ',' && *next != ' ')) {
-      fail("--prompt-ids '", text, "' is not a list of integers: write e.g. --prompt-ids 1,15,42");
-    }
-    ids.push_back(id);
-    p = next;
-  }
-  if (ids.empty()) fail("--prompt-ids is empty: give at least one token id");
-  return ids;
-}
 
 double mib(uint64_t bytes) {
   return static_cast<double>(bytes) / (1024.0 * 1024.0);
@@ -222,7 +184,7 @@ Prompts read_prompts(const GenerateFlags& flags) {
   }
   Prompts prompts;
   if (!flags.prompt_ids.empty()) {
-    prompts.ids = parse_ids(flags.prompt_ids);
+    prompts.ids = split_int_list(flags.prompt_ids, "--prompt-ids");
   } else if (!flags.prompt_file.empty()) {
     prompts.texts = read_prompt_file(flags.prompt_file, flags.prompt_separator);
   } else {
@@ -250,7 +212,7 @@ void check_save_path(const std::string& path, bool online_distill) {
 void run(GenerateFlags& flags) {
   const Prompts prompts = read_prompts(flags);
   flags.options.policy = parse_policy(flags.policy);
-  if (!flags.drafters.empty()) flags.engine.drafters = parse_names(flags.drafters);
+  if (!flags.drafters.empty()) flags.engine.drafters = split_list(flags.drafters, "--drafter");
   if (flags.engine.suffix_cache_tokens < 1) {
     fail("--suffix-cache-tokens is ", flags.engine.suffix_cache_tokens,
          ": the suffix cache needs a budget of at least 1 token (default 65536)");

@@ -52,23 +52,6 @@ std::string quote_bytes(std::string_view bytes) {
   return out + "\"";
 }
 
-std::vector<int32_t> parse_ids(const std::string& list) {
-  std::vector<int32_t> ids;
-  for (const std::string& number : split_list(list, "--decode")) {
-    try {
-      size_t used = 0;
-      const long long value = std::stoll(number, &used);
-      if (used != number.size() || value < INT32_MIN || value > INT32_MAX)
-        throw std::invalid_argument(number);
-      ids.push_back(static_cast<int32_t>(value));
-    } catch (const std::exception&) {
-      fail("--decode: \"", number,
-           "\" is not a token id; pass comma-separated integers, e.g. --decode \"1,2,3\"");
-    }
-  }
-  return ids;
-}
-
 std::string read_text(const TokenizeOptions& options) {
   const bool from_stdin =
       options.text_file.empty() ? options.text == "-" : options.text_file == "-";
@@ -82,7 +65,7 @@ std::string read_text(const TokenizeOptions& options) {
 }
 
 void run_decode(const Tokenizer& tokenizer, const TokenizeOptions& options) {
-  const std::vector<int32_t> ids = parse_ids(options.decode);
+  const std::vector<int32_t> ids = split_int_list(options.decode, "--decode");
   const std::string text = tokenizer.decode(ids);
   if (options.json) {
     nlohmann::json out = {

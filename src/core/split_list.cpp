@@ -1,5 +1,7 @@
 #include "core/split_list.h"
 
+#include <charconv>
+
 #include "core/error.h"
 
 namespace specula {
@@ -37,6 +39,24 @@ std::vector<std::string> split_list(std::string_view text, std::string_view what
     if (end == std::string_view::npos) return items;
     begin = end + 1;
   }
+}
+
+std::vector<int32_t> split_int_list(std::string_view text, std::string_view what, char separator) {
+  std::vector<int32_t> values;
+  for (const std::string& item : split_list(text, what, separator)) {
+    int32_t value = 0;
+    const char* end = item.data() + item.size();
+    const auto [next, error] = std::from_chars(item.data(), end, value);
+    if (error == std::errc::result_out_of_range) {
+      fail(what, ": ", item, " does not fit in a 32-bit integer");
+    }
+    if (error != std::errc() || next != end) {
+      fail(what, ": \"", item, "\" is not an integer; write integers separated by '", separator,
+           "', e.g. 1", separator, "2", separator, "3");
+    }
+    values.push_back(value);
+  }
+  return values;
 }
 
 }  // namespace specula

@@ -3,6 +3,7 @@
 // splits it here, so all of them treat spaces and typos alike.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,12 @@ namespace specula {
 // so it throws Error naming `what` (the flag or field being parsed), the
 // text and the empty item's position.
 std::vector<std::string> split_list(std::string_view text, std::string_view what,
+                                    char separator = ',');
+
+// split_list, then each item as a decimal int32: split_int_list("1, 15,42",
+// "--prompt-ids") is {1, 15, 42}. Throws Error naming `what` and the item
+// that is not an integer or does not fit in 32 bits.
+std::vector<int32_t> split_int_list(std::string_view text, std::string_view what,
                                     char separator = ',');
 
 }  // namespace specula

@@ -101,7 +101,7 @@ TEST_F(BenchPolicy, DrafterSetsAreComparedInTheSameRuns) {
   EXPECT_NE(unknown.output.find("oracle"), std::string::npos) << unknown.output;
   const CliResult empty_name = run_cli(base + " --drafter-sets 'lookup,,suffix'");
   EXPECT_NE(empty_name.exit_code, 0);
-  EXPECT_NE(empty_name.output.find("empty name"), std::string::npos) << empty_name.output;
+  EXPECT_NE(empty_name.output.find("empty item"), std::string::npos) << empty_name.output;
 }
 
 }  // namespace

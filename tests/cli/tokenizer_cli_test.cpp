@@ -384,7 +384,7 @@ TEST_F(TokenizerCliErrors, Tokenize) {
                "absent.txt");
   expect_error(run_cli("tokenize -m " + gpt2_), "no text");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 1,2 hi"), "not both");
-  expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 1,x"), "\"x\" is not a token id");
+  expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 1,x"), "\"x\" is not an integer");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode ,"), "holds no items");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode 50257"), "50257");
   expect_error(run_cli("tokenize -m " + gpt2_ + " --decode -1"), "-1");

@@ -55,5 +55,30 @@ TEST(SplitList, NoItemsIsAnError) {
   }
 }
 
+std::string int_message_of(std::string_view text) {
+  try {
+    split_int_list(text, "--prompt-ids");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(SplitIntList, ParsesIntegers) {
+  EXPECT_EQ(split_int_list("1, 15,42", "--prompt-ids"), (std::vector<int32_t>{1, 15, 42}));
+  EXPECT_EQ(split_int_list("-3", "--x"), (std::vector<int32_t>{-3}));
+  EXPECT_EQ(split_int_list("2147483647,-2147483648", "--x"),
+            (std::vector<int32_t>{2147483647, -2147483647 - 1}));
+}
+
+TEST(SplitIntList, ABadItemIsAnErrorNamingIt) {
+  EXPECT_NE(int_message_of("1,x,3").find("\"x\" is not an integer"), std::string::npos);
+  EXPECT_NE(int_message_of("1,2.5").find("\"2.5\" is not an integer"), std::string::npos);
+  EXPECT_NE(int_message_of("1 2").find("\"1 2\" is not an integer"), std::string::npos);
+  EXPECT_NE(int_message_of("2147483648").find("does not fit"), std::string::npos);
+  EXPECT_NE(int_message_of("1,,2").find("empty item"), std::string::npos);
+  EXPECT_NE(int_message_of("").find("--prompt-ids"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace specula
