@@ -21,7 +21,8 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   out.close();
-  if (!out) fail("cannot write ", path.string(), ": check the --plot-dir folder is writable");
+  if (!out)
+    fail("cannot write ", path.string(), ": check that the plot folder exists and is writable");
 }
 
 std::string format(const char* pattern, double a, double b = 0, double c = 0, double d = 0,

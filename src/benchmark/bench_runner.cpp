@@ -277,23 +277,24 @@ Spread summarize(std::span<const double> samples) {
 
 void check_bench_options(const BenchOptions& options) {
   if (options.repeats < 1 || options.repeats > 1000) {
-    fail("--repeats is ", options.repeats, ": use 1..1000 (5 or more gives a useful spread)");
+    fail("BenchOptions::repeats is ", options.repeats,
+         ": use 1..1000 (5 or more gives a useful spread)");
   }
   if (options.prompt.empty() && (options.prompt_tokens < 1 || options.prompt_tokens > 65536)) {
-    fail("--prompt-tokens is ", options.prompt_tokens, ": use 1..65536");
+    fail("BenchOptions::prompt_tokens is ", options.prompt_tokens, ": use 1..65536");
   }
   if (options.gen_tokens < 1 || options.gen_tokens > 65536) {
-    fail("--gen-tokens is ", options.gen_tokens, ": use 1..65536");
+    fail("BenchOptions::gen_tokens is ", options.gen_tokens, ": use 1..65536");
   }
   if (options.max_verify < 1 || options.max_verify > 256) {
-    fail("--max-verify is ", options.max_verify, ": use 1..256 rows");
+    fail("BenchOptions::max_verify is ", options.max_verify, ": use 1..256 rows");
   }
   if (options.draft_max_list.empty()) {
-    fail("--draft-max-list is empty: give the draft lengths to compare, e.g. 1,2,4,8");
+    fail("BenchOptions::draft_max_list is empty: give the draft lengths to compare, e.g. 1,2,4,8");
   }
   for (int32_t g : options.draft_max_list) {
     if (g < 1 || g > 64) {
-      fail("--draft-max-list holds ", g, ": each draft length must be 1..64 tokens");
+      fail("BenchOptions::draft_max_list holds ", g, ": each draft length must be 1..64 tokens");
     }
   }
   if (options.bandwidth_bytes < (uint64_t{1} << 20)) {

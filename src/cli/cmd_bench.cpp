@@ -3,6 +3,7 @@
 // decode, the verify-cost curve and plain against speculative decoding in
 // one run; prints a table (or --json) and, with --plot-dir, PNG plots.
 // docs/bench.md explains every number.
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "benchmark/bench_plot.h"
 #include "benchmark/bench_runner.h"
 #include "cli/command_registry.h"
+#include "cli/field_flags.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
@@ -24,6 +26,16 @@
 
 namespace specula::cli {
 namespace {
+
+// The flag of each BenchOptions field (and of the draft) the library's errors name.
+constexpr std::array<FieldFlag, 6> kBenchFlags = {{
+    {"BenchOptions::repeats", "--repeats"},
+    {"BenchOptions::prompt_tokens", "--prompt-tokens"},
+    {"BenchOptions::gen_tokens", "--gen-tokens"},
+    {"BenchOptions::max_verify", "--max-verify"},
+    {"BenchOptions::draft_max_list", "--draft-max-list"},
+    {"EngineConfig::draft_path", "--draft"},
+}};
 
 struct BenchFlags {
   std::string model_path;
@@ -358,7 +370,7 @@ const bool registered = register_command({
       sub.add_option("--plot-dir", flags->plot_dir,
                      "Write verify-cost.png and speedup.png here (needs gnuplot)");
       sub.add_flag("-q,--quiet", flags->quiet, "No progress lines on stderr");
-      sub.callback([flags] { run(*flags); });
+      sub.callback([flags] { with_flag_names(kBenchFlags, [&] { run(*flags); }); });
     },
 });
 

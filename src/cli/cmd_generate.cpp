@@ -21,8 +21,13 @@ namespace {
 
 // The flag of each EngineConfig and GenerateOptions field the library's
 // errors name (the --osd-* ones: kOnlineDistillFlags).
-constexpr std::array<FieldFlag, 5> kGenerateFlags = {{
+constexpr std::array<FieldFlag, 10> kGenerateFlags = {{
+    {"EngineConfig::model_path", "--model"},
     {"EngineConfig::draft_path", "--draft"},
+    {"Engine::generate_from_tokens", "--prompt-ids"},
+    {"GeneratorOptions::max_new_tokens", "-n"},
+    {"GeneratorOptions::draft_max", "--draft-max"},
+    {"PolicyOptions::confidence_threshold", "--confidence-threshold"},
     {"EngineConfig::drafters", "--drafter"},
     {"EngineConfig::suffix_cache_tokens", "--suffix-cache-tokens"},
     {"GenerateOptions::n_ctx", "--ctx"},

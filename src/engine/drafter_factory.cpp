@@ -68,7 +68,8 @@ void check_drafter_spec(const std::string& spec, const DrafterResources& resourc
     case DrafterKind::kModel:
       if (resources.draft == nullptr) {
         fail(
-            "the drafter 'model' needs a draft model file: pass --draft, or use lookup, "
+            "the drafter 'model' needs a draft model file: set EngineConfig::draft_path, or use "
+            "lookup, "
             "suffix or self, which need none");
       }
       break;

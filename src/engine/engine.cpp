@@ -84,7 +84,8 @@ Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
 std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
-  if (config.model_path.empty()) fail("no model given: pass the target GGUF file (--model)");
+  if (config.model_path.empty())
+    fail("EngineConfig::model_path is empty: give the target GGUF file");
   if (config.n_threads < 0) {
     fail("the thread count is ", config.n_threads, ": use 0 for every core or a positive count");
   }
@@ -155,7 +156,8 @@ int32_t Engine::n_threads() const {
 std::vector<int32_t> Engine::tokenize(std::string_view text) const {
   if (!impl_->tokenizer) {
     fail("cannot turn text into tokens for ", impl_->target->file().path(), ": ",
-         impl_->tokenizer_error, "; give the prompt as token ids instead (--prompt-ids)");
+         impl_->tokenizer_error,
+         "; give the prompt as token ids instead (Engine::generate_from_tokens)");
   }
   return impl_->tokenizer->encode(text, /*add_special=*/true, /*parse_special=*/true);
 }

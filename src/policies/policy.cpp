@@ -33,7 +33,7 @@ PolicyKind parse_policy(std::string_view name) {
 
 void validate(const PolicyOptions& options) {
   if (!(options.confidence_threshold >= 0.0f && options.confidence_threshold <= 1.0f)) {
-    fail("the confidence threshold (--confidence-threshold) is ", options.confidence_threshold,
+    fail("PolicyOptions::confidence_threshold is ", options.confidence_threshold,
          ": it must be in [0, 1] (0 never stops a draft early)");
   }
   const AdaptiveOptions& a = options.adaptive;

@@ -17,13 +17,11 @@ double seconds_since(Clock::time_point start) {
 
 void check_options(const GeneratorOptions& options) {
   validate(options.sampling);
-  // The CLI flags stay in the messages beside the field names: the CLI
-  // passes these errors through, and tests look for the flags.
   if (options.max_new_tokens < 0) {
-    fail("GeneratorOptions::max_new_tokens (-n) is ", options.max_new_tokens, ": it must be >= 0");
+    fail("GeneratorOptions::max_new_tokens is ", options.max_new_tokens, ": it must be >= 0");
   }
   if (options.draft_max < 0) {
-    fail("GeneratorOptions::draft_max (--draft-max) is ", options.draft_max,
+    fail("GeneratorOptions::draft_max is ", options.draft_max,
          ": it must be >= 0 (0 turns speculation off)");
   }
 }

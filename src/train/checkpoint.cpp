@@ -34,8 +34,7 @@ class KeyReader {
  private:
   [[noreturn]] void missing(std::string_view key) const {
     fail(file_.path(), " is not a specula training checkpoint (no ", key,
-         "); resuming needs a file written by Trainer::save_checkpoint (`specula train "
-         "--checkpoint`)");
+         "); resuming needs a file written by Trainer::save_checkpoint");
   }
   const GgufReader& file_;
 };

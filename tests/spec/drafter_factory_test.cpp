@@ -81,7 +81,7 @@ TEST_F(DrafterFactoryTest, BadSpecsSayWhatToWrite) {
 
 TEST_F(DrafterFactoryTest, MissingResourcesAreErrors) {
   DrafterResources none;
-  EXPECT_NE(error_of("model", none).find("--draft"), std::string::npos);
+  EXPECT_NE(error_of("model", none).find("EngineConfig::draft_path"), std::string::npos);
   EXPECT_NE(error_of("suffix", none).find("suffix cache"), std::string::npos);
   EXPECT_NE(error_of("self", none).find("target"), std::string::npos);
   EXPECT_NO_THROW(make_drafter("lookup", none));  // needs nothing

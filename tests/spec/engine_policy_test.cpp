@@ -76,7 +76,7 @@ TEST_F(EnginePolicy, BadDrafterListsAreRefused) {
   EXPECT_NE(message(config({"lookup", "lookup"})).find("twice"), std::string::npos);
   EngineConfig no_draft{dir_->file("target.gguf"), "", 1};
   no_draft.drafters = {"model"};
-  EXPECT_NE(message(no_draft).find("--draft"), std::string::npos);
+  EXPECT_NE(message(no_draft).find("EngineConfig::draft_path"), std::string::npos);
   const auto engine = Engine::load(config({}));
   GenerateOptions options;
   options.policy = PolicyKind::kConfidence;

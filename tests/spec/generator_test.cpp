@@ -263,8 +263,8 @@ TEST_F(GeneratorTest, BadInputIsAnError) {
             std::string::npos);
   EXPECT_NE(message({1, -1}, options(1.0f, 5, 0)).find("outside the vocabulary"),
             std::string::npos);
-  EXPECT_NE(message({1}, options(1.0f, -1, 0)).find("-n"), std::string::npos);
-  EXPECT_NE(message({1}, options(1.0f, 5, -2)).find("--draft-max"), std::string::npos);
+  EXPECT_NE(message({1}, options(1.0f, -1, 0)).find("max_new_tokens"), std::string::npos);
+  EXPECT_NE(message({1}, options(1.0f, 5, -2)).find("draft_max"), std::string::npos);
   EXPECT_NE(message({1}, options(-1.0f, 5, 0)).find("temperature"), std::string::npos);
   EXPECT_THROW(Generator(target(), 0, nullptr), Error);
 }
