@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
 #if defined(__unix__)
 #include <sched.h>
 #endif
@@ -71,12 +76,43 @@ bool spin_until(const Ready& ready) {
 
 }  // namespace
 
+int ThreadPool::max_threads() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(16, 4 * cores);
+}
+
+namespace {
+
+int capped_thread_count(int n_threads) {
+  const int cap = ThreadPool::max_threads();
+  if (n_threads <= cap) return std::max(1, n_threads);
+  log_warn(n_threads, " threads asked for on ", std::thread::hardware_concurrency(),
+           " cores: using ", cap, " (more only adds switching between them)");
+  return cap;
+}
+
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(std::max(1, n_threads)), shares_(new Share[static_cast<size_t>(n_threads_)]) {
-  for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+    : n_threads_(capped_thread_count(n_threads)),
+      shares_(new Share[static_cast<size_t>(n_threads_)]) {
+  try {
+    for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+  } catch (const std::system_error& e) {
+    // The started workers wait for a job: stop them before unwinding, or
+    // the destructor of a half-built pool never runs and they wait forever.
+    const size_t started = workers_.size();
+    stop_workers();
+    fail("could not start thread ", started + 2, " of ", n_threads_, " (", e.what(),
+         "): the system limits this process's threads; use fewer threads");
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  stop_workers();
+}
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);

@@ -39,7 +39,12 @@ class ThreadPool {
   static constexpr int kPauseMicroseconds = 10;
 
   // n_threads counts the calling thread: 1 means no workers, all inline.
+  // More than max_threads() is capped there with a warning: thousands of
+  // threads only starve the machine. Throws Error when the OS refuses to
+  // start a thread (a process limit), after stopping those it started.
   explicit ThreadPool(int n_threads);
+  // 4 per core the OS reports, and at least 16.
+  static int max_threads();
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -65,6 +70,8 @@ class ThreadPool {
   }
 
  private:
+  // Wakes every worker with stop_ set and joins them.
+  void stop_workers();
   // A non-owning reference to the caller's callable (no std::function, so
   // no allocation per call).
   struct TaskRef {

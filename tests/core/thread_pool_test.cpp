@@ -106,5 +106,16 @@ TEST(ThreadPool, CallerWaitsForSlowWorker) {
   EXPECT_EQ(done.load(), 2);
 }
 
+TEST(ThreadPool, AbsurdCountsAreCappedAndStillRunEveryTask) {
+  ThreadPool pool(100000);
+  EXPECT_EQ(pool.n_threads(), ThreadPool::max_threads());
+  EXPECT_GE(ThreadPool::max_threads(), 16);
+  std::vector<std::atomic<int>> hits(1000);
+  pool.parallel_for(1000, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+  for (const std::atomic<int>& h : hits) ASSERT_EQ(h.load(), 1);
+  EXPECT_EQ(ThreadPool(0).n_threads(), 1);
+  EXPECT_EQ(ThreadPool(-5).n_threads(), 1);
+}
+
 }  // namespace
 }  // namespace specula
