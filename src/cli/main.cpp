@@ -1,7 +1,10 @@
 // `specula <command> [options]`: the command-line front end.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
 #include <string>
 
 #include "cli/command_registry.h"
@@ -77,6 +80,13 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "specula: internal error: %s\n", e.what());
+    return 1;
+  }
+  // Output that could not be written (a full disk, a closed pipe, /dev/full)
+  // is lost work: say so and fail, or a script takes the result as good.
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    std::fprintf(stderr, "specula: error: could not write the output: %s\n", std::strerror(errno));
     return 1;
   }
   return 0;

@@ -118,5 +118,25 @@ TEST_F(CliErrors, MakeModelBadShapes) {
   expect_one_line_error(run_cli("make-model --out " + dir_->file("x.gguf") + " --heads 0"), "head");
 }
 
+// Issue 15: output that cannot be written is an error, not a silent exit 0.
+// (stdout to /dev/full, stderr to the pipe; '#' drops run_cli's own redirections.)
+TEST_F(CliErrors, UnwritableOutputIsAnError) {
+  for (const std::string& command :
+       {"inspect " + target_, "generate -q -m " + target_ + " -n 4 --temp 0 hi"}) {
+    const CliResult result = run_cli(command + " 3>&1 >/dev/full 2>&3 </dev/null #");
+    EXPECT_EQ(result.exit_code, 1) << command << ": " << result.output;
+    EXPECT_NE(result.output.find("could not write the output"), std::string::npos)
+        << command << ": " << result.output;
+  }
+}
+
+// Issue 15: -t 100000 used to start ~32k threads or hang; it is capped with
+// a warning and the run completes.
+TEST_F(CliErrors, AbsurdThreadCountsAreCapped) {
+  const CliResult result = run_cli("generate -q -m " + target_ + " -n 2 --temp 0 -t 100000 hi");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("100000 threads asked for"), std::string::npos) << result.output;
+}
+
 }  // namespace
 }  // namespace specula::testing
