@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include "core/error.h"
@@ -332,7 +333,63 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const {
+namespace {
+
+const char* kind_of(std::filesystem::file_type type) {
+  switch (type) {
+    case std::filesystem::file_type::directory:
+      return "a folder";
+    case std::filesystem::file_type::character:
+    case std::filesystem::file_type::block:
+      return "a device";
+    case std::filesystem::file_type::fifo:
+      return "a pipe";
+    case std::filesystem::file_type::socket:
+      return "a socket";
+    default:
+      return "not a regular file";
+  }
+}
+
+// The file to replace: `path`, or what it links to. Throws Error for a
+// target that is not a regular file, or a folder that is missing or not
+// writable.
+std::string resolve_output_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) fail("no output file given: pass the path of the GGUF file to write");
+  std::error_code error;
+  fs::path target = path;
+  // Follow links by hand: a link to a file not there yet is written through too.
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(target, error)); ++hops) {
+    if (hops == 40) fail(path, ": too many levels of symbolic links");
+    const fs::path next = fs::read_symlink(target, error);
+    if (error) fail(path, ": cannot follow the symbolic link: ", error.message());
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  const fs::file_status status = fs::status(target, error);
+  if (fs::exists(status) && !fs::is_regular_file(status)) {
+    fail(path, " is ", kind_of(status.type()),
+         ", not a file: give the path of a GGUF file to write (it is never replaced)");
+  }
+  fs::path folder = target.parent_path();
+  if (folder.empty()) folder = ".";
+  if (!fs::is_directory(folder, error)) {
+    fail(path, ": the folder ", folder.string(), " does not exist: create it first");
+  }
+  if (::access(folder.c_str(), W_OK) != 0) {
+    fail(path, ": cannot write in the folder ", folder.string(), ": ", std::strerror(errno));
+  }
+  return target.string();
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+  resolve_output_path(path);
+}
+
+void GgufWriter::write(const std::string& requested_path) const {
+  const std::string path = resolve_output_path(requested_path);
   const std::string temporary = str_cat(path, ".tmp-", ::getpid());
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (file == nullptr) {

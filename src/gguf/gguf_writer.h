@@ -63,7 +63,9 @@ class GgufWriter {
   size_t tensor_count() const { return tensors_.size(); }
 
   // Writes the file (to a temporary name, then renamed, so a failed write
-  // never leaves a truncated file behind). Throws Error naming the path.
+  // never leaves a truncated file behind). A symlink is written through:
+  // the file it points to is replaced, as cp does. Throws Error naming the
+  // path, also when it names a device, a folder or a pipe (never replaced).
   void write(const std::string& path) const;
   // The same bytes, in memory (tests).
   std::vector<uint8_t> to_bytes() const;
@@ -87,5 +89,12 @@ class GgufWriter {
   std::vector<PendingTensor> tensors_;
   uint32_t alignment_ = 32;
 };
+
+// Checks, before any long work, that GgufWriter::write(path) can succeed:
+// the folder exists and is writable, and `path` is a regular file or not
+// there yet (a symlink counts as what it points to). Throws Error naming
+// the path and what to do, so that no run computes for hours and then
+// fails to save.
+void check_output_path(const std::string& path);
 
 }  // namespace specula
