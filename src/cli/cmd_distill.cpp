@@ -17,6 +17,7 @@
 #include "cli/train_flags.h"
 #include "cli/training_run.h"
 #include "core/error.h"
+#include "gguf/gguf_writer.h"
 #include "learn/distill_loss.h"
 #include "learn/gemm_dnnl.h"
 #include "model/model.h"
@@ -234,6 +235,7 @@ void run(const DistillFlags& flags, const CLI::App& sub) {
   const DType type = output_type(flags, "distill");
   const DistillDivergence divergence = check_distill_flags(flags);
   const GemmBackend gemm = check_run_flags(flags, "distill");
+  check_output_path(flags.out);
   const std::unique_ptr<Model> teacher = Model::load(flags.teacher);
   const ModelConfig& tc = teacher->config();
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(teacher->file());

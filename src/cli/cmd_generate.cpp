@@ -14,6 +14,7 @@
 #include "cli/prompt_file.h"
 #include "core/error.h"
 #include "core/split_list.h"
+#include "gguf/gguf_writer.h"
 #include "specula/engine.h"
 
 namespace specula::cli {
@@ -204,13 +205,11 @@ void check_save_path(const std::string& path, bool online_distill) {
     fail("--osd-save writes the draft that online distillation learned: add --online-distill");
   }
   // Fail now rather than after the whole run, when the learned weights
-  // would be lost: the folder must exist.
-  const size_t slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (std::FILE* probe = std::fopen((folder + "/.").c_str(), "r")) {
-    std::fclose(probe);
-  } else {
-    fail("--osd-save ", path, ": the folder ", folder, " does not exist");
+  // would be lost.
+  try {
+    check_output_path(path);
+  } catch (const Error& e) {
+    fail("--osd-save ", e.what());
   }
 }
 

@@ -11,6 +11,7 @@
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
 #include "core/error.h"
+#include "gguf/gguf_writer.h"
 #include "model/make_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -89,6 +90,7 @@ std::string check_tokenizer_source(const std::string& path) {
 }
 
 void run(const MakeModelFlags& flags, const CLI::App& sub) {
+  check_output_path(flags.out);
   if (!flags.from.empty()) {
     for (const char* shape_flag :
          {"--arch", "--vocab", "--embd", "--heads", "--heads-kv", "--ff", "--ctx", "--type",

@@ -159,6 +159,7 @@ struct QuantizeOptions {
 void run(const QuantizeOptions& options, const CLI::App& /*sub*/) {
   const Recipe& recipe = recipe_by_name(options.type);
   if (options.threads < 1) fail("--threads must be at least 1 (got ", options.threads, ")");
+  check_output_path(options.out);
   const std::unique_ptr<GgufReader> in = GgufReader::open(options.in);
   GgufWriter out;
   if (in->alignment() != 32) out.set_alignment(static_cast<uint32_t>(in->alignment()));

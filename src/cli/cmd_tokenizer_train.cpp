@@ -57,6 +57,7 @@ void count_file(BpeTrainer& trainer, const std::string& path) {
 }
 
 void run_train(const TrainOptions& options) {
+  check_output_path(options.out);
   BpeTrainerOptions trainer_options;
   trainer_options.vocab_size = options.vocab_size;
   trainer_options.pre = options.pre;

@@ -16,6 +16,7 @@
 #include "cli/train_flags.h"
 #include "cli/training_run.h"
 #include "core/error.h"
+#include "gguf/gguf_writer.h"
 #include "learn/gemm_dnnl.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -173,6 +174,7 @@ void train_steps(Trainer& trainer, const TrainFlags& flags, const RunOutput& out
 void run(const TrainFlags& flags, const CLI::App& sub) {
   const DType type = output_type(flags, "train");
   const GemmBackend gemm = check_run_flags(flags, "train");
+  check_output_path(flags.out);
   const std::unique_ptr<GgufReader> vocab_file = GgufReader::open(flags.vocab);
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*vocab_file);
   const auto start = std::chrono::steady_clock::now();

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "gguf/gguf_writer.h"
 
 namespace specula::cli {
 
@@ -27,6 +28,8 @@ GemmBackend check_run_flags(const RunFlags& flags, const char* command) {
     fail(command, ": --checkpoint-every needs --checkpoint PATH");
   }
   if (flags.resume && flags.checkpoint.empty()) fail(command, ": --resume needs --checkpoint PATH");
+  // Checked now, not after the last step: a run must never end unsaved.
+  if (!flags.checkpoint.empty()) check_output_path(flags.checkpoint);
   return parse_gemm_backend(flags.gemm, str_cat(command, ": --gemm"));
 }
 

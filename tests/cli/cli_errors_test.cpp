@@ -2,6 +2,7 @@
 // says what is wrong. Runs the real executable.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -136,6 +137,18 @@ TEST_F(CliErrors, AbsurdThreadCountsAreCapped) {
   const CliResult result = run_cli("generate -q -m " + target_ + " -n 2 --temp 0 -t 100000 hi");
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("100000 threads asked for"), std::string::npos) << result.output;
+}
+
+// Issue 15: an output that cannot be written is refused before the work
+// starts (train used to run every step, then fail and lose it all), and a
+// device is never replaced by a file.
+TEST_F(CliErrors, OutputsAreCheckedBeforeTheWork) {
+  const std::string corpus = std::string(SPECULA_SOURCE_DIR) + "/README.md";
+  expect_one_line_error(run_cli("train --vocab " + target_ + " --input " + corpus +
+                                " --out no-such-folder/x.gguf --steps 1"),
+                        "no-such-folder does not exist");
+  expect_one_line_error(run_cli("quantize " + target_ + " /dev/null q8_0"), "is a device");
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
 }
 
 }  // namespace
