@@ -80,9 +80,7 @@ void DecodeModeList::add_plain() {
   DecodeMode mode;
   mode.name = "plain";
   mode.run = [this](Generator& generator, std::span<const int32_t> prompt, int32_t n) {
-    GeneratorOptions o = greedy_;
-    o.max_new_tokens = n;
-    return generator.generate(prompt, Speculation{}, o);
+    return generator.generate(prompt, Speculation{}, greedy_options(n, 0));
   };
   mode.report = [](const DecodeTally&, const DecodeBaselines&, BenchReport&) {};
   modes_.push_back(std::move(mode));
@@ -93,10 +91,7 @@ void DecodeModeList::add_fixed(int32_t draft_max) {
   mode.name = "speculative g=" + std::to_string(draft_max);
   mode.fixed_draft_max = draft_max;
   mode.run = [this, draft_max](Generator& generator, std::span<const int32_t> prompt, int32_t n) {
-    GeneratorOptions o = greedy_;
-    o.max_new_tokens = n;
-    o.draft_max = draft_max;
-    return generator.generate(prompt, model_session_->speculation(), o);
+    return generator.generate(prompt, model_session_->speculation(), greedy_options(n, draft_max));
   };
   mode.report = [draft_max](const DecodeTally& t, const DecodeBaselines& b, BenchReport& r) {
     SpeculativePoint point;
@@ -120,9 +115,7 @@ void DecodeModeList::add_policy(PolicyKind kind, int32_t draft_max) {
   mode.name = "policy " + std::string(policy_name(kind));
   mode.run = [this, policy, draft_max](Generator& generator, std::span<const int32_t> prompt,
                                        int32_t n) {
-    GeneratorOptions o = greedy_;
-    o.max_new_tokens = n;
-    o.draft_max = draft_max;
+    const GeneratorOptions o = greedy_options(n, draft_max);
     Speculation speculation = model_session_->speculation();
     speculation.policy = policy;
     return generator.generate(prompt, speculation, o);
@@ -157,10 +150,7 @@ void DecodeModeList::add_drafter_set(const std::string& set, int32_t draft_max) 
   mode.name = "drafters " + set;
   mode.run = [this, s, draft_max](Generator& generator, std::span<const int32_t> prompt,
                                   int32_t n) {
-    GeneratorOptions o = greedy_;
-    o.max_new_tokens = n;
-    o.draft_max = draft_max;
-    return generator.generate(prompt, s->speculation(), o);
+    return generator.generate(prompt, s->speculation(), greedy_options(n, draft_max));
   };
   mode.report = [set, draft_max](const DecodeTally& t, const DecodeBaselines& b, BenchReport& r) {
     DrafterSetPoint point;

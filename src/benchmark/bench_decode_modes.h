@@ -97,7 +97,14 @@ class DecodeModeList {
   const Model* draft_;
   ThreadPool& pool_;
   int32_t n_ctx_;
-  GeneratorOptions greedy_;                            // greedy, plain; each mode sets draft_max
+  // Greedy generation of n tokens drafting at most draft_max per step.
+  GeneratorOptions greedy_options(int32_t n, int32_t draft_max) const {
+    GeneratorOptions o = greedy_;
+    o.max_new_tokens = n;
+    o.draft_max = draft_max;
+    return o;
+  }
+  GeneratorOptions greedy_;                            // greedy, plain
   std::unique_ptr<SpeculationSession> model_session_;  // null without a draft
   std::vector<std::unique_ptr<DraftLengthPolicy>> policies_;
   std::vector<std::unique_ptr<SpeculationSession>> set_sessions_;
