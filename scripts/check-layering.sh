@@ -20,6 +20,8 @@ declare -A allowed=(
   [online]="core kernels gguf model sampling policies speculative drafters learn"
   [engine]="core kernels gguf model sampling policies speculative drafters online learn tokenizer"
   [benchmark]="core kernels gguf model sampling policies speculative drafters online learn tokenizer engine"
+  [chat]="core gguf tokenizer"
+  [serve]="core kernels gguf model sampling policies speculative drafters online learn tokenizer engine chat"
 )
 
 status=0

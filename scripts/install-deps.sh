@@ -7,6 +7,9 @@ packages=(
   cmake ninja-build g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libpcre2-dev nlohmann-json3-dev libcli11-dev jq gnuplot-nox libdnnl-dev
+  libcpp-httplib-dev  # specula serve
+  python3-jinja2  # the reference renderer the chat-template tests compare with
+  clang-14 libfuzzer-14-dev  # the fuzzing harnesses (fuzz/)
   libpython3-stdlib  # the corpus of the shipped model pair (make models)
 )
 
