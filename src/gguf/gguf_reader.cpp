@@ -10,6 +10,8 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <new>
+#include <utility>
 
 #include "core/error.h"
 #include "gguf/gguf_parser.h"
@@ -77,6 +79,8 @@ uint64_t gguf_type_size(GgufType type) {
 
 namespace {
 
+constexpr std::align_val_t kCopyAlignment{64};
+
 // Closes a file descriptor on every path out of open().
 class FileDescriptor {
  public:
@@ -120,20 +124,41 @@ std::unique_ptr<GgufReader> GgufReader::open(const std::string& path) {
   }
   reader->base_ = static_cast<const uint8_t*>(mapping);
   reader->size_ = size;
-
-  GgufParser(*reader).parse();
-
-  for (size_t i = 0; i < reader->metadata_.size(); ++i) {
-    reader->key_index_.emplace(reader->metadata_[i].key, i);
-  }
-  for (size_t i = 0; i < reader->tensors_.size(); ++i) {
-    reader->tensor_index_.emplace(reader->tensors_[i].name, i);
-  }
+  reader->finish_open();
   return reader;
 }
 
+std::unique_ptr<GgufReader> GgufReader::from_memory(std::string name,
+                                                    std::span<const uint8_t> bytes) {
+  if (bytes.empty()) {
+    fail(name, ": the file is empty, not a GGUF file");
+  }
+  std::unique_ptr<GgufReader> reader(new GgufReader());
+  reader->path_ = std::move(name);
+  auto* copy = static_cast<uint8_t*>(::operator new(bytes.size(), kCopyAlignment));
+  std::memcpy(copy, bytes.data(), bytes.size());
+  reader->base_ = copy;
+  reader->owns_copy_ = true;
+  reader->size_ = bytes.size();
+  reader->finish_open();
+  return reader;
+}
+
+void GgufReader::finish_open() {
+  GgufParser(*this).parse();
+  for (size_t i = 0; i < metadata_.size(); ++i) {
+    key_index_.emplace(metadata_[i].key, i);
+  }
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    tensor_index_.emplace(tensors_[i].name, i);
+  }
+}
+
 GgufReader::~GgufReader() {
-  if (base_ != nullptr) {
+  if (base_ == nullptr) return;
+  if (owns_copy_) {
+    ::operator delete(const_cast<uint8_t*>(base_), kCopyAlignment);
+  } else {
     ::munmap(const_cast<uint8_t*>(base_), size_);
   }
 }

@@ -78,6 +78,11 @@ class GgufReader {
  public:
   // Maps and validates `path`. Throws Error on any problem.
   static std::unique_ptr<GgufReader> open(const std::string& path);
+  // The same over bytes in memory (copied into a 64-byte aligned buffer of
+  // exactly bytes.size(), which the reader owns); `name` stands for the path
+  // in messages. For tests and fuzzing: no file, and reads past the end are
+  // caught by AddressSanitizer rather than hidden by page rounding.
+  static std::unique_ptr<GgufReader> from_memory(std::string name, std::span<const uint8_t> bytes);
   ~GgufReader();
   GgufReader(const GgufReader&) = delete;
   GgufReader& operator=(const GgufReader&) = delete;
@@ -112,12 +117,14 @@ class GgufReader {
 
  private:
   GgufReader() = default;
+  void finish_open();  // parses base_/size_ and builds the indexes
   std::string path_;
   uint32_t version_ = 0;
   uint64_t size_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   const uint8_t* base_ = nullptr;  // mapping of the whole file
+  bool owns_copy_ = false;         // base_ is from_memory's buffer, not a mapping
   std::vector<GgufKv> metadata_;
   std::vector<GgufTensorInfo> tensors_;
   // Name -> index, built after parsing (views into metadata_/tensors_).
