@@ -117,9 +117,16 @@ HWY_INLINE void WithTileHeight(int n, const F& f) {
 
 #if HWY_TARGET == HWY_AVX3_DL
 // vpdpbusd needs AVX512_VNNI, which Highway's AVX3_DL target requires at
-// run time but does not name among its compile flags.
+// run time but does not name among its compile flags. (Clang ignores GCC's
+// pragma and uses only the first target attribute: Highway's is replaced by
+// the same list plus VNNI, then restored.)
+#if defined(__clang__)
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni")
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512vnni")
+#endif
 
 // One group for MT activation rows from m0: adds block l's scaled dot to
 // lane l of acc[i]. The same arithmetic, in the same order, for a group
@@ -217,7 +224,12 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_
   }
 }
 
+#if defined(__clang__)
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
+#else
 #pragma GCC pop_options
+#endif
 constexpr int kTileM = 8;
 
 #else  // AVX3 or AVX2: pmaddubsw + pmaddwd on 256-bit halves of a group
