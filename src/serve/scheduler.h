@@ -28,6 +28,8 @@
 
 namespace specula {
 
+class Verifier;
+
 // How each step's draft lengths are chosen.
 enum class BatchPolicyKind {
   kCapacityAware,  // jointly, maximising the batch's expected tokens/s
@@ -47,6 +49,16 @@ struct SchedulerOptions {
   std::vector<std::string> drafters;
   BatchPolicyKind policy = BatchPolicyKind::kCapacityAware;
   std::vector<int32_t> stop_tokens;  // end-of-generation ids
+
+  // Added by the scheduler's implementation (not needed by the HTTP layer):
+  // Time target passes of a few row counts at start-up (up to
+  // parallel * (draft_max + 1) rows, on an empty slot) so that the cost
+  // curve is known before the first request; false: learn it online only.
+  bool profile = true;
+  // Tests only: a Verifier with a deliberately wrong rule (the negative
+  // controls of the losslessness tests, GeneratorOptions::verifier). Null:
+  // the exact rule. Must outlive the scheduler.
+  Verifier* verifier = nullptr;
 };
 
 // One validated request, already tokenized.
