@@ -2,6 +2,9 @@
 // shape, or derives a draft from a target (`--from TARGET --layers K`: the
 // target's first K layers, same embeddings, output and tokenizer).
 // `--tokenizer-from FILE` gives a random model the tokenizer of a real one.
+// `--pad-from TARGET --layers L --ff F [--type T]` writes a memory-bound
+// copy of a trained target that computes the same function
+// (model/pad_model.h: extra blocks and FFN units whose outputs are zero).
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +17,7 @@
 #include "gguf/gguf_writer.h"
 #include "model/make_model.h"
 #include "model/model.h"
+#include "model/pad_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace specula::cli {
@@ -33,6 +37,7 @@ struct MakeModelFlags {
   std::string out;
   std::string type = "f32";
   std::string from;
+  std::string pad_from;
 };
 
 // Prints "make-model: 40% (blk.3.ffn_up.weight)" at most every 5%.
@@ -89,8 +94,64 @@ std::string check_tokenizer_source(const std::string& path) {
   }
 }
 
+// `--pad-from TARGET`: the target with more layers and a wider FFN, the
+// same function; --type converts its matrices (default: types kept).
+void run_pad(const MakeModelFlags& flags, const CLI::App& sub) {
+  if (!flags.from.empty()) {
+    fail(
+        "make-model: --pad-from and --from cannot be combined: --from derives a smaller draft, "
+        "--pad-from a larger copy of the same function");
+  }
+  for (const char* shape_flag : {"--arch", "--vocab", "--embd", "--heads", "--heads-kv", "--ctx",
+                                 "--seed", "--rope-base", "--tied", "--name", "--tokenizer-from"}) {
+    if (sub.count(shape_flag) > 0) {
+      fail("make-model: ", shape_flag,
+           " cannot be combined with --pad-from: a padded copy keeps the target's width, "
+           "heads, vocabulary and tokenizer; give --layers L, --ff F and optionally --type");
+    }
+  }
+  PadModelOptions options;
+  if (sub.count("--layers") > 0) options.n_layer = flags.model.n_layer;
+  if (sub.count("--ff") > 0) options.n_ff = flags.model.n_ff;
+  if (sub.count("--type") > 0) {
+    const auto type = dtype_from_name(flags.type);
+    if (!type) {
+      fail("make-model: --type ", flags.type,
+           " is not a type; use f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k");
+    }
+    options.type = *type;
+  }
+  if ((sub.count("--layers") > 0 && flags.model.n_layer <= 0) ||
+      (sub.count("--ff") > 0 && flags.model.n_ff <= 0)) {
+    fail("make-model: --layers and --ff must be positive (at least the target's)");
+  }
+  if (options.n_layer == 0 && options.n_ff == 0 && !options.type) {
+    fail(
+        "make-model: --pad-from needs --layers L and/or --ff F (at least the target's) or "
+        "--type T; with none of them the copy would be the target itself");
+  }
+  const uint64_t bytes = padded_model_bytes(flags.pad_from, options);
+  const bool show_progress = bytes > kProgressBytes;
+  if (show_progress) {
+    std::fprintf(stderr, "make-model: padding %s to %.1f MB of weights\n", flags.pad_from.c_str(),
+                 bytes / 1e6);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  write_padded_model(flags.pad_from, options, flags.out, progress_printer(show_progress));
+  if (show_progress) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "make-model: wrote %.1f MB in %.1f s\n", bytes / 1e6, seconds);
+  }
+  describe(flags.out);
+}
+
 void run(const MakeModelFlags& flags, const CLI::App& sub) {
   check_output_path(flags.out);
+  if (!flags.pad_from.empty()) {
+    run_pad(flags, sub);
+    return;
+  }
   if (!flags.from.empty()) {
     for (const char* shape_flag :
          {"--arch", "--vocab", "--embd", "--heads", "--heads-kv", "--ff", "--ctx", "--type",
@@ -149,14 +210,21 @@ void add_flags(CLI::App& sub, MakeModelFlags& flags) {
                  "<s>, </s>, then <|extra_N|> tokens)")
       ->capture_default_str();
   sub.add_option("--embd", m.n_embd, "Model width")->capture_default_str();
-  sub.add_option("--layers", m.n_layer, "Layers (with --from: layers the draft keeps)")
+  sub.add_option("--layers", m.n_layer,
+                 "Layers (with --from: layers the draft keeps; with --pad-from: layers of the "
+                 "copy, at least the target's)")
       ->capture_default_str();
   sub.add_option("--heads", m.n_head, "Query heads")->capture_default_str();
   sub.add_option("--heads-kv", m.n_head_kv, "Key/value heads (default: --heads)");
-  sub.add_option("--ff", m.n_ff, "Feed-forward width (default: 8/3 embd rounded to 32)");
+  sub.add_option("--ff", m.n_ff,
+                 "Feed-forward width (default: 8/3 embd rounded to 32; with --pad-from: at "
+                 "least the target's, default the target's)");
   sub.add_option("--ctx", m.n_ctx, "Training context length written to the file")
       ->capture_default_str();
-  sub.add_option("--type", flags.type, "Matrix type: f32, f16 or bf16")->capture_default_str();
+  sub.add_option("--type", flags.type,
+                 "Matrix type: f32, f16 or bf16 (with --pad-from also q8_0, q4_0, q4_k, q5_k, "
+                 "q6_k; default there: the target's types)")
+      ->capture_default_str();
   sub.add_option("--seed", m.seed, "Random seed")->capture_default_str();
   sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
   sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
@@ -168,11 +236,16 @@ void add_flags(CLI::App& sub, MakeModelFlags& flags) {
   sub.add_option("--from", flags.from,
                  "Derive a draft from this target GGUF: its first --layers layers, same "
                  "embeddings, output and tokenizer");
+  sub.add_option("--pad-from", flags.pad_from,
+                 "Write a memory-bound copy of this trained target GGUF computing the same "
+                 "function: --layers L (extra blocks whose attention output and FFN down "
+                 "weights are zero) and --ff F (extra FFN units with zero down columns)");
 }
 
 const bool registered = register_command_with_flags<MakeModelFlags>(
     "make-model",
-    "Write a random-weight llama/qwen2 GGUF of any shape, or derive a draft from a target",
+    "Write a random-weight llama/qwen2 GGUF of any shape, derive a draft from a target, or pad "
+    "a target into a larger model computing the same function",
     add_flags, [](const MakeModelFlags& flags, const CLI::App& sub) {
       with_flag_names(kMakeModelFlags, [&] { run(flags, sub); });
     });
