@@ -54,20 +54,29 @@ void PrepareActivationRow(const float* x, int64_t n, int8_t* values, float* scal
       continue;
     }
     const float* xb = x + 32 * b;
-    auto vmax = hn::Zero(df);
-    for (int t = 0; t < 32; t += nf) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + t)));
-    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float scale = amax / 127.0f;
-    const auto inverse = hn::Set(df, scale > 0.0f ? 127.0f / amax : 0.0f);
-    alignas(64) int8_t bytes[32];
-    int32_t sum_lo = 0, sum = 0;
+    // The largest |x| as bits (activation_block_scale): an integer max,
+    // which keeps NaNs, unlike a float max.
+    const hn::RebindToUnsigned<decltype(df)> du;
+    auto vmax = hn::Zero(du);
     for (int t = 0; t < 32; t += nf) {
-      const auto v = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + t), inverse));
-      hn::StoreU(hn::DemoteTo(d8, v), d8, bytes + t);
-      if (t < 16) {  // nf <= 16: a chunk never straddles the halves
-        sum_lo += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
-      } else {
-        sum += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
+      vmax =
+          hn::Max(vmax, hn::And(hn::BitCast(du, hn::LoadU(df, xb + t)), hn::Set(du, 0x7fffffffu)));
+    }
+    const ActivationBlockScale block =
+        activation_block_scale(static_cast<uint32_t>(hn::GetLane(hn::MaxOfLanes(du, vmax))));
+    const float scale = block.scale;
+    alignas(64) int8_t bytes[32] = {};
+    int32_t sum_lo = 0, sum = 0;
+    if (!block.non_finite) {
+      const auto inverse = hn::Set(df, block.inverse);
+      for (int t = 0; t < 32; t += nf) {
+        const auto v = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + t), inverse));
+        hn::StoreU(hn::DemoteTo(d8, v), d8, bytes + t);
+        if (t < 16) {  // nf <= 16: a chunk never straddles the halves
+          sum_lo += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
+        } else {
+          sum += static_cast<int32_t>(hn::GetLane(hn::SumOfLanes(di, v)));
+        }
       }
     }
     sum += sum_lo;

@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "core/dtype.h"
 #include "core/f16.h"
@@ -105,9 +106,37 @@ inline int group_byte(int l, int t) {
   return (t / 4) * (kGroupBlocks * 4) + l * 4 + t % 4;
 }
 
+// One activation block's scale (amax / 127) and its inverse, from the
+// largest |x| of the block as IEEE bits (max of bits & 0x7fffffff, which
+// orders as the values do and, unlike a float max, never drops a NaN).
+// A block holding an infinity or a NaN gets a NaN scale and all-zero
+// values, so that every output of its row is NaN (never an integer
+// overflow). A block whose amax is so small (below ~3.7e-37) that the
+// inverse overflows quantizes to zeros, like a block of zeros.
+struct ActivationBlockScale {
+  float scale = 0.0f;
+  float inverse = 0.0f;
+  bool non_finite = false;
+};
+
+inline ActivationBlockScale activation_block_scale(uint32_t max_abs_bits) {
+  if (max_abs_bits >= 0x7f800000u) {
+    return ActivationBlockScale{std::numeric_limits<float>::quiet_NaN(), 0.0f, true};
+  }
+  float amax;
+  std::memcpy(&amax, &max_abs_bits, sizeof amax);
+  const float scale = amax / 127.0f;
+  const float inverse = 127.0f / amax;
+  if (!(scale > 0.0f) || !(inverse <= std::numeric_limits<float>::max())) {
+    return ActivationBlockScale{};
+  }
+  return ActivationBlockScale{scale, inverse, false};
+}
+
 // Quantizes one activation row of n values to the layout above (the
 // n_groups * 512 bytes are all written, padding with zeros). Each block's
-// scale is amax / 127, values round to nearest even.
+// scale is amax / 127, values round to nearest even; for non-finite and
+// tiny blocks see activation_block_scale.
 inline void prepare_activation_row(const float* x, int64_t n, int8_t* values, float* scales,
                                    int32_t* neg_sums, int32_t* neg_sums_lo, float* scaled_sums) {
   const int64_t n_groups = groups_for(n);
@@ -122,21 +151,24 @@ inline void prepare_activation_row(const float* x, int64_t n, int8_t* values, fl
       continue;
     }
     const float* xb = x + 32 * b;
-    float amax = 0.0f;
-    for (int t = 0; t < 32; ++t) amax = std::max(amax, std::fabs(xb[t]));
-    const float scale = amax / 127.0f;
-    const float inverse = scale > 0.0f ? 127.0f / amax : 0.0f;
+    uint32_t max_bits = 0;
+    for (int t = 0; t < 32; ++t) {
+      uint32_t bits;
+      std::memcpy(&bits, xb + t, sizeof bits);
+      max_bits = std::max(max_bits, bits & 0x7fffffffu);
+    }
+    const ActivationBlockScale block = activation_block_scale(max_bits);
     int sum = 0, sum_lo = 0;
     for (int t = 0; t < 32; ++t) {
-      const int v = static_cast<int>(std::nearbyint(xb[t] * inverse));
+      const int v = block.non_finite ? 0 : static_cast<int>(std::nearbyint(xb[t] * block.inverse));
       group[group_byte(l, t)] = static_cast<int8_t>(v);
       sum += v;
       if (t < 16) sum_lo += v;
     }
-    scales[b] = scale;
+    scales[b] = block.scale;
     neg_sums[b] = -sum;
     neg_sums_lo[b] = -sum_lo;
-    scaled_sums[b] = scale * static_cast<float>(sum);
+    scaled_sums[b] = block.scale * static_cast<float>(sum);
   }
 }
 

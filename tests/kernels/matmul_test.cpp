@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -223,6 +224,83 @@ TEST(Matmul, ActivationPreparationMatchesPlainOnEveryTarget) {
       EXPECT_EQ(ss1, ss2) << target.name << " n " << n;
       // Hand check of one value: x[0] = v * scale within half a step.
       EXPECT_NEAR(v1[0] * s1[0], x[0], s1[0] / 2 + 1e-7f);
+    }
+  }
+}
+
+// Issue 15: NaN or infinite activations once became INT_MIN in the 8-bit
+// quantization and overflowed its int sums (undefined behaviour, caught by
+// UBSan). Now such a block gets a NaN scale and zero values: every output
+// of that row is NaN, the other rows are untouched, on every target and in
+// the scalar twin. Blocks too small for their inverse scale quantize to 0.
+TEST(Matmul, NonFiniteActivationsOfIntTypesGiveNaNOutputs) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : test::all_matmul_types()) {
+      if (!is_int_dot_type(type)) continue;
+      Problem p = make_problem(type, long_n_in(type), 6, 5, 21);
+      const int64_t n = p.n_in;
+      // Row 1: a NaN as the only non-zero of its block's max (a float max
+      // would drop it); row 2: +inf; row 3: -inf and a NaN; row 4: a block
+      // of 1e-40 (subnormal; 127 / amax overflows).
+      for (int64_t k = 32; k < 64; ++k) p.x[static_cast<size_t>(n + k)] = 0.0f;
+      p.x[static_cast<size_t>(n + 40)] = nan;
+      p.x[static_cast<size_t>(2 * n + 5)] = inf;
+      p.x[static_cast<size_t>(3 * n + n - 1)] = -inf;
+      p.x[static_cast<size_t>(3 * n + 3)] = nan;
+      for (int64_t k = 0; k < 32; ++k) p.x[static_cast<size_t>(4 * n + k)] = 1e-40f;
+      std::vector<float> fast(static_cast<size_t>(p.m * p.n_out)), twin(fast.size()),
+          single(fast.size());
+      matmul(p.matrix(), p.x.data(), p.m, fast.data(), nullptr);
+      matmul_scalar(p.matrix(), p.x.data(), p.m, twin.data());
+      for (int64_t i = 0; i < p.m; ++i) {
+        matmul(p.matrix(), p.x.data() + i * n, 1, single.data() + i * p.n_out, nullptr);
+      }
+      for (int64_t i = 0; i < p.m; ++i) {
+        for (int64_t r = 0; r < p.n_out; ++r) {
+          const size_t at = static_cast<size_t>(i * p.n_out + r);
+          const bool poisoned = i >= 1 && i <= 3;
+          for (const std::vector<float>* y : {&fast, &twin, &single}) {
+            EXPECT_EQ(std::isnan((*y)[at]), poisoned)
+                << target.name << " " << dtype_name(type) << " row " << i << " out " << r;
+          }
+          if (!poisoned) {
+            EXPECT_EQ(fast[at], single[at]) << target.name << " " << dtype_name(type);
+            EXPECT_NEAR(fast[at], twin[at], 1e-5 * magnitude(p, i, r) + 1e-6)
+                << target.name << " " << dtype_name(type);
+          }
+        }
+      }
+      // The prepared activations: the same bytes from both preparations,
+      // zero values and a NaN scale in the poisoned blocks.
+      const auto blocks = static_cast<size_t>(groups_for(n) * kGroupBlocks);
+      std::vector<int8_t> v1(blocks * 32, 99), v2(blocks * 32, -99);
+      std::vector<float> s1(blocks), s2(blocks), ss1(blocks), ss2(blocks);
+      std::vector<int32_t> n1(blocks), n2(blocks), lo1(blocks), lo2(blocks);
+      for (int64_t i = 1; i < p.m; ++i) {
+        const float* x = p.x.data() + i * n;
+        prepare_activation_row(x, n, v1.data(), s1.data(), n1.data(), lo1.data(), ss1.data());
+        prepare_activation_row_simd(x, n, v2.data(), s2.data(), n2.data(), lo2.data(), ss2.data());
+        EXPECT_EQ(v1, v2) << target.name << " row " << i;
+        EXPECT_EQ(n1, n2) << target.name << " row " << i;
+        EXPECT_EQ(lo1, lo2) << target.name << " row " << i;
+        for (size_t b = 0; b < blocks; ++b) {
+          EXPECT_EQ(std::isnan(s1[b]), std::isnan(s2[b])) << target.name << " block " << b;
+          if (!std::isnan(s1[b])) {
+            EXPECT_EQ(s1[b], s2[b]) << target.name << " block " << b;
+          }
+        }
+        const size_t poisoned_block = i == 1 ? 1 : 0;  // rows 2 and 3: block 0
+        if (i <= 3) {
+          EXPECT_TRUE(std::isnan(s1[poisoned_block])) << "row " << i;
+          EXPECT_EQ(n1[poisoned_block], 0) << "row " << i;
+        } else {
+          EXPECT_EQ(s1[0], 0.0f);  // the 1e-40 block
+          EXPECT_EQ(n1[0], 0);
+        }
+      }
     }
   }
 }
