@@ -29,12 +29,14 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "drafters/model_drafter.h"
 #include "drafters/suffix_cache.h"
 #include "engine/drafter_factory.h"
 #include "policies/bandit.h"
 #include "policies/policy.h"
 #include "serve/batch_policy.h"
 #include "serve/cost_curve.h"
+#include "serve/scheduler_draft.h"
 #include "speculative/generation_step.h"
 
 namespace specula {
@@ -188,6 +190,10 @@ struct Scheduler::Impl {
   int32_t draft_max = 0;  // 0 for plain decoding or without drafters
   std::vector<std::string> drafter_specs;
   std::unique_ptr<SuffixCache> suffix_cache;
+  // The "model" drafter of every slot, batched (null without one).
+  std::unique_ptr<SharedDraftModel> shared_draft;
+  std::vector<SharedDraftModel::Job> draft_jobs;  // reused
+  std::vector<Slot*> draft_job_slots;
   KvCache cache;
   std::vector<std::unique_ptr<Slot>> slots;
   CostCurve cost;
@@ -217,6 +223,7 @@ struct Scheduler::Impl {
   void admit(Request& request, Slot& slot);
   void plan_decoding(std::vector<Slot*>& decoding);
   void apply_plan(Slot& slot, int32_t g);
+  void draft_all(const std::vector<Slot*>& planned_slots);
   void finish(Slot& slot, const std::string& error = {});
   void finish_unstarted(Request& request, FinishReason reason);
   void fail_step(const std::vector<Slot*>& involved, const std::string& error);
@@ -249,6 +256,13 @@ Scheduler::Impl::Impl(const Model& target_model, const Model* draft_model, Threa
     }
   }
   draft_max = drafter_specs.empty() ? 0 : options.draft_max;
+  if (draft) check_same_vocabulary(target, *draft);
+  for (const std::string& spec : drafter_specs) {
+    if (draft && parse_drafter_spec(spec).kind == DrafterKind::kModel) {
+      shared_draft =
+          std::make_unique<SharedDraftModel>(*draft, options.n_ctx, options.parallel, pool);
+    }
+  }
   cache = target.make_cache(options.n_ctx, options.parallel);
   for (int32_t seq = 0; seq < options.parallel; ++seq) {
     slots.push_back(std::make_unique<Slot>());
@@ -274,7 +288,11 @@ void Scheduler::Impl::build_slot(Slot& slot, int32_t seq) {
   resources.n_ctx = options.n_ctx;
   resources.pool = pool;
   for (const std::string& spec : drafter_specs) {
-    slot.drafters.push_back(make_drafter(spec, resources));
+    if (shared_draft && parse_drafter_spec(spec).kind == DrafterKind::kModel) {
+      slot.drafters.push_back(shared_draft->make_drafter(seq));
+    } else {
+      slot.drafters.push_back(make_drafter(spec, resources));
+    }
     slot.drafter_list.push_back(slot.drafters.back().get());
   }
   PolicyOptions policy;
@@ -565,6 +583,63 @@ void Scheduler::Impl::apply_plan(Slot& s, int32_t g) {
   }
 }
 
+// Every planned slot's draft: those drafting with the draft model in
+// batched passes (scheduler_draft.h), the others one by one (draft_step).
+// What the batch took is shared among its sequences by tokens drafted, so
+// each policy sees drafting's cost per token in a batch.
+void Scheduler::Impl::draft_all(const std::vector<Slot*>& planned_slots) {
+  draft_jobs.clear();
+  draft_job_slots.clear();
+  for (Slot* s : planned_slots) {
+    SequenceState& state = s->state;
+    StepState& step = state.step;
+    if (step.requested > 0 && shared_draft) {
+      auto* d = dynamic_cast<SlotModelDrafter*>(state.setup.drafters[step.slot]);
+      if (d) {
+        step.proposal.clear();
+        step.proposal.stop_confidence = step.plan.stop_confidence;
+        step.propose_seconds = 0;
+        draft_jobs.push_back({d, state.tokens, step.requested, &state.options().sampling,
+                              &state.rng, &step.proposal});
+        draft_job_slots.push_back(s);
+        continue;
+      }
+    }
+    try {
+      draft_step(state);
+      s->verifying = true;
+    } catch (const Error& e) {
+      finish(*s, e.what());
+    }
+  }
+  if (draft_jobs.empty()) return;
+  const Clock::time_point start = Clock::now();
+  try {
+    shared_draft->propose(draft_jobs);
+  } catch (const Error& e) {
+    for (Slot* s : draft_job_slots) finish(*s, e.what());
+    return;
+  }
+  const double seconds = seconds_between(start, Clock::now());
+  int64_t drafted = 0;
+  for (Slot* s : draft_job_slots) drafted += s->state.step.drafted();
+  for (Slot* s : draft_job_slots) {
+    SequenceState& state = s->state;
+    StepState& step = state.step;
+    step.propose_seconds =
+        drafted > 0 ? seconds * step.drafted() / static_cast<double>(drafted) : 0.0;
+    bool valid = true;
+    for (int32_t id : step.proposal.tokens) valid = valid && id >= 0 && id < n_vocab;
+    if (!valid) {
+      finish(*s, "the draft model proposed a token id outside the vocabulary");
+      continue;
+    }
+    state.recorder.record_draft(step.slot, step.plan, step.requested, step.proposal,
+                                step.propose_seconds);
+    s->verifying = true;
+  }
+}
+
 void Scheduler::Impl::step() {
   batch.clear();
   // 1. Prompt chunks, oldest admission first, in what the decoding rows
@@ -617,14 +692,7 @@ void Scheduler::Impl::step() {
     fail_step(involved, e.what());
     return;
   }
-  for (Slot* s : planned) {
-    try {
-      draft_step(s->state);
-      s->verifying = true;
-    } catch (const Error& e) {
-      finish(*s, e.what());
-    }
-  }
+  draft_all(planned);
   // 3. The pass: each slot's prompt chunk, then its verify rows.
   for (auto& slot : slots) {
     Slot& s = *slot;
