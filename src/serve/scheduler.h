@@ -112,7 +112,8 @@ struct SchedulerMetrics {
   std::vector<int64_t> drafter_steps;     // per drafter, in drafter_names order
   std::vector<std::string> drafter_names;
   std::vector<int64_t> rows_per_pass;  // histogram: [r] passes with r rows (r < 1024)
-  // The learned cost curve: seconds of one target pass at these row counts.
+  // The learned cost curve: seconds of one target pass at these row counts
+  // (the fitted value of each measured row bucket, rows ascending).
   std::vector<int32_t> cost_rows;
   std::vector<double> cost_seconds;
   std::vector<double> ttft_seconds;         // recent samples (bounded)
@@ -136,6 +137,12 @@ class Scheduler {
   // Queues a request; it joins the batch at the next step with a free slot.
   // Returns its id, or nullopt when the wait queue is full (HTTP 429) or
   // the scheduler no longer accepts work (HTTP 503). Thread-safe.
+  // (Implementation note: throws Error naming the CompletionRequest field
+  // for a request that breaks its rules: an empty prompt, one of n_ctx or
+  // more tokens, an id outside the vocabulary, max_tokens < 1, invalid
+  // sampling. The HTTP layer validates first; this is the last guard.
+  // prompt + max_tokens > n_ctx is accepted and ends with kLength when the
+  // context is full.)
   std::optional<uint64_t> submit(CompletionRequest request, OnToken on_token, OnDone on_done);
   // Ends a request (waiting or running) within one step; on_done gets
   // kCancelled. Unknown or finished ids are ignored. Thread-safe.
