@@ -1,0 +1,125 @@
+#include "chat/chat_template.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace specula {
+
+namespace {
+
+// The two formats nearly every instruct model uses, for models whose GGUF
+// carries no template. chatml is ChatML as OpenHermes/Qwen ship it; llama3
+// is Meta-Llama-3-8B-Instruct's template (tests/data/chat_templates).
+constexpr std::string_view kChatml =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] "
+    "+ "
+    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' "
+    "}}"
+    "{% endif %}";
+constexpr std::string_view kLlama3 =
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | "
+    "trim + "
+    "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant"
+    "<|end_header_id|>\\n\\n' }}{% endif %}";
+
+}  // namespace
+
+ChatTemplate::ChatTemplate(std::string source, std::string origin, jinja::Limits limits)
+    : source_(std::move(source)), origin_(std::move(origin)), template_([&]() -> jinja::Template {
+        try {
+          return jinja::Template(source_, limits);
+        } catch (const Error& e) {
+          fail(origin_, ": ", e.what());
+        }
+      }()) {}
+
+std::optional<ChatTemplate> ChatTemplate::from_gguf(const GgufReader& file) {
+  const auto source = file.get_string("tokenizer.chat_template");
+  if (!source) return std::nullopt;
+  return ChatTemplate(std::string(*source), file.path() + " (tokenizer.chat_template)");
+}
+
+std::vector<std::string> ChatTemplate::builtin_names() {
+  return {"chatml", "llama3"};
+}
+
+std::optional<std::string> ChatTemplate::builtin_source(std::string_view name) {
+  if (name == "chatml") return std::string(kChatml);
+  if (name == "llama3") return std::string(kLlama3);
+  return std::nullopt;
+}
+
+ChatTemplate ChatTemplate::from_name_or_file(const std::string& value) {
+  if (const auto builtin = builtin_source(value))
+    return ChatTemplate(*builtin, "built-in template " + value);
+  std::ifstream in(value, std::ios::binary);
+  if (!in) {
+    std::string names;
+    for (const auto& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    fail("chat template '", value, "': not a built-in (", names, ") and not a readable file");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail("chat template '", value, "': read error");
+  return ChatTemplate(text.str(), value);
+}
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
+                                 const ChatRenderOptions& options) const {
+  if (!messages.is_array()) fail("chat messages must be a JSON array, not ", messages.type_name());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (!m.is_object()) fail("chat message ", i, " must be a JSON object, not ", m.type_name());
+    if (!m.contains("role") || !m["role"].is_string())
+      fail("chat message ", i, " needs a string \"role\"");
+  }
+  std::vector<std::pair<std::string, jinja::Value>> variables;
+  variables.emplace_back("messages", jinja::Value::from_json(messages));
+  variables.emplace_back("add_generation_prompt",
+                         jinja::Value::from_bool(options.add_generation_prompt));
+  variables.emplace_back("bos_token", jinja::Value::from_string(options.bos_token));
+  variables.emplace_back("eos_token", jinja::Value::from_string(options.eos_token));
+  if (!options.extra_variables.is_null()) {
+    if (!options.extra_variables.is_object()) fail("chat template variables must be a JSON object");
+    for (const auto& [key, value] : options.extra_variables.items()) {
+      variables.emplace_back(key, jinja::Value::from_json(value));
+    }
+  }
+  try {
+    return template_.render(variables);
+  } catch (const jinja::TemplateRaised&) {
+    throw;
+  } catch (const Error& e) {
+    fail(origin_, ": ", e.what());
+  }
+}
+
+std::string render_chat(const ChatTemplate& chat_template, const nlohmann::ordered_json& messages,
+                        const ChatRenderOptions& options) {
+  return chat_template.render(messages, options);
+}
+
+std::string render_chat(const ChatTemplate& chat_template, const nlohmann::json& messages,
+                        const ChatRenderOptions& options) {
+  return chat_template.render(nlohmann::ordered_json::parse(messages.dump()), options);
+}
+
+SpecialTokenTexts special_token_texts(const GgufReader& file) {
+  SpecialTokenTexts out;
+  const auto tokens = file.get_string_array("tokenizer.ggml.tokens");
+  if (!tokens) return out;
+  const auto text_of = [&](std::string_view key) -> std::string {
+    const auto id = file.get_int(key);
+    if (!id || *id < 0 || static_cast<size_t>(*id) >= tokens->size()) return "";
+    return std::string((*tokens)[static_cast<size_t>(*id)]);
+  };
+  out.bos = text_of("tokenizer.ggml.bos_token_id");
+  out.eos = text_of("tokenizer.ggml.eos_token_id");
+  return out;
+}
+
+}  // namespace specula

@@ -1,0 +1,75 @@
+// Chat templates: a model's Jinja template (tokenizer.chat_template in its
+// GGUF file, a file, or a built-in) rendered over a conversation, as Hugging
+// Face's apply_chat_template does. The CLI (`specula template`, `specula
+// chat`) and the server's /v1/chat/completions call render_chat.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "chat/jinja.h"
+#include "gguf/gguf_reader.h"
+
+namespace specula {
+
+struct ChatRenderOptions {
+  // Append the opening of an assistant turn so the model answers.
+  bool add_generation_prompt = true;
+  // The text of the model's BOS/EOS tokens, as the template sees them.
+  std::string bos_token;
+  std::string eos_token;
+  // Other template variables, e.g. {"tools": [...]}, {"documents": [...]},
+  // {"enable_thinking": false}. Must be a JSON object (or null).
+  nlohmann::ordered_json extra_variables;
+};
+
+class ChatTemplate {
+ public:
+  // Parses `source`; `origin` names it in errors ("model.gguf", a file
+  // name, "built-in chatml"). Throws Error (with line and column) for a
+  // template the interpreter cannot run.
+  ChatTemplate(std::string source, std::string origin, jinja::Limits limits = {});
+
+  // tokenizer.chat_template of `file`; nullopt when the file has none.
+  static std::optional<ChatTemplate> from_gguf(const GgufReader& file);
+  // --chat-template VALUE: a built-in name (see builtin_names) or a file.
+  static ChatTemplate from_name_or_file(const std::string& value);
+  // The built-in templates ("chatml", "llama3", ...), for --chat-template.
+  static std::vector<std::string> builtin_names();
+  static std::optional<std::string> builtin_source(std::string_view name);
+
+  const std::string& source() const { return source_; }
+  const std::string& origin() const { return origin_; }
+
+  // Renders `messages` (a JSON array of {"role": ..., "content": ...}).
+  // Throws jinja::TemplateRaised when the template rejects the conversation
+  // (e.g. roles that do not alternate) and Error for anything else.
+  std::string render(const nlohmann::ordered_json& messages,
+                     const ChatRenderOptions& options) const;
+
+ private:
+  std::string source_;
+  std::string origin_;
+  jinja::Template template_;
+};
+
+// The convenience the server and the CLI call. `messages` as parsed by
+// nlohmann::json (object keys sorted) or ordered_json (keys as sent).
+std::string render_chat(const ChatTemplate& chat_template, const nlohmann::ordered_json& messages,
+                        const ChatRenderOptions& options);
+std::string render_chat(const ChatTemplate& chat_template, const nlohmann::json& messages,
+                        const ChatRenderOptions& options);
+
+// The text of the BOS and EOS tokens of a GGUF vocabulary ("" when none), for
+// ChatRenderOptions.
+struct SpecialTokenTexts {
+  std::string bos;
+  std::string eos;
+};
+SpecialTokenTexts special_token_texts(const GgufReader& file);
+
+}  // namespace specula
