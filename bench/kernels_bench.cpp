@@ -7,15 +7,21 @@
 // Each type's 4096 x 4096 matrix is replicated into a set of about
 // SPECULA_BENCH_SET_MB (default 1024) MB that the benchmark cycles
 // through, so the weights come from DRAM and not from the (here 300 MB) L3.
-// Counters: GB/s = weight bytes read per second; for ReadBandwidth the
+//   SPECULA_BENCH_DECODE_ROWS=1|4 picks the float decode row order.
+// Counters: GB/s = weight bytes read per second; GB/cpu-s the same per
+// second of CPU time per thread (see cpu_rate); for ReadBandwidth the
 // bytes of a plain parallel sum over a buffer of the same size.
 
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -44,6 +50,22 @@ ThreadPool& pool() {
   return p;
 }
 
+// CPU seconds of the whole process (all threads) so far.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// GB per second of CPU time per thread: what the threads would read with a
+// core each to themselves. On a machine shared with other work the wall
+// clock rate (GB/s) mostly measures the time slices; this one does not
+// (it still counts waiting for memory, and the pool's spinning).
+double cpu_rate(double bytes, double cpu_start) {
+  const double cpu = process_cpu_seconds() - cpu_start;
+  return cpu > 0.0 ? bytes / 1e9 * pool().n_threads() / cpu : 0.0;
+}
+
 // The set of identical matrices for one type, built on first use.
 struct MatrixSet {
   AlignedBuffer<uint8_t> data;
@@ -51,24 +73,28 @@ struct MatrixSet {
   int64_t count = 0;
 };
 
-const MatrixSet& matrix_set(DType type) {
-  static std::vector<std::unique_ptr<MatrixSet>> sets(64);
-  auto& slot = sets[static_cast<size_t>(type)];
+const MatrixSet& matrix_set(DType type, int64_t n_in, int64_t n_out) {
+  static std::map<std::tuple<DType, int64_t, int64_t>, std::unique_ptr<MatrixSet>> sets;
+  auto& slot = sets[{type, n_in, n_out}];
   if (!slot) {
+    // One set at a time: the sets of earlier benchmarks are freed.
+    for (auto& [key, set] : sets) {
+      if (set.get() != slot.get()) set.reset();
+    }
     slot = std::make_unique<MatrixSet>();
-    const uint64_t row_bytes = *dtype_row_bytes(type, kDim);
-    slot->matrix_bytes = row_bytes * kDim;
+    const uint64_t row_bytes = *dtype_row_bytes(type, static_cast<uint64_t>(n_in));
+    slot->matrix_bytes = row_bytes * static_cast<uint64_t>(n_out);
     slot->count = std::max<int64_t>(1, static_cast<int64_t>(set_bytes() / slot->matrix_bytes));
     slot->data.resize(slot->matrix_bytes * static_cast<uint64_t>(slot->count));
-    std::vector<float> row(kDim);
+    std::vector<float> row(static_cast<size_t>(n_in));
     uint32_t state = 12345;
-    for (int64_t r = 0; r < kDim; ++r) {
+    for (int64_t r = 0; r < n_out; ++r) {
       for (float& v : row) {
         state = state * 1664525u + 1013904223u;
         v = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) /
             static_cast<float>(1 << 23);
       }
-      quantize_row(type, row.data(), kDim, slot->data.data() + r * row_bytes);
+      quantize_row(type, row.data(), n_in, slot->data.data() + r * row_bytes);
     }
     for (int64_t c = 1; c < slot->count; ++c) {
       std::memcpy(slot->data.data() + c * slot->matrix_bytes, slot->data.data(),
@@ -78,15 +104,16 @@ const MatrixSet& matrix_set(DType type) {
   return *slot;
 }
 
-void BM_Matmul(benchmark::State& state, DType type) {
+void BM_Matmul(benchmark::State& state, DType type, int64_t n_in, int64_t n_out) {
   const int64_t m = state.range(0);
-  const MatrixSet& set = matrix_set(type);
-  std::vector<float> x(static_cast<size_t>(m * kDim), 0.5f), y(static_cast<size_t>(m * kDim));
+  const MatrixSet& set = matrix_set(type, n_in, n_out);
+  std::vector<float> x(static_cast<size_t>(m * n_in), 0.5f), y(static_cast<size_t>(m * n_out));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.1f - 0.8f;
   int64_t next = 0;
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     const WeightMatrix w = make_weight_matrix(
-        set.data.data() + static_cast<uint64_t>(next) * set.matrix_bytes, type, kDim, kDim);
+        set.data.data() + static_cast<uint64_t>(next) * set.matrix_bytes, type, n_in, n_out);
     matmul(w, x.data(), m, y.data(), &pool());
     benchmark::DoNotOptimize(y.data());
     next = (next + 1) % set.count;
@@ -94,6 +121,7 @@ void BM_Matmul(benchmark::State& state, DType type) {
   const double bytes =
       static_cast<double>(set.matrix_bytes) * static_cast<double>(state.iterations());
   state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GB/cpu-s"] = cpu_rate(bytes, cpu_start);
   state.SetLabel(std::string(dtype_name(type)) + " " + simd_active_target().name);
 }
 
@@ -108,6 +136,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
   const int64_t n = static_cast<int64_t>(buffer.size());
   const int threads = pool().n_threads();
   std::vector<uint64_t> sums(static_cast<size_t>(threads) * 8);
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     pool().parallel_for(threads, [&](int64_t t) {
       const uint64_t* p = buffer.data() + n * t / threads;
@@ -126,6 +155,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
   const double bytes =
       static_cast<double>(n) * sizeof(uint64_t) * static_cast<double>(state.iterations());
   state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GB/cpu-s"] = cpu_rate(bytes, cpu_start);
 }
 
 void register_all() {
@@ -135,7 +165,7 @@ void register_all() {
   for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                      DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     benchmark::RegisterBenchmark((std::string("Matmul/") + std::string(dtype_name(type))).c_str(),
-                                 BM_Matmul, type)
+                                 BM_Matmul, type, kDim, kDim)
         ->ArgName("M")
         ->Arg(1)
         ->Arg(2)
@@ -145,12 +175,32 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
+  // The FFN shapes of a ~1B Llama (embd 2048, ff 5632): up/gate read rows
+  // of 2048 values, down rows of 5632 (F16 activations for F16 / BF16).
+  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+    for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{2048, 5632}, {5632, 2048}}) {
+      const std::string name = std::string("MatmulFfn/") + std::string(dtype_name(type)) + "/" +
+                               std::to_string(n_in) + "x" + std::to_string(n_out);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
+          ->ArgName("M")
+          ->Arg(1)
+          ->Arg(8)
+          ->Arg(16)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
 }
 
 }  // namespace
 }  // namespace specula
 
 int main(int argc, char** argv) {
+  // SPECULA_BENCH_DECODE_ROWS=1 or 4: how float decode walks weight rows
+  // (simd_set_float_decode_rows; default by CPU vendor).
+  if (const char* rows = std::getenv("SPECULA_BENCH_DECODE_ROWS")) {
+    specula::simd_set_float_decode_rows(std::atoi(rows));
+  }
   specula::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -39,6 +39,33 @@ void simd_restrict_targets(int64_t bits) {
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
 }
 
+namespace {
+
+int default_float_decode_rows() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel") ? 4 : 1;
+#else
+  return 1;
+#endif
+}
+
+int& float_decode_rows() {
+  static int rows = default_float_decode_rows();
+  return rows;
+}
+
+}  // namespace
+
+void simd_set_float_decode_rows(int rows) {
+  if (rows != 1 && rows != 4) fail("float decode rows is ", rows, ": use 1 or 4");
+  float_decode_rows() = rows;
+}
+
+int simd_float_decode_rows() {
+  return float_decode_rows();
+}
+
 SimdTarget simd_target_by_name(const std::string& name) {
   std::string upper = name;
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));

@@ -33,6 +33,16 @@ void simd_restrict_targets(int64_t bits);
 // throws Error listing the available ones otherwise.
 SimdTarget simd_target_by_name(const std::string& name);
 
+// How decode (m = 1) walks F32/F16/BF16 weight rows: 1 = one row after
+// another, so each thread reads one sequential stream (AMD Zen 4: its
+// prefetchers lose pace over several interleaved streams that end at every
+// 4 KB page; measured 1.3-1.4x more bytes per second there); 4 = four rows
+// side by side (the kernel measured at the read-bandwidth limit on Intel
+// Sapphire Rapids). Default: 4 on Intel CPUs, 1 on others. Outputs are
+// bit-identical either way. Not thread-safe: set while no matmul runs.
+void simd_set_float_decode_rows(int rows);  // 1 or 4; throws Error otherwise
+int simd_float_decode_rows();
+
 // Restricts dispatch for its lifetime (tests).
 class ScopedSimdTarget {
  public:

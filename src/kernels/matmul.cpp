@@ -5,6 +5,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/quant_decode.h"
 #include "kernels/quantize.h"
@@ -25,6 +26,13 @@ struct ActivationScratch {
   AlignedBuffer<float> scaled_sums;
 };
 
+// F16 activations of the calling thread (uses_half_activations).
+struct HalfActivationScratch {
+  AlignedBuffer<uint16_t> half;
+  AlignedBuffer<float> rounded;
+  AlignedBuffer<float> inv_scales;
+};
+
 // `simd` picks the vectorized activation preparation (matmul) or the plain
 // one (matmul_scalar); both write the same bytes.
 MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd) {
@@ -37,6 +45,27 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
   job.m = m;
   job.y = y;
   job.x = x;
+  job.decode_rows = simd ? simd_float_decode_rows() : 1;
+  if (uses_half_activations(w.type, w.n_in)) {
+    thread_local HalfActivationScratch scratch;
+    const auto values = static_cast<size_t>(m * w.n_in);
+    if (scratch.half.size() < values) {
+      scratch.half.resize(values);
+      scratch.rounded.resize(values);
+    }
+    if (scratch.inv_scales.size() < static_cast<size_t>(m)) {
+      scratch.inv_scales.resize(static_cast<size_t>(m));
+    }
+    auto prepare = simd ? half_activations_row_simd : half_activations_row;
+    for (int64_t i = 0; i < m; ++i) {
+      scratch.inv_scales[static_cast<size_t>(i)] =
+          prepare(x + i * w.n_in, w.n_in, scratch.half.data() + i * w.n_in,
+                  scratch.rounded.data() + i * w.n_in);
+    }
+    job.x = scratch.rounded.data();
+    job.x_half = scratch.half.data();
+    job.x_inv_scale = scratch.inv_scales.data();
+  }
   if (is_int_dot_type(w.type)) {
     thread_local ActivationScratch scratch;
     const int64_t n_groups = groups_for(w.n_in);

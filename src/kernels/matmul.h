@@ -27,7 +27,10 @@ WeightMatrix make_weight_matrix(const void* data, DType type, int64_t n_in, int6
 // True when matmul supports weights of this type: F32, F16, BF16, Q8_0,
 // Q4_0, Q4_K, Q5_K, Q6_K. For the quantized types, matmul quantizes the
 // activation rows to 8 bits (per 32 values for Q8_0/Q4_0, per 256 for the
-// K-quants) and takes exact integer dot products.
+// K-quants) and takes exact integer dot products. For F16 and BF16 rows
+// longer than 4096 values it rounds the activations to F16 (11
+// significant bits, after scaling each row by a power of two so that
+// nothing overflows; see kHalfActivationMinIn in matmul_kernels.h).
 bool matmul_supports(DType type);
 
 // y[m][n_out] = sum_k x[m][k] * W[n_out][k]; x is m x n_in (row-major,
@@ -39,7 +42,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPo
 // The mathematical reference for every supported type: weights dequantized
 // to float, float activations, double sums. Quantized types differ from it
 // by the 8-bit quantization of the activations in matmul (see
-// docs/kernels.md for the bound).
+// docs/kernels.md for the bound), long F16/BF16 rows by their F16 activations.
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y);
 
 // The scalar twin of matmul's SIMD kernels: the same activation

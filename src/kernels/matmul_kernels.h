@@ -5,6 +5,7 @@
 // threads split the weight rows and each reads its own rows once.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -24,9 +25,48 @@ struct MatmulJob {
   // F32 / F16 / BF16 weights: the float activations, m x n_in.
   const float* x = nullptr;
 
+  // F16 / BF16 weights with rows longer than kHalfActivationMinIn: the
+  // activations in F16 (half_activations_row). x then holds the same values
+  // as floats (exactly), x_half their F16 bits (m x n_in), and x_inv_scale
+  // per row the power of two each sum is multiplied by at the end. Null
+  // otherwise.
+  const uint16_t* x_half = nullptr;
+  const float* x_inv_scale = nullptr;
+
+  // Float weights, m = 1: weight rows side by side (simd_float_decode_rows).
+  int decode_rows = 1;
+
   // Integer-dot weight types: the prepared activations (quant_decode.h).
   ActivationRows acts;
 };
+
+// F16 and BF16 rows longer than this many values take F16 activations: a
+// float row of more than 16 KB and the weight stream through it do not
+// both fit a 32 KB L1 (Zen 4), and re-reading the activations from L2 for
+// every weight row halves the weight stream there (ffn_down, n_in = n_ff).
+// A function of n_in only, so a row's result never depends on the batch.
+constexpr int64_t kHalfActivationMinIn = 4096;
+
+inline bool uses_half_activations(DType type, int64_t n_in) {
+  return (type == DType::kF16 || type == DType::kBF16) && n_in > kHalfActivationMinIn;
+}
+
+// The F16 activations of one row: x times a power of two 2^s chosen from
+// the row's largest |x| so that it lands in [2^14, 2^15) (F16 keeps 11
+// significant bits there and cannot overflow), rounded to nearest even.
+// Writes the F16 bits to half[0, n) and their float values to rounded[0,
+// n); returns 2^-s, by which the row's sums are multiplied. A row holding
+// an infinity or a NaN is not scaled (s = 0), so that it reaches the
+// outputs as inf/NaN; so is a row of zeros. s is clamped to [-113, 100].
+// The plain version (the scalar twin's and the reference for tests).
+inline int half_activation_shift(uint32_t max_abs_bits) {
+  if (max_abs_bits == 0 || max_abs_bits >= 0x7f800000u) return 0;   // zeros, inf, NaN
+  const int exponent = static_cast<int>(max_abs_bits >> 23) - 127;  // floor(log2 max|x|)
+  return std::clamp(14 - exponent, -113, 100);
+}
+float half_activations_row(const float* x, int64_t n, uint16_t* half, float* rounded);
+// The same bytes, vectorized for the best target of this CPU.
+float half_activations_row_simd(const float* x, int64_t n, uint16_t* half, float* rounded);
 
 // The calling thread's space for one decoded weight row (n_groups groups).
 // Allocates only when n_groups exceeds every earlier request on this thread.

@@ -1,6 +1,9 @@
 // The scalar twin of matmul_simd.cpp: the same decoding and the same exact
 // integer sums, in plain loops. Tests compare every SIMD target with it.
 
+#include <bit>
+#include <cmath>
+
 #include "core/aligned_buffer.h"
 #include "core/f16.h"
 #include "kernels/matmul_kernels.h"
@@ -22,6 +25,19 @@ float weight_value(DType type, const uint8_t* row, int64_t k) {
 
 }  // namespace
 
+float half_activations_row(const float* x, int64_t n, uint16_t* half, float* rounded) {
+  uint32_t max_bits = 0;
+  for (int64_t k = 0; k < n; ++k)
+    max_bits = std::max(max_bits, std::bit_cast<uint32_t>(x[k]) & 0x7fffffffu);
+  const int shift = half_activation_shift(max_bits);
+  const float scale = std::ldexp(1.0f, shift);
+  for (int64_t k = 0; k < n; ++k) {
+    half[k] = f32_to_f16(x[k] * scale);
+    rounded[k] = f16_to_f32(half[k]);
+  }
+  return std::ldexp(1.0f, -shift);
+}
+
 DecodedGroup* thread_decoded_row(int64_t n_groups) {
   thread_local AlignedBuffer<DecodedGroup> storage;
   if (static_cast<int64_t>(storage.size()) < n_groups) {
@@ -39,7 +55,7 @@ void matmul_rows_scalar(const MatmulJob& job, int64_t row_begin, int64_t row_end
         const float* x = job.x + i * job.n_in;
         float sum = 0.0f;
         for (int64_t k = 0; k < job.n_in; ++k) sum += weight_value(job.type, row, k) * x[k];
-        job.y[i * job.n_out + r] = sum;
+        job.y[i * job.n_out + r] = job.x_inv_scale ? sum * job.x_inv_scale[i] : sum;
       }
     }
     return;

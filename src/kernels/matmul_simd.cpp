@@ -5,7 +5,9 @@
 // The kernel tiles the work as (R weight rows) x (MT activation rows):
 // each weight vector loaded (and converted) once feeds MT activation rows,
 // and R x MT independent accumulators hide the FMA latency. m = 1 streams
-// rows four at a time; m >= 2 runs blocks of 16 weight rows chunk by chunk
+// rows one after another (or four side by side, simd_float_decode_rows),
+// with F16 activations for rows too long for a float row to stay in L1
+// (kHalfActivationMinIn); m >= 2 runs blocks of 16 weight rows chunk by chunk
 // over k with the activations packed per chunk, so they stay in L1 (see
 // FloatRowsBlocked). Every (weight row, activation row) accumulator sees k
 // in the same order on every path: a row's result does not depend on m.
@@ -21,6 +23,8 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "core/aligned_buffer.h"
 #include "core/f16.h"
@@ -65,8 +69,24 @@ HWY_INLINE hn::Vec<DF> LoadWeightVector(DF df, const uint8_t* row, int64_t k) {
   }
 }
 
-// y[m0 + i][r0 + r] for i < MT, r < R.
-template <DType kType, int R, int MT>
+// Targets whose F16 conversions are exact hardware instructions (F16C):
+// only they load the F16 activations (job.x_half); the others read the
+// same values as floats from job.x.
+#undef SPECULA_HALF_X
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define SPECULA_HALF_X 1
+#else
+#define SPECULA_HALF_X 0
+#endif
+
+// A row's sum times its activation scale (job.x_inv_scale), if any.
+HWY_INLINE float Scaled(const MatmulJob& job, int64_t i, float sum) {
+  return job.x_inv_scale != nullptr ? sum * job.x_inv_scale[i] : sum;
+}
+
+// y[m0 + i][r0 + r] for i < MT, r < R. kHalfX: the activations come from
+// job.x_half (F16), the same values as job.x, at half the bytes.
+template <DType kType, int R, int MT, bool kHalfX = false>
 HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
@@ -85,7 +105,14 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
     V w[R];
     for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
     for (int i = 0; i < MT; ++i) {
-      const V x = hn::LoadU(df, xs[i] + k);
+      V x;
+      if constexpr (kHalfX) {
+        const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+        const auto* xh = reinterpret_cast<const hwy::float16_t*>(job.x_half) + (m0 + i) * job.n_in;
+        x = hn::PromoteTo(df, hn::LoadU(dh, xh + k));
+      } else {
+        x = hn::LoadU(df, xs[i] + k);
+      }
       for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w[r], x, acc[r][i]);
     }
   }
@@ -93,7 +120,7 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
     for (int i = 0; i < MT; ++i) {
       float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][i]));
       for (int64_t t = k; t < job.n_in; ++t) sum += LoadWeightScalar<kType>(rows[r], t) * xs[i][t];
-      job.y[(m0 + i) * job.n_out + r0 + r] = sum;
+      job.y[(m0 + i) * job.n_out + r0 + r] = Scaled(job, m0 + i, sum);
     }
   }
 }
@@ -166,7 +193,7 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
         const float* x = job.x + (m0 + i) * job.n_in;
         float sum = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, tile + (r * MT + i) * n)));
         for (int64_t t = k_vec; t < job.n_in; ++t) sum += LoadWeightScalar<kType>(row, t) * x[t];
-        job.y[(m0 + i) * job.n_out + r0 + r] = sum;
+        job.y[(m0 + i) * job.n_out + r0 + r] = Scaled(job, m0 + i, sum);
       }
     }
   }
@@ -248,14 +275,65 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
   }
 }
 
+template <DType kType, bool kHalfX>
+void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  int64_t r = row_begin;
+  if (job.decode_rows == 4) {
+    // Four weight rows side by side as independent accumulator chains.
+    for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1, kHalfX>(job, r, 0);
+  }
+  // One row after another: the thread's rows are one sequential stream.
+  for (; r < row_end; ++r) FloatTile<kType, 1, 1, kHalfX>(job, r, 0);
+}
+
 template <DType kType>
 void FloatRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   if (job.m >= 2) return FloatRowsBlocked<kType>(job, row_begin, row_end);
-  int64_t r = row_begin;
-  // Decode (m = 1): four weight rows at a time as independent accumulator
-  // chains; the activation row (n_in floats) stays in L1 by itself.
-  for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1>(job, r, 0);
-  for (; r < row_end; ++r) FloatTile<kType, 1, 1>(job, r, 0);
+  // Decode (m = 1): the activation row stays in L1 by itself (in F16 when
+  // it would not, see kHalfActivationMinIn).
+  if constexpr (SPECULA_HALF_X && kType != DType::kF32) {
+    if (job.x_half != nullptr) return FloatDecodeRows<kType, true>(job, row_begin, row_end);
+  }
+  FloatDecodeRows<kType, false>(job, row_begin, row_end);
+}
+
+// half_activations_row, vectorized where F16C converts exactly (rounding to
+// nearest even); elsewhere the plain code, which writes the same bytes.
+float HalfActivationsRow(const float* x, int64_t n, uint16_t* half, float* rounded) {
+#if SPECULA_HALF_X
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t nv = static_cast<int64_t>(hn::Lanes(df));
+  const auto abs_mask = hn::Set(du, 0x7fffffffu);
+  auto vmax = hn::Zero(du);
+  int64_t k = 0;
+  for (; k + nv <= n; k += nv) {
+    vmax = hn::Max(vmax, hn::And(hn::BitCast(du, hn::LoadU(df, x + k)), abs_mask));
+  }
+  uint32_t max_bits = hn::GetLane(hn::MaxOfLanes(du, vmax));
+  for (int64_t t = k; t < n; ++t) {
+    uint32_t bits;
+    std::memcpy(&bits, x + t, sizeof(bits));
+    max_bits = std::max(max_bits, bits & 0x7fffffffu);
+  }
+  const int shift = half_activation_shift(max_bits);
+  const float scale = std::ldexp(1.0f, shift);
+  const auto vscale = hn::Set(df, scale);
+  auto* out = reinterpret_cast<hwy::float16_t*>(half);
+  for (k = 0; k + nv <= n; k += nv) {
+    const auto h = hn::DemoteTo(dh, hn::Mul(hn::LoadU(df, x + k), vscale));
+    hn::StoreU(h, dh, out + k);
+    hn::StoreU(hn::PromoteTo(df, h), df, rounded + k);
+  }
+  for (int64_t t = k; t < n; ++t) {
+    half[t] = f32_to_f16(x[t] * scale);
+    rounded[t] = f16_to_f32(half[t]);
+  }
+  return std::ldexp(1.0f, -shift);
+#else
+  return half_activations_row(x, n, half, rounded);
+#endif
 }
 
 // ---------------------------------------------------------------- entry
@@ -284,6 +362,11 @@ namespace specula {
 
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(TargetBit);
+HWY_EXPORT(HalfActivationsRow);
+
+float half_activations_row_simd(const float* x, int64_t n, uint16_t* half, float* rounded) {
+  return HWY_DYNAMIC_DISPATCH(HalfActivationsRow)(x, n, half, rounded);
+}
 
 void matmul_rows_simd(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   HWY_DYNAMIC_DISPATCH(MatmulRows)(job, row_begin, row_end);

@@ -228,6 +228,163 @@ TEST(Matmul, ActivationPreparationMatchesPlainOnEveryTarget) {
   }
 }
 
+// F16 / BF16 rows longer than kHalfActivationMinIn take F16 activations
+// (scaled by a power of two): the SIMD preparation writes the plain one's
+// bytes on every target, including rows of zeros, tiny, huge and
+// non-finite values.
+TEST(Matmul, HalfActivationsMatchPlainOnEveryTarget) {
+  std::vector<std::vector<float>> rows;
+  rows.push_back(test::random_values(4097, 3));
+  rows.push_back(std::vector<float>(4103, 0.0f));
+  for (float factor : {1e-30f, 3e-8f, 1e5f, 1e30f}) {
+    std::vector<float> x = test::random_values(4111, 9);
+    for (float& v : x) v *= factor;
+    rows.push_back(x);
+  }
+  std::vector<float> with_inf = test::random_values(4100, 4);
+  with_inf[17] = std::numeric_limits<float>::infinity();
+  rows.push_back(with_inf);
+  std::vector<float> with_nan = test::random_values(4100, 5);
+  with_nan[4099] = std::numeric_limits<float>::quiet_NaN();
+  rows.push_back(with_nan);
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (size_t row = 0; row < rows.size(); ++row) {
+      const std::vector<float>& x = rows[row];
+      const auto n = static_cast<int64_t>(x.size());
+      std::vector<uint16_t> h1(x.size(), 1), h2(x.size(), 2);
+      std::vector<float> r1(x.size(), 1.0f), r2(x.size(), 2.0f);
+      const float inv1 = half_activations_row(x.data(), n, h1.data(), r1.data());
+      const float inv2 = half_activations_row_simd(x.data(), n, h2.data(), r2.data());
+      EXPECT_EQ(inv1, inv2) << target.name << " row " << row;
+      bool finite = true;
+      for (float v : x) finite = finite && std::isfinite(v);
+      float max_abs = 0.0f;
+      for (size_t k = 0; k < x.size(); ++k) {
+        if (std::isnan(x[k])) {
+          EXPECT_TRUE(std::isnan(r1[k]) && std::isnan(r2[k])) << target.name << " k " << k;
+          continue;
+        }
+        ASSERT_EQ(h1[k], h2[k]) << target.name << " row " << row << " k " << k;
+        ASSERT_EQ(r1[k], r2[k]) << target.name << " row " << row << " k " << k;
+        max_abs = std::max(max_abs, std::fabs(r1[k]));
+        if (!finite) {
+          EXPECT_EQ(inv1, 1.0f);
+          if (std::isinf(x[k])) {
+            EXPECT_EQ(r1[k], x[k]);
+          }
+          continue;
+        }
+        // Hand check: r * inv is x to F16's 11 significant bits, or within
+        // F16's subnormal step below 2^-14 (times the scale).
+        EXPECT_NEAR(r1[k] * inv1, x[k], std::fabs(x[k]) * 0x1p-11f + 0x1p-25f * inv1 + 1e-38f)
+            << "row " << row << " k " << k;
+      }
+      if (finite && max_abs > 0.0f && row != 2) {  // row 2 (1e-30) hits the clamp
+        EXPECT_GE(max_abs, 16384.0f) << "row " << row;
+        EXPECT_LE(max_abs, 32768.0f) << "row " << row;
+      }
+    }
+  }
+}
+
+// Long F16 / BF16 rows (F16 activations) against the mathematical
+// reference, on every target and for both decode row orders: the outputs
+// differ from it by the activations' F16 rounding only.
+TEST(Matmul, LongFloatRowsMatchReferenceOnEveryTarget) {
+  ThreadPool pool(2);
+  const int saved = simd_float_decode_rows();
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (int decode_rows : {1, 4}) {
+      simd_set_float_decode_rows(decode_rows);
+      for (DType type : {DType::kF16, DType::kBF16, DType::kF32}) {
+        for (int64_t m : {1, 3}) {
+          const Problem p = make_problem(type, 5632 + 7, 9, m, static_cast<uint32_t>(m + 50));
+          std::vector<float> ref(static_cast<size_t>(m * p.n_out)), fast(ref.size()),
+              twin(ref.size());
+          matmul_reference(p.matrix(), p.x.data(), m, ref.data());
+          matmul_scalar(p.matrix(), p.x.data(), m, twin.data());
+          matmul(p.matrix(), p.x.data(), m, fast.data(), &pool);
+          const double half = type == DType::kF32 ? 0.0 : 0x1p-11;
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t r = 0; r < p.n_out; ++r) {
+              const size_t at = static_cast<size_t>(i * p.n_out + r);
+              const double bound = (half + 1e-5) * magnitude(p, i, r) + 1e-6;
+              ASSERT_NEAR(fast[at], ref[at], bound) << target.name << " " << dtype_name(type);
+              ASSERT_NEAR(twin[at], ref[at], bound) << dtype_name(type);
+              ASSERT_NEAR(fast[at], twin[at], 1e-5 * magnitude(p, i, r) + 1e-6)
+                  << target.name << " " << dtype_name(type);
+            }
+          }
+        }
+      }
+    }
+  }
+  simd_set_float_decode_rows(saved);
+}
+
+// Batch invariance on long float rows (F16 activations for F16 / BF16),
+// for both decode row orders: bit-identical for m = 1 and m > 1.
+TEST(Matmul, LongFloatRowResultIndependentOfRowCount) {
+  const int saved = simd_float_decode_rows();
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (int decode_rows : {1, 4}) {
+      simd_set_float_decode_rows(decode_rows);
+      for (DType type : {DType::kF16, DType::kBF16, DType::kF32}) {
+        const int64_t m_max = 9;
+        const Problem p = make_problem(type, 4096 + 37, 11, m_max, 99);
+        std::vector<float> single(static_cast<size_t>(m_max * p.n_out));
+        for (int64_t i = 0; i < m_max; ++i) {
+          matmul(p.matrix(), p.x.data() + i * p.n_in, 1, single.data() + i * p.n_out, nullptr);
+        }
+        for (int64_t m : {2, 9}) {
+          std::vector<float> y(static_cast<size_t>(m * p.n_out));
+          matmul(p.matrix(), p.x.data(), m, y.data(), nullptr);
+          for (int64_t at = 0; at < m * p.n_out; ++at) {
+            ASSERT_EQ(y[static_cast<size_t>(at)], single[static_cast<size_t>(at)])
+                << target.name << " " << dtype_name(type) << " decode rows " << decode_rows << " m "
+                << m << " at " << at;
+          }
+        }
+      }
+    }
+  }
+  simd_set_float_decode_rows(saved);
+}
+
+// Non-finite activations reach the outputs of the rows they are in, and
+// only those, for the long-row path as for the short one.
+TEST(Matmul, NonFiniteActivationsGiveNonFiniteOutputs) {
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    for (int64_t n_in : {int64_t{203}, int64_t{4100}}) {
+      Problem p = make_problem(type, n_in, 5, 3, 8);
+      p.x[static_cast<size_t>(1 * n_in + 7)] = std::numeric_limits<float>::quiet_NaN();
+      p.x[static_cast<size_t>(2 * n_in + 9)] = std::numeric_limits<float>::infinity();
+      for (int64_t m : {1, 3}) {
+        std::vector<float> y(static_cast<size_t>(3 * p.n_out));
+        for (int64_t i = 0; i < 3; i += m) {
+          matmul(p.matrix(), p.x.data() + i * n_in, m, y.data() + i * p.n_out, nullptr);
+        }
+        for (int64_t r = 0; r < p.n_out; ++r) {
+          EXPECT_TRUE(std::isfinite(y[static_cast<size_t>(r)])) << dtype_name(type);
+          EXPECT_TRUE(std::isnan(y[static_cast<size_t>(p.n_out + r)])) << dtype_name(type);
+          EXPECT_FALSE(std::isfinite(y[static_cast<size_t>(2 * p.n_out + r)])) << dtype_name(type);
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, FloatDecodeRowsSetting) {
+  const int saved = simd_float_decode_rows();
+  EXPECT_THROW(simd_set_float_decode_rows(3), Error);
+  simd_set_float_decode_rows(4);
+  EXPECT_EQ(simd_float_decode_rows(), 4);
+  simd_set_float_decode_rows(saved);
+}
+
 // Issue 15: NaN or infinite activations once became INT_MIN in the 8-bit
 // quantization and overflowed its int sums (undefined behaviour, caught by
 // UBSan). Now such a block gets a NaN scale and zero values: every output
