@@ -86,6 +86,11 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
   if (!options.extra_variables.is_null()) {
     if (!options.extra_variables.is_object()) fail("chat template variables must be a JSON object");
     for (const auto& [key, value] : options.extra_variables.items()) {
+      if (key == "messages" || key == "add_generation_prompt" || key == "bos_token" ||
+          key == "eos_token") {
+        fail("chat template variable '", key,
+             "' is set by its own option, not as an extra variable");
+      }
       variables.emplace_back(key, jinja::Value::from_json(value));
     }
   }
