@@ -3,7 +3,8 @@
 // bit for bit. A sequence decoded one row at a time must give exactly the
 // same logits when its rows ride in passes of other sizes, beside other
 // sequences' rows, and with its prompt in chunks, for each weight type the
-// server runs (F32, F16, Q8_0), single-threaded and on a pool. (tests/model
+// server runs (F32, F16, Q8_0; F16 also with rows over 4096 values, where
+// its kernels switch to F16 activations), single-threaded and on a pool. (tests/model
 // checks the same to float tolerance; greedy identity needs equality.)
 #include <gtest/gtest.h>
 
@@ -18,14 +19,22 @@
 namespace specula {
 namespace {
 
+// A weight type, and whether the FFN's down projection has rows of more
+// than 4096 values (F16/BF16 kernels then take F16 activations).
+struct Case {
+  DType type = DType::kF32;
+  bool long_rows = false;
+};
+
 // Widths that are not multiples of the SIMD tiles, and whole Q8_0 blocks.
-RandomModelOptions model_options(DType type) {
+RandomModelOptions model_options(const Case& c) {
+  const DType type = c.type;
   RandomModelOptions o;
   o.n_vocab = 72;
   o.n_embd = 96;
   o.n_head = 3;
   o.n_head_kv = 1;
-  o.n_ff = 160;
+  o.n_ff = c.long_rows ? 4160 : 160;
   o.n_layer = 2;
   o.n_ctx = 512;
   o.seed = 23;
@@ -59,9 +68,10 @@ void write_q8_0_copy(const std::string& from, const std::string& to) {
   out.write(to);
 }
 
-std::unique_ptr<Model> load_model(const testing::TempDir& dir, DType type) {
+std::unique_ptr<Model> load_model(const testing::TempDir& dir, const Case& c) {
+  const DType type = c.type;
   const std::string f32 = dir.file("model.gguf");
-  write_random_model(model_options(type), f32);
+  write_random_model(model_options(c), f32);
   if (type != DType::kQ8_0) return Model::load(f32);
   const std::string q8 = dir.file("model-q8_0.gguf");
   write_q8_0_copy(f32, q8);
@@ -128,7 +138,7 @@ std::vector<float> in_mixed_passes(const Model& model, const std::vector<int32_t
   return all;
 }
 
-class BatchInvariance : public ::testing::TestWithParam<DType> {};
+class BatchInvariance : public ::testing::TestWithParam<Case> {};
 
 TEST_P(BatchInvariance, RowLogitsDoNotDependOnTheRestOfThePass) {
   const testing::TempDir dir;
@@ -143,7 +153,8 @@ TEST_P(BatchInvariance, RowLogitsDoNotDependOnTheRestOfThePass) {
         ASSERT_EQ(mixed.size(), alone.size());
         // Bit-identical, not merely close.
         EXPECT_EQ(std::memcmp(mixed.data(), alone.data(), alone.size() * sizeof(float)), 0)
-            << dtype_name(GetParam()) << ": chunk " << chunk << ", " << others << " other rows, "
+            << dtype_name(GetParam().type) << (GetParam().long_rows ? " long rows" : "")
+            << ": chunk " << chunk << ", " << others << " other rows, "
             << (p ? "2 threads" : "1 thread");
       }
     }
@@ -163,9 +174,12 @@ TEST_P(BatchInvariance, ThreadCountDoesNotChangeLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightTypes, BatchInvariance,
-                         ::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0),
-                         [](const ::testing::TestParamInfo<DType>& info) {
-                           return std::string(dtype_name(info.param));
+                         ::testing::Values(Case{DType::kF32, false}, Case{DType::kF16, false},
+                                           Case{DType::kQ8_0, false}, Case{DType::kF16, true},
+                                           Case{DType::kQ8_0, true}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(dtype_name(info.param.type)) +
+                                  (info.param.long_rows ? "_long_rows" : "");
                          });
 
 }  // namespace
