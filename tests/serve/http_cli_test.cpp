@@ -1,0 +1,310 @@
+// `specula serve` as a process on 127.0.0.1 (a free port it picks itself),
+// with the shipped model pair: greedy output under concurrency equals
+// `specula generate` alone, a client that hangs up frees its slot, bad
+// requests are 4xx naming the field, and SIGTERM drains and exits 0.
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_runner.h"
+#include "serve/http_test_support.h"
+
+namespace specula {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::string kModels = std::string(SPECULA_SOURCE_DIR) + "/models/";
+const std::string kTarget = kModels + "specula-py-target-q8_0.gguf";
+const std::string kDraft = kModels + "specula-py-draft-distilled-f16.gguf";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A `specula serve` child process; its stderr goes to a file.
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> args) {
+    signal(SIGPIPE, SIG_IGN);
+    char pattern[] = "/tmp/specula-serve-XXXXXX";
+    const int fd = mkstemp(pattern);
+    log_ = pattern;
+    args.insert(args.begin(), {SPECULA_CLI_PATH, "serve", "--port", "0", "--host", "127.0.0.1"});
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fd);
+  }
+  ~ServeProcess() {
+    if (pid_ > 0 && exit_code_ < 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    unlink(log_.c_str());
+  }
+  // Waits for the "ready" line; returns the port (0 on failure).
+  int wait_ready(double seconds = 60) {
+    const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+    const std::regex ready("ready on http://127\\.0\\.0\\.1:([0-9]+)");
+    while (Clock::now() < deadline) {
+      std::smatch m;
+      const std::string log = read_file(log_);
+      if (std::regex_search(log, m, ready)) return port_ = std::stoi(m[1]);
+      if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128;
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return 0;
+  }
+  // Waits for the exit; its code, or -1 after `seconds`.
+  int wait_exit(double seconds) {
+    const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < deadline) {
+      if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+        return exit_code_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  void signal_term() { kill(pid_, SIGTERM); }
+  std::string log() const { return read_file(log_); }
+  int port() const { return port_; }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    c.set_connection_timeout(5, 0);
+    return c;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+  int port_ = 0;
+  int status_ = 0;
+  int exit_code_ = -1;
+};
+
+json post(const ServeProcess& s, const json& body, int* status) {
+  auto res = s.client().Post("/v1/completions", body.dump(), "application/json");
+  if (!res) {
+    *status = -1;
+    return {};
+  }
+  *status = res->status;
+  return json::parse(res->body, nullptr, false);
+}
+
+std::string repeated(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+// specula:num_requests_running from /metrics (-1 when unreadable).
+int running(const ServeProcess& s) {
+  auto res = s.client().Get("/metrics");
+  if (!res) return -1;
+  const std::regex line("specula:num_requests_running ([0-9]+)");
+  std::smatch m;
+  if (!std::regex_search(res->body, m, line)) return -1;
+  return std::stoi(m[1]);
+}
+
+TEST(ServeCli, SixteenConcurrentGreedyRequestsEqualGenerateAlone) {
+  ServeProcess server({"-m", kTarget, "-d", kDraft, "--parallel", "8", "-t", "2"});
+  ASSERT_GT(server.wait_ready(), 0) << server.log();
+  // 16 prompts of different lengths, each asked for a different length.
+  std::vector<std::string> prompts;
+  const char* heads[] = {"import os\n",
+                         "def main():\n    ",
+                         "class Parser:\n",
+                         "# utils\n",
+                         "for i in range(10):\n",
+                         "x = {",
+                         "if __name__ == '__main__':\n",
+                         "return self."};
+  for (int i = 0; i < 16; ++i) {
+    prompts.push_back(std::string(heads[i % 8]) + (i >= 8 ? "    value = compute(" : ""));
+  }
+  constexpr int kLongest = 40;
+  std::vector<std::future<json>> answers;
+  for (int i = 0; i < 16; ++i) {
+    answers.push_back(std::async(std::launch::async, [&, i] {
+      int status = 0;
+      json body = post(server,
+                       {{"prompt", prompts[i]},
+                        {"max_tokens", kLongest - 2 * i},
+                        {"temperature", 0},
+                        {"return_tokens", true}},
+                       &status);
+      EXPECT_EQ(status, 200) << body.dump();
+      return body;
+    }));
+  }
+  std::vector<json> served;
+  for (auto& a : answers) served.push_back(a.get());
+
+  // Each prompt alone through `specula generate` (one engine, one prompt after another).
+  testing::TempDir dir;
+  const std::string prompt_file = dir.file("prompts.txt");
+  {
+    std::ofstream out(prompt_file);
+    for (int i = 0; i < 16; ++i) out << (i ? "\n---\n" : "") << prompts[i];
+  }
+  const std::string command = std::string(SPECULA_CLI_PATH) + " generate -m " + kTarget + " -d " +
+                              kDraft + " --temp 0 -t 2 -q --json -n " + std::to_string(kLongest) +
+                              " --prompt-file " + prompt_file + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  std::istringstream lines(output);
+  std::string line;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    const json alone = json::parse(line);
+    const int i = alone["request"];
+    ASSERT_TRUE(served[i].contains("choices")) << served[i].dump();
+    const std::vector<int32_t> expected = alone["tokens"];
+    const std::vector<int32_t> got = served[i]["choices"][0]["tokens"];
+    const size_t asked = static_cast<size_t>(kLongest - 2 * i);
+    const std::vector<int32_t> prefix(expected.begin(),
+                                      expected.begin() + std::min(asked, expected.size()));
+    EXPECT_EQ(got, prefix) << "request " << i << ": " << prompts[i];
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16);
+  server.signal_term();
+  EXPECT_EQ(server.wait_exit(30), 0) << server.log();
+}
+
+TEST(ServeCli, ClientThatHangsUpFreesItsSlotWithinTwoSeconds) {
+  ServeProcess server({"-m", kTarget, "--parallel", "2", "-t", "2", "--policy", "plain"});
+  ASSERT_GT(server.wait_ready(), 0) << server.log();
+  testing::RawConnection c(server.port());
+  c.post("/v1/completions", R"({"prompt": "import", "max_tokens": 1000, "stream": true})");
+  ASSERT_TRUE(c.read_until("data: ")) << c.received();
+  EXPECT_EQ(running(server), 1);
+  c.close();
+  const auto start = Clock::now();
+  while (running(server) != 0 && Clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(running(server), 0);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+  const std::string metrics = server.client().Get("/metrics")->body;
+  EXPECT_NE(metrics.find("specula:request_success_total{finished_reason=\"cancelled\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST(ServeCli, BadRequestsNameTheFieldAndTheServerStaysUp) {
+  ServeProcess server({"-m", kTarget, "--parallel", "1", "-t", "1", "--ctx", "64", "--max-body",
+                       "4096", "--api-key", "k3y"});
+  ASSERT_GT(server.wait_ready(), 0) << server.log();
+  struct Case {
+    std::string body;
+    int status;
+    const char* param;
+  };
+  const std::vector<Case> cases = {
+      {"{\"prompt\": ", 400, nullptr},
+      {R"({"prompt": {"text": "a"}})", 400, "prompt"},
+      {R"({"max_tokens": 4})", 400, "prompt"},
+      {R"({"prompt": "a", "max_tokens": 0})", 400, "max_tokens"},
+      {R"({"prompt": "a", "max_tokens": 64})", 400, "max_tokens"},
+      {R"({"prompt": "a", "temperature": -0.5})", 400, "temperature"},
+      {R"({"prompt": "a", "top_p": 2})", 400, "top_p"},
+      {R"({"prompt": [1, 99999]})", 400, "prompt"},
+      {R"({"prompt": ")" + repeated("f(a, 1) ", 40) + R"("})", 400, "prompt"},
+      {"{\"prompt\": \"" + std::string(5000, 'x') + "\"}", 413, nullptr},
+  };
+  const httplib::Headers key = {{"Authorization", "Bearer k3y"}};
+  for (const Case& c : cases) {
+    auto res = server.client().Post("/v1/completions", key, c.body, "application/json");
+    ASSERT_TRUE(res) << c.body.substr(0, 60);
+    EXPECT_EQ(res->status, c.status) << c.body.substr(0, 60) << " -> " << res->body;
+    const json error = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(error.contains("error")) << res->body;
+    if (c.param) {
+      EXPECT_EQ(error["error"]["param"], c.param) << res->body;
+    }
+  }
+  auto res = server.client().Post("/v1/completions", R"({"prompt": "a"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  res = server.client().Post("/v1/completions", key, R"({"prompt": "a", "max_tokens": 2})",
+                             "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+}
+
+TEST(ServeCli, SigtermDrainsRequestsInFlightAndExitsZero) {
+  ServeProcess server({"-m", kTarget, "-d", kDraft, "--parallel", "4", "-t", "2"});
+  ASSERT_GT(server.wait_ready(), 0) << server.log();
+  std::vector<std::future<json>> answers;
+  std::vector<std::unique_ptr<testing::RawConnection>> streams;
+  for (int i = 0; i < 3; ++i) {
+    answers.push_back(std::async(std::launch::async, [&] {
+      int status = 0;
+      json body =
+          post(server, {{"prompt", "def f(x):"}, {"max_tokens", 80}, {"temperature", 0}}, &status);
+      EXPECT_EQ(status, 200) << body.dump();
+      return body;
+    }));
+  }
+  auto stream = std::make_unique<testing::RawConnection>(server.port());
+  stream->post("/v1/completions", R"({"prompt": "import", "max_tokens": 80, "stream": true})");
+  ASSERT_TRUE(stream->read_until("data: "));
+  server.signal_term();
+  // New requests are refused while the old ones finish.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto refused = server.client().Get("/health");
+  if (refused) {
+    EXPECT_EQ(refused->status, 503);
+  }
+  for (auto& a : answers) {
+    const json body = a.get();
+    EXPECT_EQ(body["choices"][0]["finish_reason"], "length") << body.dump();
+    EXPECT_EQ(body["usage"]["completion_tokens"], 80);
+  }
+  stream->read_all();
+  const std::vector<std::string> events = testing::sse_data(stream->received());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(server.wait_exit(30), 0) << server.log();
+}
+
+}  // namespace
+}  // namespace specula
