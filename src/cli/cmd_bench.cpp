@@ -17,6 +17,7 @@
 #include "benchmark/bench_runner.h"
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
+#include "cli/seed_flag.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
@@ -365,7 +366,9 @@ const bool registered = register_command({
       sub.add_option("--bandwidth-mb", flags->bandwidth_mib,
                      "Buffer read for the bandwidth figure, MiB (several times the L3 cache)")
           ->capture_default_str();
-      sub.add_option("--seed", o.seed, "Seed of the pseudo-random prompt")->capture_default_str();
+      sub.add_option("--seed", o.seed, "Seed of the pseudo-random prompt")
+          ->check(seed_value())
+          ->capture_default_str();
       sub.add_flag("--json", flags->json, "Print the results as JSON instead of a table");
       sub.add_option("--plot-dir", flags->plot_dir,
                      "Write verify-cost.png and speedup.png here (needs gnuplot)");

@@ -13,6 +13,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/distill_speed.h"
+#include "cli/seed_flag.h"
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
 #include "cli/training_run.h"
@@ -301,6 +302,7 @@ void add_flags(CLI::App& sub, DistillFlags& flags) {
   add_init_flag(sub, flags.init);
   add_optimizer_flags(sub, t);
   sub.add_option("--seed", t.seed, "Seed of the weights, data order and teacher sampling")
+      ->check(seed_value())
       ->capture_default_str();
   add_evaluation_flags(sub, t);
   add_run_flags(sub, flags);

@@ -13,6 +13,7 @@
 
 #include "cli/command_registry.h"
 #include "core/error.h"
+#include "core/printable.h"
 #include "gguf/gguf_reader.h"
 
 namespace specula::cli {
@@ -212,23 +213,25 @@ void print_text(const GgufReader& reader) {
 
   std::printf("\nmetadata:\n");
   size_t key_width = 0;
-  for (const GgufKv& kv : reader.metadata()) key_width = std::max(key_width, kv.key.size());
   for (const GgufKv& kv : reader.metadata()) {
-    std::printf("  %-*s  %-14s %s\n", static_cast<int>(key_width), kv.key.c_str(),
+    key_width = std::max(key_width, printable(kv.key).size());
+  }
+  for (const GgufKv& kv : reader.metadata()) {
+    std::printf("  %-*s  %-14s %s\n", static_cast<int>(key_width), printable(kv.key).c_str(),
                 type_text(kv.value).c_str(), value_text(kv.value).c_str());
   }
 
   if (!reader.tensors().empty()) {
     size_t name_width = 4;
     for (const GgufTensorInfo& t : reader.tensors())
-      name_width = std::max(name_width, t.name.size());
+      name_width = std::max(name_width, printable(t.name).size());
     std::printf("\ntensors (data section at byte %llu; offsets are relative to it):\n",
                 static_cast<unsigned long long>(reader.data_offset()));
     std::printf("  %-*s  %-7s %-24s %14s %14s\n", static_cast<int>(name_width), "name", "type",
                 "dims (ggml order)", "bytes", "offset");
     for (const GgufTensorInfo& t : reader.tensors()) {
       std::printf("  %-*s  %-7s %-24s %14llu %14llu\n", static_cast<int>(name_width),
-                  t.name.c_str(), std::string(dtype_name(t.type)).c_str(),
+                  printable(t.name).c_str(), std::string(dtype_name(t.type)).c_str(),
                   dims_text(t.dims).c_str(), static_cast<unsigned long long>(t.n_bytes),
                   static_cast<unsigned long long>(t.offset));
     }

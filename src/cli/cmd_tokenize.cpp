@@ -12,6 +12,7 @@
 
 #include "cli/command_registry.h"
 #include "core/error.h"
+#include "core/input_file.h"
 #include "core/split_list.h"
 #include "gguf/gguf_reader.h"
 #include "tokenizer/tokenizer.h"
@@ -56,11 +57,7 @@ std::string read_text(const TokenizeOptions& options) {
   const bool from_stdin =
       options.text_file.empty() ? options.text == "-" : options.text_file == "-";
   if (from_stdin) return std::string(std::istreambuf_iterator<char>(std::cin), {});
-  if (!options.text_file.empty()) {
-    std::ifstream in(options.text_file, std::ios::binary);
-    if (!in) fail("cannot read --file ", options.text_file, ": ", std::strerror(errno));
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  if (!options.text_file.empty()) return read_input_file(options.text_file, "--file");
   return options.text;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cli/command_registry.h"
 #include "core/error.h"
+#include "core/input_file.h"
 #include "gguf/gguf_writer.h"
 #include "tokenizer/bpe_trainer.h"
 
@@ -33,6 +34,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Feeds a file in chunks cut after a newline, so no word spans two chunks.
 void count_file(BpeTrainer& trainer, const std::string& path) {
+  check_input_file(path, "--input");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot read --input ", path, ": ", std::strerror(errno));
   constexpr size_t kChunk = 4 << 20;

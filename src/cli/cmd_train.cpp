@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/command_registry.h"
+#include "cli/seed_flag.h"
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
 #include "cli/training_run.h"
@@ -218,7 +219,9 @@ void add_flags(CLI::App& sub, TrainFlags& flags) {
   sub.add_option("--ctx", t.shape.n_ctx, "Context length of the model")->capture_default_str();
   add_init_flag(sub, flags.init);
   add_optimizer_flags(sub, t);
-  sub.add_option("--seed", t.seed, "Seed of the weights and the data order")->capture_default_str();
+  sub.add_option("--seed", t.seed, "Seed of the weights and the data order")
+      ->check(seed_value())
+      ->capture_default_str();
   add_evaluation_flags(sub, t);
   add_run_flags(sub, flags);
 }

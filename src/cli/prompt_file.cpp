@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace specula::cli {
 namespace {
@@ -60,12 +61,8 @@ std::vector<std::string> read_prompt_file(const std::string& path, const std::st
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     return split_prompts(text, separator, "standard input (--prompt-file -)");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read the prompt file ", path, ": ", std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) fail("cannot read the prompt file ", path, ": ", std::strerror(errno));
-  return split_prompts(buffer.str(), separator, "the prompt file " + path);
+  return split_prompts(read_input_file(path, "the prompt file"), separator,
+                       "the prompt file " + path);
 }
 
 }  // namespace specula::cli

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/printable.h"
 
 namespace specula {
 namespace {
@@ -137,7 +138,7 @@ void GgufParser::parse_metadata() {
     where_ = str_cat("metadata entry #", index);
     const std::string_view key = read_string("the key");
     if (key.empty()) fail_here("the key is empty");
-    where_ = str_cat("key '", key, "'");
+    where_ = str_cat("key '", printable(key), "'");
     if (!seen.insert(key).second) fail_here("the key appears twice");
 
     GgufKv kv;
@@ -272,7 +273,7 @@ void GgufParser::parse_tensor_infos() {
     where_ = str_cat("tensor #", index);
     const std::string_view name = read_string("the name");
     if (name.empty()) fail_here("the name is empty");
-    where_ = str_cat("tensor '", name, "'");
+    where_ = str_cat("tensor '", printable(name), "'");
     if (!seen.insert(name).second) fail_here("the name appears twice");
 
     GgufTensorInfo info;
@@ -282,16 +283,21 @@ void GgufParser::parse_tensor_infos() {
       fail_here("rank ", rank, " is not supported (must be 1 to ", kMaxRank, ")");
     }
     info.dims.resize(rank);
-    uint64_t n_elements = 1;
     for (uint32_t d = 0; d < rank; ++d) {
-      const auto dim = read<uint64_t>(str_cat("dimension ", d));
-      if (dim == 0) fail_here("dimension ", d, " is 0");
+      info.dims[d] = read<uint64_t>(str_cat("dimension ", d));
+      if (info.dims[d] == 0) fail_here("dimension ", d, " is 0");
+    }
+    // The product overflows as a whole: name every dimension, not the one
+    // where the multiplication happened to pass the limit.
+    uint64_t n_elements = 1;
+    for (const uint64_t dim : info.dims) {
       constexpr auto kMaxElements = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
       if (dim > kMaxElements / n_elements) {
-        fail_here("the element count overflows (dimension ", d, " is ", dim, ")");
+        std::string dims;
+        for (const uint64_t each : info.dims) dims += str_cat(dims.empty() ? "" : ", ", each);
+        fail_here("dimensions [", dims, "] (ggml order) make more than 2^63 - 1 elements");
       }
       n_elements *= dim;
-      info.dims[d] = dim;
     }
     const auto type_id = read<uint32_t>("the type");
     const std::optional<DTypeInfo> type = dtype_info(type_id);
@@ -323,7 +329,7 @@ void GgufParser::place_tensor_data() {
   uint64_t previous_end = 0;
   const GgufTensorInfo* previous = nullptr;
   for (GgufTensorInfo& info : reader_.tensors_) {
-    where_ = str_cat("tensor '", info.name, "'");
+    where_ = str_cat("tensor '", printable(info.name), "'");
     if (info.offset % alignment != 0) {
       fail_here("data offset ", info.offset, " is not a multiple of the alignment ", alignment);
     }
@@ -333,8 +339,8 @@ void GgufParser::place_tensor_data() {
                 " bytes); the file is truncated or corrupt");
     }
     if (previous != nullptr && info.offset < previous_end) {
-      fail_here("data at offset ", info.offset, " overlaps or precedes tensor '", previous->name,
-                "' (which ends at ", previous_end,
+      fail_here("data at offset ", info.offset, " overlaps or precedes tensor '",
+                printable(previous->name), "' (which ends at ", previous_end,
                 "); tensor data must be stored in order without overlap");
     }
     info.data = reader_.base_ + data_offset + info.offset;

@@ -1,11 +1,27 @@
 #include "model/model_weights.h"
 
+#include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/printable.h"
 
 namespace specula {
 namespace {
+
+// The weight types matmul runs, as "F32, F16, ..., Q6_K": from the kernels'
+// own test, so the list never goes stale.
+std::string supported_weight_types() {
+  std::string list;
+  for (uint32_t id = 0; id < 64; ++id) {
+    const std::optional<DTypeInfo> info = dtype_info(id);
+    if (!info || !matmul_supports(info->type)) continue;
+    list += (list.empty() ? "" : ", ") + std::string(info->name);
+  }
+  return list;
+}
 
 std::string shape_string(const std::vector<uint64_t>& dims) {
   std::string text = "[";
@@ -19,6 +35,7 @@ class Binder {
 
   // A tensor that must exist with exactly `dims` (ggml order).
   const GgufTensorInfo& require(const std::string& name, std::vector<uint64_t> dims) {
+    bound_.insert(name);
     const GgufTensorInfo* info = file_.find_tensor(name);
     if (info == nullptr) {
       fail(file_.path(), ": tensor ", name, " is missing (expected shape ", shape_string(dims),
@@ -35,8 +52,9 @@ class Binder {
     const GgufTensorInfo& info =
         require(name, {static_cast<uint64_t>(n_in), static_cast<uint64_t>(n_out)});
     if (!matmul_supports(info.type)) {
-      fail(file_.path(), ": tensor ", name, " has type ", dtype_name(info.type), ": type ",
-           dtype_name(info.type), " not supported yet (supported: F32, F16, BF16)");
+      fail(file_.path(), ": tensor ", name, " has type ", dtype_name(info.type),
+           ", which is not supported yet (supported: ", supported_weight_types(),
+           "); quantize the original F16/F32 model to one of them with `specula quantize`");
     }
     if (!dtype_row_bytes(info.type, static_cast<uint64_t>(n_in))) {
       fail(file_.path(), ": tensor ", name, " has rows of ", n_in,
@@ -62,10 +80,39 @@ class Binder {
 
   uint64_t bytes() const { return bytes_; }
 
+  // Tensors of the file that nothing bound, as "a, b, c" (names escaped).
+  std::string unbound() const {
+    std::string list;
+    for (const GgufTensorInfo& tensor : file_.tensors()) {
+      if (bound_.count(tensor.name) == 0) {
+        list += (list.empty() ? "" : ", ") + printable(tensor.name);
+      }
+    }
+    return list;
+  }
+
  private:
   const GgufReader& file_;
   uint64_t bytes_ = 0;
+  std::unordered_set<std::string> bound_;
 };
+
+// A tensor no llama-family model has is most likely a misnamed one: when
+// output.weight is missing, tying the output to the embeddings would then
+// silently compute another function, so that is an error; otherwise the
+// tensor is unused and a warning names it.
+void check_unbound_tensors(const GgufReader& file, const ModelConfig& config, const Binder& bind) {
+  const std::string unbound = bind.unbound();
+  if (unbound.empty()) return;
+  if (config.tied_output) {
+    fail(file.path(),
+         ": tensor output.weight is missing, which would tie the output to "
+         "token_embd.weight, but the file has tensors no ",
+         config.architecture, " model uses: ", unbound,
+         "; if one of them is the output matrix, rename it output.weight");
+  }
+  log_warn(file.path(), ": ignoring tensors no ", config.architecture, " model uses: ", unbound);
+}
 
 }  // namespace
 
@@ -102,6 +149,7 @@ ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& confi
   weights.output = config.tied_output ? weights.token_embd
                                       : bind.matrix("output.weight", n_embd, config.n_vocab);
   weights.bytes_per_forward = bind.bytes();
+  check_unbound_tensors(file, config, bind);
   return weights;
 }
 

@@ -29,10 +29,12 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufReader& file) {
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {
   std::string text;
-  const bool strip = add_space_prefix() && !ids.empty() && bos() >= 0 && ids[0] == bos();
+  // The space SPM put in front of the text comes off its first token, after
+  // a BOS or not (as SentencePiece and llama.cpp decode).
+  const size_t first = !ids.empty() && bos() >= 0 && ids[0] == bos() ? 1 : 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     std::string piece = token_to_piece(ids[i]);
-    if (strip && i == 1 && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+    if (add_space_prefix() && i == first && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
     text += piece;
   }
   return text;

@@ -34,11 +34,13 @@ class Tokenizer {
   // Bytes of token `id` as it appears in decoded text (may be part of a
   // UTF-8 character). Throws Error for ids outside the vocabulary.
   virtual std::string token_to_piece(int32_t id) const = 0;
-  // The bytes of `ids`, piece after piece. When the vocabulary adds a leading
-  // space to text (SPM) and ids[0] is BOS, the token right after that BOS
-  // loses one leading space, so decode(encode(text, true, ...)) == text.
-  // Without a leading BOS the ids are read as a continuation and keep every
-  // space. The result may hold invalid UTF-8 when the ids split a character.
+  // The text of `ids` read as a whole text, piece after piece. When the
+  // vocabulary adds a leading space to text (SPM), the first token (after a
+  // leading BOS, if any) loses one leading space, so decode(encode(text,
+  // add_special, ...)) == text with or without BOS, as SentencePiece and
+  // llama.cpp decode. (Ids that continue earlier text, such as generated
+  // tokens, go through StreamingDecoder, which keeps their spaces.) The
+  // result may hold invalid UTF-8 when the ids split a character.
   std::string decode(std::span<const int32_t> ids) const;
 
   // Optional details (defaults suit a minimal tokenizer, e.g. a test fake).
@@ -54,13 +56,15 @@ class Tokenizer {
 
 // Streams decoded text without ever emitting half a UTF-8 character: bytes
 // of an incomplete character are held until the next token completes it.
+// Ids that start with BOS are a whole text (as decode); others continue
+// earlier text (generated tokens after a prompt) and keep every space.
 class StreamingDecoder {
  public:
   explicit StreamingDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
   // Text that became complete with this token (possibly empty). Always valid
   // UTF-8: ill-formed bytes come out as U+FFFD once no later byte can
   // complete them. Pushing ids one by one and then flush() yields exactly
-  // utf8 sanitize(decode(all ids)), i.e. decode(all ids) when that is valid.
+  // utf8 sanitize of the pieces (decode(all ids) when they start with BOS).
   // Throws Error for ids outside the vocabulary.
   std::string push(int32_t id);
   // Whatever is still held (invalid bytes as U+FFFD) at the end.

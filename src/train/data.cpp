@@ -5,14 +5,13 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/input_file.h"
 
 namespace specula {
 namespace {
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("train: cannot read the text file ", path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return read_input_file(path, "the text file");
 }
 
 void append_file(const Tokenizer& tokenizer, const std::string& path, std::vector<int32_t>& out,

@@ -80,8 +80,13 @@ Bytes gguf_file(uint64_t n_kv, const Bytes& kvs, uint64_t n_tensors, const Bytes
 }
 
 // One valid F32 tensor "w" of 8 values at offset 0 (the base of most rows).
+Bytes one_tensor_named(std::string_view name, std::vector<uint64_t> dims, uint32_t type,
+                       uint64_t offset, size_t data = 32) {
+  return gguf_file(0, {}, 1, tensor_info(name, std::move(dims), type, offset), data);
+}
+
 Bytes one_tensor(std::vector<uint64_t> dims, uint32_t type, uint64_t offset, size_t data = 32) {
-  return gguf_file(0, {}, 1, tensor_info("w", std::move(dims), type, offset), data);
+  return one_tensor_named("w", std::move(dims), type, offset, data);
 }
 
 struct MalformedCase {
@@ -190,7 +195,19 @@ std::vector<MalformedCase> malformed_cases() {
       [] {
         return one_tensor({1ull << 32, 1ull << 32}, kTypeF32, 0);
       },
-      {"tensor 'w'", "element count overflows"});
+      {"tensor 'w'", "dimensions [4294967296, 4294967296] (ggml order) make more than"});
+  // The overflow is the product's: the message names every dimension, not
+  // 300 as if that one were wrong (issue 15).
+  add("ElementCountOverflowNamesEveryDimension",
+      [] {
+        return one_tensor({1ull << 62, 300}, kTypeF32, 0);
+      },
+      {"tensor 'w'", "dimensions [4611686018427387904, 300] (ggml order)"});
+  add("ControlCharactersInANameAreEscaped",
+      [] {
+        return one_tensor_named("w\x1b[2J\n", {8, 0}, kTypeF32, 0);
+      },
+      {"tensor 'w\\x1b[2J\\n'", "dimension 1 is 0"});
   add("ByteSizeOverflow",
       [] {
         return one_tensor({1ull << 31, 1ull << 31}, kTypeF64, 0);

@@ -68,6 +68,14 @@ std::vector<FileCase> file_cases() {
       test::RemoveKey{};
   add("unsupported_weight_type", {"blk.0.ffn_down.weight", "I8", "not supported yet"})
       .retype_tensors["blk.0.ffn_down.weight"] = DType::kI8;
+  // The list of what works names the quantized types too (issue 15).
+  add("unsupported_quantized_type", {"blk.0.ffn_down.weight", "Q4_1", "not supported yet", "F32",
+                                     "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"})
+      .retype_tensors["blk.0.ffn_down.weight"] = DType::kQ4_1;
+  // A misnamed output matrix must not silently tie the output to the
+  // embeddings (issue 15).
+  add("misnamed_output", {"output.weight is missing", "output.weights", "rename it"})
+      .rename_tensors["output.weight"] = "output.weights";
   add("norm_not_f32", {"blk.0.attn_norm.weight", "F16", "must be F32"})
       .retype_tensors["blk.0.attn_norm.weight"] = DType::kF16;
   add("yarn_scaling", {"yarn", "not supported yet"}).metadata["llama.rope.scaling.type"] =

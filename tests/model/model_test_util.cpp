@@ -123,8 +123,12 @@ std::string rewrite_gguf(const std::string& source, const GgufEdits& edits,
   for (const auto& [key, edit] : edits.metadata) {
     if (!done.count(key)) apply_edit(key, edit, writer);
   }
-  for (const GgufTensorInfo& tensor : file->tensors()) {
-    if (edits.drop_tensors.count(tensor.name)) continue;
+  for (const GgufTensorInfo& source_tensor : file->tensors()) {
+    if (edits.drop_tensors.count(source_tensor.name)) continue;
+    GgufTensorInfo tensor = source_tensor;
+    if (const auto it = edits.rename_tensors.find(tensor.name); it != edits.rename_tensors.end()) {
+      tensor.name = it->second;
+    }
     std::vector<uint64_t> dims = tensor.dims;
     DType type = tensor.type;
     if (const auto it = edits.reshape_tensors.find(tensor.name);

@@ -28,6 +28,7 @@ using MetadataEdit = std::variant<RemoveKey, uint32_t, float, std::string>;
 struct GgufEdits {
   std::map<std::string, MetadataEdit> metadata;  // replaced in place, or added at the end
   std::set<std::string> drop_tensors;
+  std::map<std::string, std::string> rename_tensors;  // old name -> new name
   // New ggml dims for a tensor; its data becomes zeros of the new size.
   std::map<std::string, std::vector<uint64_t>> reshape_tensors;
   // New type for a tensor; its data becomes zero bytes of the new size.

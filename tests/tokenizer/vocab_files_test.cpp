@@ -103,6 +103,18 @@ TEST_P(VocabFileTest, DecodingTheReferenceIdsGivesTheTextBack) {
   }
 }
 
+// The reference ids are encoded without BOS: decoding them as they are must
+// give the text, not the text with SPM's added space in front (issue 15).
+TEST_P(VocabFileTest, DecodingTheReferenceIdsWithoutBosGivesTheTextBack) {
+  const std::string path =
+      std::string(SPECULA_TEST_DATA_DIR "/vocab/ggml-vocab-") + GetParam() + ".gguf";
+  std::unique_ptr<GgufReader> file = GgufReader::open(path);
+  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
+  for (const VocabCase& c : load_cases(path)) {
+    EXPECT_EQ(tokenizer->decode(c.ids), c.text);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(RealModels, VocabFileTest,
                          ::testing::Values("gpt-2", "starcoder", "deepseek-coder", "llama-spm",
                                            "phi-3"),
