@@ -96,6 +96,13 @@ int32_t DrafterBandit::choose(std::span<const int32_t> candidates, Rng& rng) con
   return best;
 }
 
+void DrafterBandit::observe_step(int32_t arm, int32_t emitted, double measured_seconds) {
+  const double seconds = options_.step_seconds
+                             ? options_.step_seconds(arm, emitted, measured_seconds)
+                             : measured_seconds;
+  if (seconds > 0) observe(arm, emitted / seconds);
+}
+
 void DrafterBandit::observe(int32_t arm, double reward) {
   if (!std::isfinite(reward)) return;
   for (Arm& a : arms_) {

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -30,6 +31,11 @@ struct BanditOptions {
   // At a new sequence each arm's evidence is capped to this many steps: the
   // shared prior from earlier requests, which this one overrides quickly.
   double carry_over_weight = 8.0;
+  // The step's duration as the bandit counts it, given the arm, the tokens
+  // the step emitted and the measured wall time; empty: the measured time.
+  // Tests inject a clock here so that the bandit's choices, and everything
+  // that follows from them, replay exactly from run to run.
+  std::function<double(int32_t arm, int32_t emitted, double measured_seconds)> step_seconds;
 };
 
 class DrafterBandit {
@@ -44,6 +50,10 @@ class DrafterBandit {
   int32_t choose(std::span<const int32_t> candidates, Rng& rng) const;
   // The reward of one pull of `arm`.
   void observe(int32_t arm, double reward);
+  // A step of `arm` that emitted `emitted` tokens in `measured_seconds`:
+  // observes emitted tokens per second (of the injected clock, if any).
+  // Steps that took no time are ignored.
+  void observe_step(int32_t arm, int32_t emitted, double measured_seconds);
 
   double mean(int32_t arm) const;    // posterior mean (0 before any pull)
   double weight(int32_t arm) const;  // discounted number of pulls

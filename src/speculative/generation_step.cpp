@@ -118,8 +118,8 @@ void observe_step(SequenceState& state) {
   outcome.probe = step.plan.probe;
   state.setup.policy->observe(outcome);
   const double step_seconds = outcome.draft_seconds + outcome.verify_seconds;
-  if (step.requested > 0 && state.setup.bandit && step_seconds > 0) {
-    state.setup.bandit->observe(step.slot, (step.result.n_accepted + 1) / step_seconds);
+  if (step.requested > 0 && state.setup.bandit) {
+    state.setup.bandit->observe_step(step.slot, step.result.n_accepted + 1, step_seconds);
   }
 }
 
