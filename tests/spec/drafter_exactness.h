@@ -86,11 +86,13 @@ struct FitResult {
 };
 
 // `samples` speculative generations of `n_new` tokens after `prompt` with
-// draft length g, each with its own seed, tested against the exact joint.
+// draft length g, each with its own seed (seed_base + 1000003 i), tested
+// against the exact joint. Tests that mean to be independent evidence use
+// different seed bases (and models and prompts).
 inline FitResult speculative_fit(const Model& target, Drafter& drafter,
                                  const std::vector<int32_t>& prompt, const SamplingParams& params,
                                  int32_t g, int32_t n_new, int samples,
-                                 VerifyRule rule = VerifyRule::kExact) {
+                                 VerifyRule rule = VerifyRule::kExact, uint64_t seed_base = 17) {
   const int32_t vocab = target.config().n_vocab;
   const std::vector<double> expected = exact_joint(target, prompt, params, n_new);
   std::vector<int64_t> counts(expected.size(), 0);
@@ -103,7 +105,7 @@ inline FitResult speculative_fit(const Model& target, Drafter& drafter,
   options.verifier = verifier.get();
   FitResult result;
   for (int i = 0; i < samples; ++i) {
-    options.sampling.seed = 1000003ULL * static_cast<uint64_t>(i) + 17;
+    options.sampling.seed = 1000003ULL * static_cast<uint64_t>(i) + seed_base;
     const GenerationOutput out = generator.generate(prompt, &drafter, options);
     EXPECT_EQ(out.tokens.size(), static_cast<size_t>(n_new));
     int32_t cell = 0;

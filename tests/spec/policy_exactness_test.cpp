@@ -7,6 +7,7 @@
 // is still caught under the random policy (the test keeps its power).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -183,6 +184,17 @@ TEST_F(PolicyExactness, RandomDecisionsAreLosslessAndAWrongRuleIsStillCaught) {
   EXPECT_LT(wrong.fit.p_value, kRejectBelow) << wrong.fit.detail;
 }
 
+// The bandit's rewards come from an injected clock (each arm's step costs a
+// fixed time per drafted position), not from wall time: its choices, and so
+// this test's statistic, are the same on every run and every machine.
+BanditOptions bandit_with_fake_clock() {
+  BanditOptions o;
+  o.step_seconds = [](int32_t arm, int32_t emitted, double /*measured*/) {
+    return 1e-3 * (1 + arm) + 1e-4 * emitted;
+  };
+  return o;
+}
+
 TEST_F(PolicyExactness, TheBanditOverSeveralDraftersIsLossless) {
   ModelDrafter model_drafter(*tiny_->draft, 4, nullptr);
   testing::RepeatLastDrafter repeat_drafter;
@@ -190,7 +202,7 @@ TEST_F(PolicyExactness, TheBanditOverSeveralDraftersIsLossless) {
   SuffixCache suffix_cache;
   SuffixCacheDrafter suffix_drafter(suffix_cache);
   RandomPolicy policy;  // every g, so that each drafter drafts at every depth
-  DrafterBandit bandit(4);
+  DrafterBandit bandit(4, bandit_with_fake_clock());
   Speculation speculation;
   speculation.drafters = {&model_drafter, &repeat_drafter, &lookup_drafter, &suffix_drafter};
   speculation.policy = &policy;
@@ -198,6 +210,40 @@ TEST_F(PolicyExactness, TheBanditOverSeveralDraftersIsLossless) {
   const Fit result = fit(speculation, temperature_one());
   EXPECT_GT(result.fit.p_value, kRejectBelow) << result.fit.detail;
   for (int32_t arm = 0; arm < 4; ++arm) EXPECT_GT(bandit.pulls(arm), 100) << arm;
+  std::fprintf(stderr, "bandit losslessness: chi-square %.6f, p = %.6g\n", result.fit.statistic,
+               result.fit.p_value);
+}
+
+// With the injected clock, two runs from the same state choose the same
+// drafters and emit the same tokens (the test above is reproducible).
+TEST_F(PolicyExactness, TheBanditWithAnInjectedClockReplaysExactly) {
+  auto run = [] {
+    ModelDrafter model_drafter(*tiny_->draft, 4, nullptr);
+    testing::RepeatLastDrafter repeat_drafter;
+    PromptLookupDrafter lookup_drafter;
+    RandomPolicy policy;
+    DrafterBandit bandit(3, bandit_with_fake_clock());
+    Speculation speculation;
+    speculation.drafters = {&model_drafter, &repeat_drafter, &lookup_drafter};
+    speculation.policy = &policy;
+    speculation.bandit = &bandit;
+    Generator generator(*tiny_->target, 16, nullptr);
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> pulls;
+    for (uint64_t seed = 0; seed < 300; ++seed) {
+      const GenerationOutput out = generator.generate(
+          kPrompt, speculation, testing::generation_options(1.0f, kNewTokens, 2, seed));
+      tokens.insert(tokens.end(), out.tokens.begin(), out.tokens.end());
+    }
+    for (int32_t arm = 0; arm < 3; ++arm) pulls.push_back(bandit.pulls(arm));
+    return std::make_pair(tokens, pulls);
+  };
+  const auto first = run();
+  const auto second = run();
+  EXPECT_EQ(first.first, second.first);
+  EXPECT_EQ(first.second, second.second);
+  // The clock decided: arm 0 costs least per step, so it is pulled most.
+  EXPECT_GT(first.second[0], first.second[2]) << first.second[1];
 }
 
 TEST_F(PolicyExactness, GreedyOutputIsPlainGreedyForEveryPolicy) {
