@@ -17,7 +17,7 @@ DraftAllocation allocate_draft_lengths(std::span<const DraftCandidate> candidate
     const int32_t g = std::clamp(c.floor, 0, std::max(0, c.cap()));
     out.g[i] = g;
     tokens += c.expected.empty() ? 1.0 : c.expected[static_cast<size_t>(g)];
-    draft_seconds += g * c.draft_seconds_per_token;
+    draft_seconds += g * c.draft_seconds_per_token + (g > 0 ? c.start_seconds : 0.0);
     rows += g;
   }
   auto rate = [&](double t, double d, int32_t r) {
@@ -35,7 +35,8 @@ DraftAllocation allocate_draft_lengths(std::span<const DraftCandidate> candidate
       for (int32_t g = g0 + 1; g <= c.cap() && rows + (g - g0) <= max_rows; ++g) {
         const double t =
             tokens + c.expected[static_cast<size_t>(g)] - c.expected[static_cast<size_t>(g0)];
-        const double d = draft_seconds + (g - g0) * c.draft_seconds_per_token;
+        const double d = draft_seconds + (g - g0) * c.draft_seconds_per_token +
+                         (g0 == 0 ? c.start_seconds : 0.0);
         const double r = rate(t, d, rows + (g - g0));
         // Strictly better, by a relative margin that keeps float noise from
         // adding rows that change nothing.
@@ -50,7 +51,7 @@ DraftAllocation allocate_draft_lengths(std::span<const DraftCandidate> candidate
     const DraftCandidate& c = candidates[best_i];
     const int32_t g0 = out.g[best_i];
     tokens += c.expected[static_cast<size_t>(best_g)] - c.expected[static_cast<size_t>(g0)];
-    draft_seconds += (best_g - g0) * c.draft_seconds_per_token;
+    draft_seconds += (best_g - g0) * c.draft_seconds_per_token + (g0 == 0 ? c.start_seconds : 0.0);
     rows += best_g - g0;
     out.g[best_i] = best_g;
     best_rate = best;

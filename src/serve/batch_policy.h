@@ -2,11 +2,14 @@
 // g_i of all decoding sequences are chosen together to maximise the batch's
 // expected tokens per second,
 //
-//   rate(g) = sum_i E_i(g_i) / (sum_i g_i * t_draft,i + t_target(R + sum_i g_i)),
+//   rate(g) = sum_i E_i(g_i) / (sum_i d_i(g_i) + t_target(R + sum_i g_i)),
+//   d_i(g) = g * t_draft,i + [g > 0] * s_i,
 //
 // where E_i(g) = 1 + sum_{j=1..g} prod_{k<j} a_i,k is sequence i's expected
 // tokens from a step drafting g (from its own acceptance estimates),
-// t_draft,i its drafter's seconds per drafted token, R the rows the pass
+// t_draft,i its drafter's seconds per drafted token, s_i what catching its
+// drafter up costs before the first drafted token (a draft model that sat
+// out k steps must first run the k tokens it missed), R the rows the pass
 // carries anyway (one per decoding sequence and the prefill chunks), and
 // t_target the measured cost curve (cost_curve.h). While extra rows are
 // nearly free (a memory-bound target) every sequence drafts what its own
@@ -34,7 +37,10 @@ struct DraftCandidate {
   // token); its size - 1 is the most the sequence may draft (0: none).
   std::vector<double> expected;
   double draft_seconds_per_token = 0;  // 0 when unmeasured
-  int32_t floor = 0;                   // the least it drafts (a probe the policy insists on)
+  // Paid once when it drafts at all (g >= 1): catching the drafter up with
+  // the tokens generated since it last drafted (a draft model's rows).
+  double start_seconds = 0;
+  int32_t floor = 0;  // the least it drafts (a probe the policy insists on)
 
   int32_t cap() const { return static_cast<int32_t>(expected.size()) - 1; }
 };

@@ -194,6 +194,10 @@ struct Scheduler::Impl {
   std::unique_ptr<SharedDraftModel> shared_draft;
   std::vector<SharedDraftModel::Job> draft_jobs;  // reused
   std::vector<Slot*> draft_job_slots;
+  std::vector<int32_t> draft_job_rows;
+  // Seconds per row of the batched draft passes, as they run now: the
+  // capacity-aware policy prices a model draft (and its catch-up) with it.
+  Ewma draft_row_seconds;
   KvCache cache;
   std::vector<std::unique_ptr<Slot>> slots;
   CostCurve cost;
@@ -558,6 +562,14 @@ void Scheduler::Impl::plan_decoding(std::vector<Slot*>& decoding) {
       const DrafterEstimate* d = estimates.find(s->plan_slot);
       if (d && d->seconds_per_token.known())
         c.draft_seconds_per_token = d->seconds_per_token.mean();
+      // A batched draft model: a row's cost in the batch now, and the rows
+      // it must catch up on before drafting (what it missed while g was 0).
+      const auto* model = dynamic_cast<const SlotModelDrafter*>(
+          s->state.setup.drafters[static_cast<size_t>(s->plan_slot)]);
+      if (model && draft_row_seconds.known()) {
+        c.draft_seconds_per_token = draft_row_seconds.mean();
+        c.start_seconds = (model->rows_to_catch_up(s->state.tokens) - 1) * draft_row_seconds.mean();
+      }
       if (s->plan.probe) c.floor = cap;
     }
     candidates.push_back(std::move(c));
@@ -585,11 +597,12 @@ void Scheduler::Impl::apply_plan(Slot& s, int32_t g) {
 
 // Every planned slot's draft: those drafting with the draft model in
 // batched passes (scheduler_draft.h), the others one by one (draft_step).
-// What the batch took is shared among its sequences by tokens drafted, so
-// each policy sees drafting's cost per token in a batch.
+// What the batch took is shared among its sequences by the rows each ran
+// (catch-up and drafted), so each policy sees drafting's cost in a batch.
 void Scheduler::Impl::draft_all(const std::vector<Slot*>& planned_slots) {
   draft_jobs.clear();
   draft_job_slots.clear();
+  draft_job_rows.clear();
   for (Slot* s : planned_slots) {
     SequenceState& state = s->state;
     StepState& step = state.step;
@@ -602,6 +615,7 @@ void Scheduler::Impl::draft_all(const std::vector<Slot*>& planned_slots) {
         draft_jobs.push_back({d, state.tokens, step.requested, &state.options().sampling,
                               &state.rng, &step.proposal});
         draft_job_slots.push_back(s);
+        draft_job_rows.push_back(d->rows_to_catch_up(state.tokens));
         continue;
       }
     }
@@ -614,6 +628,7 @@ void Scheduler::Impl::draft_all(const std::vector<Slot*>& planned_slots) {
   }
   if (draft_jobs.empty()) return;
   const Clock::time_point start = Clock::now();
+  const int64_t rows_before = shared_draft->rows();
   try {
     shared_draft->propose(draft_jobs);
   } catch (const Error& e) {
@@ -621,13 +636,19 @@ void Scheduler::Impl::draft_all(const std::vector<Slot*>& planned_slots) {
     return;
   }
   const double seconds = seconds_between(start, Clock::now());
-  int64_t drafted = 0;
-  for (Slot* s : draft_job_slots) drafted += s->state.step.drafted();
-  for (Slot* s : draft_job_slots) {
+  const int64_t rows_run = shared_draft->rows() - rows_before;
+  if (rows_run > 0) draft_row_seconds.observe(seconds / static_cast<double>(rows_run), 0.1);
+  // Each sequence's share of the time: its rows (catch-up and drafted).
+  int64_t rows = 0;
+  for (size_t j = 0; j < draft_job_slots.size(); ++j) {
+    draft_job_rows[j] += std::max(0, draft_job_slots[j]->state.step.drafted() - 1);
+    rows += draft_job_rows[j];
+  }
+  for (size_t j = 0; j < draft_job_slots.size(); ++j) {
+    Slot* s = draft_job_slots[j];
     SequenceState& state = s->state;
     StepState& step = state.step;
-    step.propose_seconds =
-        drafted > 0 ? seconds * step.drafted() / static_cast<double>(drafted) : 0.0;
+    step.propose_seconds = rows > 0 ? seconds * draft_job_rows[j] / static_cast<double>(rows) : 0.0;
     bool valid = true;
     for (int32_t id : step.proposal.tokens) valid = valid && id >= 0 && id < n_vocab;
     if (!valid) {

@@ -50,6 +50,14 @@ void SlotModelDrafter::accept(std::span<const int32_t> context, int32_t /*n_acce
   roll_back(context, context.size());
 }
 
+int32_t SlotModelDrafter::rows_to_catch_up(std::span<const int32_t> context) const {
+  if (context.empty()) return 0;
+  const size_t limit = std::min(cached_tokens_.size(), context.size() - 1);
+  size_t same = 0;
+  while (same < limit && cached_tokens_[same] == context[same]) ++same;
+  return static_cast<int32_t>(context.size() - same);
+}
+
 DrafterMemory SlotModelDrafter::memory() const {
   DrafterMemory memory;
   memory.file_bytes = shared_.model().file().file_size();
@@ -95,6 +103,7 @@ void SharedDraftModel::propose(std::span<Job> jobs) {
   while (!rows_.empty()) {
     model_.forward(rows_, cache_, logits_, pool_);
     ++passes_;
+    rows_run_ += static_cast<int64_t>(rows_.size());
     rows_.clear();
     next_.clear();
     // One wanted row per active sequence, in order.

@@ -46,6 +46,9 @@ class SlotModelDrafter : public Drafter {
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
   // The draft file, and this slot's share of the cache.
   DrafterMemory memory() const override;
+  // Rows a proposal after `context` runs before its first drafted token:
+  // the tokens the slot's cache lacks, and the last one again (>= 1).
+  int32_t rows_to_catch_up(std::span<const int32_t> context) const;
 
  private:
   friend class SharedDraftModel;
@@ -82,6 +85,7 @@ class SharedDraftModel {
   const Model& model() const { return model_; }
   const KvCache& cache() const { return cache_; }
   int64_t passes() const { return passes_; }  // draft forwards run
+  int64_t rows() const { return rows_run_; }  // rows in them
 
  private:
   friend class SlotModelDrafter;
@@ -98,6 +102,7 @@ class SharedDraftModel {
   std::vector<float> logits_;
   std::vector<Active> active_, next_;
   int64_t passes_ = 0;
+  int64_t rows_run_ = 0;
 };
 
 }  // namespace specula

@@ -146,6 +146,32 @@ TEST(BatchPolicy, GreedyReachesTheExhaustiveOptimumOnMixedBatches) {
   }
 }
 
+TEST(BatchPolicy, ACatchUpCostKeepsAnIdleDrafterOff) {
+  // Two equal sequences; the second's draft model sat out 30 steps and
+  // must run 30 rows (1 ms each) before drafting again. Worked by hand: pass
+  // 10 ms + 0.5 ms per row, base rows 2 (2 tokens in 11 ms = 0.18/ms). The
+  // first sequence's first token: +0.8 tokens for 1.5 ms; the second's
+  // first: +0.8 for 31.5 ms (0.025/ms), far below the rate: it stays at 0.
+  std::vector<DraftCandidate> cs = {candidate(0.8, 4, 0.001), candidate(0.8, 4, 0.001)};
+  cs[1].start_seconds = 0.030;
+  const auto t = linear(0.010, 0.0005);
+  const DraftAllocation a = allocate_draft_lengths(cs, 2, 1000, t);
+  EXPECT_GT(a.g[0], 0);
+  EXPECT_EQ(a.g[1], 0);
+  // Without the catch-up both draft (alike, up to the last token, whose
+  // worth depends on what the other already drafts).
+  cs[1].start_seconds = 0.0;
+  const DraftAllocation b = allocate_draft_lengths(cs, 2, 1000, t);
+  EXPECT_LE(std::abs(b.g[0] - b.g[1]), 1);
+  EXPECT_GT(b.g[1], 0);
+  // The start cost counts in the predicted seconds once.
+  cs[1].start_seconds = 0.002;
+  const DraftAllocation c = allocate_draft_lengths(cs, 2, 1000, t);
+  if (c.g[1] > 0) {
+    EXPECT_NEAR(c.seconds, (c.g[0] + c.g[1]) * 0.001 + 0.002 + t(2 + c.g[0] + c.g[1]), 1e-12);
+  }
+}
+
 TEST(BatchPolicy, FloorsCapsAndTheRowBudgetHold) {
   std::vector<DraftCandidate> cs = {candidate(0.9, 4), candidate(0.9, 2), candidate(0.9, 0)};
   cs[2].expected = {1.0};
