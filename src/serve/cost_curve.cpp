@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace specula {
 namespace {
@@ -63,56 +64,61 @@ void CostCurve::refit() {
     raw.push_back({static_cast<int32_t>(std::lround(rows)), median(bucket.seconds)});
     weights.push_back(static_cast<double>(bucket.seconds.size()));
   }
-  // Pool adjacent violators: a non-decreasing fit of the medians.
-  std::vector<double> level, weight;
-  std::vector<size_t> size;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    level.push_back(raw[i].seconds);
-    weight.push_back(weights[i]);
-    size.push_back(1);
-    while (level.size() >= 2 && level[level.size() - 2] > level.back()) {
-      const size_t n = level.size();
-      const double w = weight[n - 2] + weight[n - 1];
-      level[n - 2] = (level[n - 2] * weight[n - 2] + level[n - 1] * weight[n - 1]) / w;
-      weight[n - 2] = w;
-      size[n - 2] += size[n - 1];
-      level.pop_back();
-      weight.pop_back();
-      size.pop_back();
+  points_.clear();
+  if (raw.empty()) return;
+  floor_ = raw.front().seconds;
+  for (const Point& p : raw) floor_ = std::min(floor_, p.seconds);
+  floor_ *= 0.1;
+  if (raw.size() == 1) {
+    // The prior shape 1 + f (n - 1) through the one median.
+    const double f = options_.prior_row_fraction;
+    slope_ = raw[0].seconds * f / (1.0 + f * (raw[0].rows - 1));
+    level_ = raw[0].seconds - slope_ * (raw[0].rows - 1);
+    knee_ = 1;
+  } else {
+    // The hinge at each measured row count (and at 0: a line), fitted by
+    // weighted least squares; the best one wins.
+    double best_error = std::numeric_limits<double>::infinity();
+    for (size_t candidate = 0; candidate <= raw.size(); ++candidate) {
+      const int32_t knee = candidate == 0 ? 0 : raw[candidate - 1].rows;
+      double w_sum = 0, x_mean = 0, y_mean = 0;
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const double x = std::max(0, raw[i].rows - knee);
+        w_sum += weights[i];
+        x_mean += weights[i] * x;
+        y_mean += weights[i] * raw[i].seconds;
+      }
+      x_mean /= w_sum;
+      y_mean /= w_sum;
+      double sxx = 0, sxy = 0;
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const double dx = std::max(0, raw[i].rows - knee) - x_mean;
+        sxx += weights[i] * dx * dx;
+        sxy += weights[i] * dx * (raw[i].seconds - y_mean);
+      }
+      const double slope = sxx > 0 ? std::max(0.0, sxy / sxx) : 0.0;
+      const double level = y_mean - slope * x_mean;
+      double error = 0;
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const double fit = level + slope * std::max(0, raw[i].rows - knee);
+        error += weights[i] * (raw[i].seconds - fit) * (raw[i].seconds - fit);
+      }
+      // Ties (exact fits) keep the earliest knee.
+      if (error < best_error * (1.0 - 1e-12)) {
+        best_error = error;
+        level_ = level;
+        slope_ = slope;
+        knee_ = knee;
+      }
     }
   }
-  points_.clear();
-  size_t i = 0;
-  for (size_t block = 0; block < level.size(); ++block) {
-    for (size_t k = 0; k < size[block]; ++k, ++i) points_.push_back({raw[i].rows, level[block]});
-  }
-  // Rounded mean row counts of neighbouring buckets never coincide (their
-  // ranges do not overlap), so the rows stay strictly increasing.
+  for (const Point& p : raw) points_.push_back({p.rows, seconds(p.rows)});
 }
 
 double CostCurve::seconds(int32_t rows) const {
-  if (points_.empty()) return 0.0;
+  if (buckets_.empty() || samples_ == 0) return 0.0;
   rows = std::max(rows, 1);
-  const double f = options_.prior_row_fraction;
-  const Point& first = points_.front();
-  const Point& last = points_.back();
-  if (points_.size() == 1) {
-    // Scale the one measurement by the prior shape 1 + f (n - 1).
-    return first.seconds * (1.0 + f * (rows - 1)) / (1.0 + f * (first.rows - 1));
-  }
-  auto on_segment = [&](const Point& a, const Point& b) {
-    const double slope = std::max(0.0, (b.seconds - a.seconds) / (b.rows - a.rows));
-    return a.seconds + slope * (rows - a.rows);
-  };
-  if (rows <= first.rows) {
-    // Below the measured range: the first segment's slope, never below a
-    // tenth of the first point (a pass is never free).
-    return std::max(on_segment(first, points_[1]), first.seconds * 0.1);
-  }
-  if (rows >= last.rows) return on_segment(points_[points_.size() - 2], last);
-  const auto upper = std::upper_bound(points_.begin(), points_.end(), rows,
-                                      [](int32_t r, const Point& p) { return r < p.rows; });
-  return on_segment(*(upper - 1), *upper);
+  return std::max(floor_, level_ + slope_ * std::max(0, rows - knee_));
 }
 
 }  // namespace specula

@@ -8,11 +8,17 @@
 // Robust by construction: rows fall into buckets (every count up to 16,
 // then four per doubling), each bucket keeps its last few samples and is
 // represented by their median (one preempted pass on a shared machine moves
-// nothing), and the bucket medians are made non-decreasing in rows by
-// weighted isotonic regression (more rows never cost less). Between buckets
-// the curve is piecewise linear; beyond the measured range it continues
-// with the slope of the nearest segment (or a prior fraction of a row's
-// cost when only one bucket is measured).
+// nothing), and one curve of the expected shape is fitted through the
+// bucket medians (weighted by their samples): a hinge,
+//
+//   t(rows) = a + b * max(0, rows - k),   b >= 0,
+//
+// flat up to k rows, then b seconds per row, with k chosen among the
+// measured row counts by least squares. A single global shape matters for
+// the allocator, which prices a row by t(R + 1) - t(R): joining noisy
+// neighbouring medians piece by piece made some rows look free (two
+// buckets pooled to one value) and others dear, while the hinge gives every
+// row past k the slope all the buckets agree on.
 #pragma once
 
 #include <cstddef>
@@ -61,8 +67,12 @@ class CostCurve {
 
   CostCurveOptions options_;
   std::vector<Bucket> buckets_;
-  std::vector<Point> points_;  // the isotonic fit, one per measured bucket
+  std::vector<Point> points_;  // the fit, one per measured bucket
   int64_t samples_ = 0;
+  // The hinge (with one bucket: the prior shape through its median).
+  double level_ = 0, slope_ = 0;
+  int32_t knee_ = 0;
+  double floor_ = 0;  // a tenth of the cheapest median: no pass is free
 };
 
 }  // namespace specula
