@@ -93,8 +93,10 @@ TEST_F(LosslessDepth, SuffixDrafterAtTemperature12WithEveryFilter) {
   expect_fit(drafter, {3, 2}, transform(1.2f, 3, 0.97f, 0.02f), 303);
 }
 
+// self:1 (self:2 agrees with this target ~88% of the time, too often for
+// the fit to see a wrong correction rule).
 TEST_F(LosslessDepth, SelfDrafterAtTemperature15WithMinPAndTopK) {
-  SelfDrafter drafter(target(), 2, 8, nullptr);
+  SelfDrafter drafter(target(), 1, 8, nullptr);
   expect_fit(drafter, {0, 3}, transform(1.5f, 3, 1.0f, 0.15f), 404);
 }
 
