@@ -10,6 +10,7 @@
 //   // result.tokens, result.text, result.stats (acceptance, tokens/s, ...)
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -108,6 +109,10 @@ struct GenerateOptions {
   // prompt and max_new_tokens, capped at the model's training context.
   int32_t n_ctx = 0;
   bool ignore_eos = false;  // keep generating past end-of-generation tokens
+  // When set, generation ends (StopReason::kCancelled) after the token in
+  // which this became true: a signal handler or another thread can stop a
+  // request cleanly, keeping what was generated. Not owned.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateResult {

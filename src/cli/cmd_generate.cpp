@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "cli/field_flags.h"
 #include "cli/online_distill_flags.h"
 #include "cli/prompt_file.h"
+#include "cli/seed_flag.h"
+#include "cli/stop_on_signals.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "gguf/gguf_writer.h"
@@ -224,6 +227,15 @@ void run(GenerateFlags& flags) {
   check_save_path(flags.osd_save, flags.engine.online_distill.enabled);
 
   const std::unique_ptr<Engine> engine = Engine::load(flags.engine);
+  // With --osd-save, SIGINT/SIGTERM end the run after the current token and
+  // the learned draft is still saved: minutes of learning are not lost to
+  // Ctrl-C or a job system's TERM.
+  std::optional<StopOnSignals> stop;
+  if (!flags.osd_save.empty()) {
+    stop.emplace();
+    flags.options.cancel = &g_stop_requested;
+  }
+  const auto stopped = [&] { return stop && stop->stop_requested(); };
   const bool stream = !flags.json;
   const bool text_output = engine->has_tokenizer();
   TokenTextCallback on_token = [&](int32_t token, std::string_view text) {
@@ -241,7 +253,8 @@ void run(GenerateFlags& flags) {
   int64_t total_tokens = 0;
   double total_decode_seconds = 0;
   int64_t total_drafted = 0, total_accepted = 0;
-  for (size_t i = 0; i < count; ++i) {
+  size_t done = 0;
+  for (size_t i = 0; i < count && !stopped(); ++i, ++done) {
     const GenerateResult result =
         prompts.ids.empty() ? engine->generate(prompts.texts[i], flags.options, on_token)
                             : engine->generate_from_tokens(prompts.ids, flags.options, on_token);
@@ -290,6 +303,10 @@ void run(GenerateFlags& flags) {
   }
   if (!flags.osd_save.empty()) {
     engine->save_learned_draft(flags.osd_save);
+    if (stopped()) {
+      fail("interrupted by a signal after ", done, " of ", count,
+           " requests; the learned draft was saved to ", flags.osd_save);
+    }
     if (!flags.quiet) {
       std::fprintf(stderr, "specula: saved the learned draft to %s\n", flags.osd_save.c_str());
     }
@@ -350,6 +367,7 @@ const bool registered = register_command({
                      "Keep tokens at least this fraction as probable as the best; 0 is off")
           ->capture_default_str();
       sub.add_option("--seed", o.seed, "Random seed: the same seed replays the same tokens")
+          ->check(seed_value())
           ->capture_default_str();
       sub.add_option("-t,--threads", flags->engine.n_threads, "Threads; 0 uses every core")
           ->capture_default_str();
@@ -367,7 +385,12 @@ const bool registered = register_command({
                      "With --online-distill: write the learned draft to this GGUF file at the "
                      "end (load it later with --draft)")
           ->group("Online distillation (the draft learns while generating)");
-      sub.callback([flags] {
+      sub.callback([flags, &sub] {
+        if (sub.count("--drafter") > 0 && flags->drafters.empty()) {
+          fail(
+              "--drafter is empty: name the drafters, e.g. --drafter model,lookup, or leave the "
+              "flag out for the default");
+        }
         with_flag_names(kOnlineDistillFlags,
                         [&] { with_flag_names(kGenerateFlags, [&] { run(*flags); }); });
       });

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/command_registry.h"
+#include "cli/fault_handlers.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -34,6 +35,7 @@ const std::vector<Command>& registered_commands() {
 
 int main(int argc, char** argv) {
   using specula::cli::Command;
+  specula::cli::install_fault_handlers();
   CLI::App app{"specula: fast, lossless LLM inference by speculative decoding"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "specula 0.1.0");

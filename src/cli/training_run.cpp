@@ -100,9 +100,21 @@ void save_at_end(const Trainer& trainer, const RunFlags& flags, const DataFlags&
          "; checkpoint saved to ", flags.checkpoint,
          ": run the same command with --resume to continue");
   }
-  trainer.write_model(data.out, output.type, output.vocab, partial_name);
-  fail(output.command, ": interrupted after step ", trainer.steps_done(), "; the ", output.what,
-       " so far is in ", data.out, " (give --checkpoint PATH to be able to resume)");
+  // Never under --out's own name: a script that finds --out takes it as the
+  // finished model.
+  const std::string partial = partial_output_path(data.out);
+  trainer.write_model(partial, output.type, output.vocab, partial_name);
+  fail(output.command, ": interrupted after step ", trainer.steps_done(), " of ",
+       trainer.options().steps, "; the partial ", output.what, " so far is in ", partial, ", not ",
+       data.out, " (give --checkpoint PATH to be able to resume)");
+}
+
+std::string partial_output_path(const std::string& out) {
+  constexpr std::string_view kSuffix = ".gguf";
+  if (out.size() > kSuffix.size() && out.ends_with(kSuffix)) {
+    return out.substr(0, out.size() - kSuffix.size()) + ".partial.gguf";
+  }
+  return out + ".partial.gguf";
 }
 
 }  // namespace specula::cli

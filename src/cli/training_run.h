@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "cli/stop_on_signals.h"
 #include "cli/train_flags.h"
@@ -67,10 +68,15 @@ void run_steps(Trainer& trainer, const RunFlags& flags, const RunOutput& output,
 
 // After the loop: saves the checkpoint (with --checkpoint). When a signal
 // stopped the run, throws Error saying how to go on, having left the
-// model so far in --out, named `partial_name`, when there is no
-// checkpoint to resume from.
+// model so far (general.name `partial_name`) in partial_output_path(--out)
+// when there is no checkpoint to resume from; --out itself is never
+// written by an interrupted run.
 void save_at_end(const Trainer& trainer, const RunFlags& flags, const DataFlags& data,
                  const RunOutput& output, bool stopped, const std::string& partial_name);
+
+// Where an interrupted run without --checkpoint leaves its model:
+// model.gguf -> model.partial.gguf, other names + ".partial.gguf".
+std::string partial_output_path(const std::string& out);
 
 // `run` inside with_flag_names(kTrainFlags), for register_command_with_flags:
 // the training library's errors then name the flags the user typed.

@@ -1,8 +1,12 @@
 // A fixed-size, 64-byte aligned, zero-initialised array for activations and
 // caches. Move-only: copying megabytes should be an explicit decision.
+// Storage comes from calloc, which takes large blocks straight from the
+// kernel as untouched zero pages: a KV cache sized for a long context costs
+// memory only as it fills (a user's -c 200000 is not gigabytes up front).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,12 +21,15 @@ class AlignedBuffer {
 
   AlignedBuffer() = default;
   explicit AlignedBuffer(size_t count) { resize(count); }
-  ~AlignedBuffer() { std::free(data_); }
+  ~AlignedBuffer() { std::free(block_); }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
   AlignedBuffer(AlignedBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+      : block_(std::exchange(other.block_, nullptr)),
+        data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)) {}
   AlignedBuffer& operator=(AlignedBuffer&& other) noexcept {
+    std::swap(block_, other.block_);
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
     return *this;
@@ -30,14 +37,18 @@ class AlignedBuffer {
 
   // Discards the contents; the new storage is zeroed.
   void resize(size_t count) {
-    std::free(data_);
+    std::free(block_);
+    block_ = nullptr;
     data_ = nullptr;
     size_ = 0;
     if (count == 0) return;
+    if (count > (SIZE_MAX - 2 * kAlignment) / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = (count * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
-    data_ = static_cast<T*>(std::aligned_alloc(kAlignment, bytes));
-    if (data_ == nullptr) throw std::bad_alloc();
-    std::memset(static_cast<void*>(data_), 0, bytes);
+    // calloc zeroes (lazily for large blocks); the slack aligns the start.
+    block_ = std::calloc(bytes + kAlignment, 1);
+    if (block_ == nullptr) throw std::bad_alloc();
+    const auto address = reinterpret_cast<uintptr_t>(block_);
+    data_ = reinterpret_cast<T*>((address + kAlignment - 1) / kAlignment * kAlignment);
     size_ = count;
   }
 
@@ -48,6 +59,7 @@ class AlignedBuffer {
   const T& operator[](size_t i) const { return data_[i]; }
 
  private:
+  void* block_ = nullptr;  // from calloc; data_ is its first aligned address
   T* data_ = nullptr;
   size_t size_ = 0;
 };

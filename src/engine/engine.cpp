@@ -3,6 +3,8 @@
 #include "specula/engine.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "core/error.h"
@@ -15,6 +17,15 @@
 #include "tokenizer/tokenizer.h"
 
 namespace specula {
+namespace {
+
+std::string format_gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", bytes / (1024.0 * 1024.0 * 1024.0));
+  return text;
+}
+
+}  // namespace
 
 struct Engine::Impl {
   std::unique_ptr<Model> target;
@@ -50,8 +61,15 @@ struct Engine::Impl {
       return static_cast<int32_t>(std::max<int64_t>(1, std::min(needed, cap)));
     }
     if (n_ctx_train > 0 && options.n_ctx > n_ctx_train) {
+      // llama.cpp warns too; the cache's pages are taken as it fills, so
+      // the size is what a long run can reach, not what is taken now.
+      const ModelConfig& c = target->config();
+      const double kv_bytes = 2.0 * sizeof(float) * c.n_layer * c.n_head_kv * c.head_dim *
+                              static_cast<double>(options.n_ctx);
       log_warn("context size ", options.n_ctx, " exceeds the ", n_ctx_train,
-               " tokens the model was trained for; quality may drop past that");
+               " tokens the model was trained for: quality may drop past that, and the "
+               "target's KV cache grows to ",
+               format_gib(kv_bytes), " GiB as the context fills");
     }
     return options.n_ctx;
   }
@@ -116,6 +134,14 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   }
 
   const int32_t n_vocab = impl.target->config().n_vocab;
+  if (impl.tokenizer && impl.tokenizer->n_vocab() != n_vocab) {
+    // Ids the tokenizer cannot decode would be sampled (or ids the model has
+    // no row for encoded): refuse now, not mid-generation. llama.cpp refuses
+    // such a file too.
+    fail(config.model_path, ": the tokenizer has ", impl.tokenizer->n_vocab(),
+         " tokens (tokenizer.ggml.tokens) but token_embd.weight has ", n_vocab,
+         " rows; the file is inconsistent: convert the model again so that they match");
+  }
   if (impl.tokenizer) {
     for (int32_t id = 0; id < n_vocab; ++id) {
       if (impl.tokenizer->is_end_of_generation(id)) impl.stop_tokens.push_back(id);
@@ -194,7 +220,7 @@ GenerateResult Engine::generate_from_tokens(std::span<const int32_t> prompt_toke
     if (decoder) piece = decoder->push(token);
     result.text += piece;
     if (on_token) on_token(token, piece);
-    return true;
+    return options.cancel == nullptr || !options.cancel->load(std::memory_order_relaxed);
   };
   Speculation speculation = impl.session->speculation();
   if (options.draft_max <= 0) speculation.drafters.clear();

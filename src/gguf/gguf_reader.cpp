@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -96,7 +98,48 @@ class FileDescriptor {
   int fd_;
 };
 
+// The mappings that exist, for mapped_file_at() in a signal handler: fixed
+// storage and lock-free flags only. A file mapped when every slot is taken
+// works; a fault in it is just reported without its name.
+struct MappedFile {
+  std::atomic<int> state{0};  // 0 free, 1 being filled or emptied, 2 in use
+  uintptr_t begin = 0, end = 0;
+  char path[1024];
+};
+MappedFile g_mapped_files[32];
+
+void register_mapping(const void* base, uint64_t size, const std::string& path) {
+  for (MappedFile& slot : g_mapped_files) {
+    int expected = 0;
+    if (!slot.state.compare_exchange_strong(expected, 1)) continue;
+    slot.begin = reinterpret_cast<uintptr_t>(base);
+    slot.end = slot.begin + size;
+    const size_t n = std::min(path.size(), sizeof slot.path - 1);
+    std::memcpy(slot.path, path.data(), n);
+    slot.path[n] = '\0';
+    slot.state.store(2);
+    return;
+  }
+}
+
+void unregister_mapping(const void* base) {
+  for (MappedFile& slot : g_mapped_files) {
+    if (slot.state.load() == 2 && slot.begin == reinterpret_cast<uintptr_t>(base)) {
+      slot.state.store(0);
+      return;
+    }
+  }
+}
+
 }  // namespace
+
+const char* mapped_file_at(const void* address) noexcept {
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  for (const MappedFile& slot : g_mapped_files) {
+    if (slot.state.load() == 2 && at >= slot.begin && at < slot.end) return slot.path;
+  }
+  return nullptr;
+}
 
 std::unique_ptr<GgufReader> GgufReader::open(const std::string& path) {
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -108,9 +151,18 @@ std::unique_ptr<GgufReader> GgufReader::open(const std::string& path) {
     fail(path, ": cannot stat: ", std::strerror(errno));
   }
   if (!S_ISREG(info.st_mode)) {
-    fail(path, ": not a regular file");
+    fail(path, S_ISDIR(info.st_mode) ? " is a folder" : " is not a regular file",
+         ", not a GGUF file: give the path of a .gguf model file");
   }
   if (info.st_size == 0) {
+    // /proc and /sys files report size 0 yet have content; they cannot be
+    // mapped, so say what they are rather than "empty".
+    char byte = 0;
+    if (::read(fd.get(), &byte, 1) == 1) {
+      fail(path,
+           ": the file reports size 0 but has content (a /proc or /sys file?); it cannot be "
+           "memory-mapped, so it is not a GGUF model: give the path of a .gguf file");
+    }
     fail(path, ": the file is empty, not a GGUF file");
   }
 
@@ -124,6 +176,7 @@ std::unique_ptr<GgufReader> GgufReader::open(const std::string& path) {
   }
   reader->base_ = static_cast<const uint8_t*>(mapping);
   reader->size_ = size;
+  register_mapping(mapping, size, path);
   reader->finish_open();
   return reader;
 }
@@ -159,6 +212,7 @@ GgufReader::~GgufReader() {
   if (owns_copy_) {
     ::operator delete(const_cast<uint8_t*>(base_), kCopyAlignment);
   } else {
+    unregister_mapping(base_);
     ::munmap(const_cast<uint8_t*>(base_), size_);
   }
 }

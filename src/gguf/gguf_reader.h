@@ -74,6 +74,12 @@ struct GgufTensorInfo {
   const uint8_t* data = nullptr;  // into the mapping
 };
 
+// The path of the mapped GGUF file that holds `address`, or nullptr when no
+// GgufReader maps it. Async-signal-safe: a SIGBUS handler names the file
+// that was truncated while in use (replace model files by writing a new
+// file and renaming it over the old one; never rewrite one in place).
+const char* mapped_file_at(const void* address) noexcept;
+
 class GgufReader {
  public:
   // Maps and validates `path`. Throws Error on any problem.

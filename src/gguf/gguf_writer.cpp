@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -382,7 +383,47 @@ std::string resolve_output_path(const std::string& path) {
   return target.string();
 }
 
+// The temporary files being written, for remove_unfinished_writes() in a
+// signal handler: fixed storage and lock-free flags only. A write that finds
+// every slot taken still works; only its cleanup on a signal is lost.
+struct PendingWrite {
+  std::atomic<int> state{0};  // 0 free, 1 being filled or emptied, 2 path set
+  char path[4096];
+};
+PendingWrite g_pending_writes[8];
+static_assert(std::atomic<int>::is_always_lock_free, "signal handlers need lock-free flags");
+
+// Registers `temporary` for the lifetime of a write.
+class PendingWriteSlot {
+ public:
+  explicit PendingWriteSlot(const std::string& temporary) {
+    if (temporary.size() >= sizeof g_pending_writes[0].path) return;
+    for (PendingWrite& slot : g_pending_writes) {
+      int expected = 0;
+      if (!slot.state.compare_exchange_strong(expected, 1)) continue;
+      std::memcpy(slot.path, temporary.c_str(), temporary.size() + 1);
+      slot.state.store(2);
+      slot_ = &slot;
+      return;
+    }
+  }
+  ~PendingWriteSlot() {
+    if (slot_ != nullptr) slot_->state.store(0);
+  }
+  PendingWriteSlot(const PendingWriteSlot&) = delete;
+  PendingWriteSlot& operator=(const PendingWriteSlot&) = delete;
+
+ private:
+  PendingWrite* slot_ = nullptr;
+};
+
 }  // namespace
+
+void remove_unfinished_writes() noexcept {
+  for (PendingWrite& slot : g_pending_writes) {
+    if (slot.state.load() == 2) ::unlink(slot.path);
+  }
+}
 
 void check_output_path(const std::string& path) {
   resolve_output_path(path);
@@ -391,12 +432,20 @@ void check_output_path(const std::string& path) {
 void GgufWriter::write(const std::string& requested_path) const {
   const std::string path = resolve_output_path(requested_path);
   const std::string temporary = str_cat(path, ".tmp-", ::getpid());
+  // Registered before the file exists: a signal in between unlinks nothing.
+  const PendingWriteSlot pending(temporary);
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (file == nullptr) {
     fail(path, ": cannot create '", temporary, "': ", std::strerror(errno));
   }
   FileSink sink{file};
-  serialize(sink);
+  try {
+    serialize(sink);
+  } catch (...) {  // out of memory for the header: no temporary file left behind
+    std::fclose(file);
+    std::remove(temporary.c_str());
+    throw;
+  }
   const bool flushed = std::fflush(file) == 0;
   const int saved_errno = errno;
   const bool closed = std::fclose(file) == 0;

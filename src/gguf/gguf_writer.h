@@ -90,6 +90,11 @@ class GgufWriter {
   uint32_t alignment_ = 32;
 };
 
+// Deletes the temporary file of every GgufWriter::write in progress.
+// Async-signal-safe: a SIGINT/SIGTERM handler calls it before the process
+// ends, so that an interrupted save leaves no NAME.tmp-PID behind.
+void remove_unfinished_writes() noexcept;
+
 // Checks, before any long work, that GgufWriter::write(path) can succeed:
 // the folder exists and is writable, and `path` is a regular file or not
 // there yet (a symlink counts as what it points to). Throws Error naming

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/child_process.h"
 #include "cli/cli_runner.h"
 #include "train/cli_train_util.h"
 
@@ -63,6 +64,32 @@ TEST_F(CliTrain, InterruptedRunResumesToTheSameModel) {
   const std::string bytes_b = test::file_contents(dir_.file("resumed.gguf"));
   EXPECT_FALSE(bytes_a.empty());
   EXPECT_TRUE(bytes_a == bytes_b) << "resumed model differs from the uninterrupted one";
+}
+
+// Without --checkpoint, an interrupted run must not leave its partial model
+// under --out's name, where a script would take it as finished (issue 15).
+TEST_F(CliTrain, InterruptedRunWithoutCheckpointWritesAPartialModelNotOut) {
+  const std::string out = dir_.file("model.gguf");
+  testing::ChildProcess child({"train",   "--vocab",     dir_.file("vocab.gguf"),
+                               "--input", corpus_,       "--embd",
+                               "32",      "--layers",    "1",
+                               "--heads", "2",           "--ctx",
+                               "32",      "--seq-len",   "16",
+                               "--batch", "2",           "--steps",
+                               "1000000", "--log-every", "1",
+                               "--type",  "f32",         "-t",
+                               "2",       "--out",       out});
+  ASSERT_GT(child.pid(), 0);
+  ASSERT_TRUE(child.wait_for_output("step 2/1000000", 120)) << child.output();
+  child.signal(SIGINT);
+  EXPECT_EQ(child.finish(120), 1) << child.output();
+  EXPECT_NE(child.output().find("the partial model so far is in " +
+                                dir_.file("model.partial.gguf") + ", not " + out),
+            std::string::npos)
+      << child.output();
+  EXPECT_FALSE(std::filesystem::exists(out)) << "an interrupted run wrote --out";
+  const auto loads = run_cli("generate -m " + dir_.file("model.partial.gguf") + " -n 2 -q 'def'");
+  EXPECT_EQ(loads.exit_code, 0) << loads.output;
 }
 
 TEST_F(CliTrain, InitStartsFromAModelAndChecksItsShape) {
@@ -126,7 +153,9 @@ TEST_F(CliTrain, BadFlagsGiveOneClearError) {
   const auto missing = run_cli("train --vocab " + dir_.file("vocab.gguf") + " --input " +
                                dir_.file("absent.txt") + out);
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.output.find("cannot read the text file"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("cannot read the text file " + dir_.file("absent.txt")),
+            std::string::npos)
+      << missing.output;
 }
 
 }  // namespace
