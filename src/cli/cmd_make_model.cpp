@@ -13,6 +13,7 @@
 
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
+#include "cli/seed_flag.h"
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
 #include "model/make_model.h"
@@ -225,7 +226,7 @@ void add_flags(CLI::App& sub, MakeModelFlags& flags) {
                  "Matrix type: f32, f16 or bf16 (with --pad-from also q8_0, q4_0, q4_k, q5_k, "
                  "q6_k; default there: the target's types)")
       ->capture_default_str();
-  sub.add_option("--seed", m.seed, "Random seed")->capture_default_str();
+  sub.add_option("--seed", m.seed, "Random seed")->check(seed_value())->capture_default_str();
   sub.add_option("--rope-base", m.rope_freq_base, "RoPE frequency base")->capture_default_str();
   sub.add_flag("--tied", m.tied_output, "No output matrix: logits use the token embeddings");
   sub.add_option("--name", m.name, "general.name (default describes the shape)");
