@@ -43,10 +43,12 @@ void expect_clear_error(const CliResult& result, const std::string& words, int c
 }
 
 // `source` copied to `path` with tensor dims replaced (data zeroed) where
-// `new_dims` names them, and metadata values replaced by `set_metadata`.
+// `new_dims` names them, metadata values replaced by `set_metadata`, and a
+// 2-value F32 tensor `extra_tensor` added when not empty.
 void copy_gguf(const std::string& source, const std::string& path,
                const std::map<std::string, std::vector<uint64_t>>& new_dims,
-               const std::function<bool(const GgufKv&, GgufWriter&)>& set_metadata = {}) {
+               const std::function<bool(const GgufKv&, GgufWriter&)>& set_metadata = {},
+               const std::string& extra_tensor = "") {
   const std::unique_ptr<GgufReader> file = GgufReader::open(source);
   GgufWriter writer;
   for (const GgufKv& kv : file->metadata()) {
@@ -63,6 +65,9 @@ void copy_gguf(const std::string& source, const std::string& path,
     uint64_t n = 1;
     for (uint64_t d : it->second) n *= d;
     writer.add_tensor_f32(tensor.name, it->second, std::vector<float>(n, 0.0f));
+  }
+  if (!extra_tensor.empty()) {
+    writer.add_tensor_f32(extra_tensor, std::vector<uint64_t>{2}, std::vector<float>{1, 2});
   }
   writer.write(path);
 }
@@ -142,6 +147,18 @@ TEST_F(BadInput, ATokenizerSmallerThanTheEmbeddingsIsRefusedAtLoad) {
   const CliResult result = run_cli("generate -m " + path + " -n 50 --temp 1 --ignore-eos hi");
   expect_clear_error(result, "the tokenizer has 258 tokens");
   EXPECT_TRUE(contains(result.output, "token_embd.weight has 300 rows")) << result.output;
+}
+
+// A tensor the model does not use, in a model with its own output matrix:
+// it loads, with a warning naming the tensor (issue 15).
+TEST_F(BadInput, AnUnusedTensorIsAWarningNamingIt) {
+  const std::string path = dir_.file("extra.gguf");
+  copy_gguf(model_, path, {}, {}, "blk.0.attn_qkv.weight");
+  const CliResult result = run_cli("generate -m " + path + " -n 2 -q hi");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(
+      contains(result.output, "ignoring tensors no llama model uses: blk.0.attn_qkv.weight"))
+      << result.output;
 }
 
 // -c far past the training context: a warning that states the KV size, and
