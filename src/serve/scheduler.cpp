@@ -563,12 +563,19 @@ void Scheduler::Impl::plan_decoding(std::vector<Slot*>& decoding) {
       if (d && d->seconds_per_token.known())
         c.draft_seconds_per_token = d->seconds_per_token.mean();
       // A batched draft model: a row's cost in the batch now, and the rows
-      // it must catch up on before drafting (what it missed while g was 0).
+      // it must catch up on before drafting (its prompt, what it missed
+      // while g was 0). The catch-up is an investment that lets it draft at
+      // every step left, so this step bears its share: the cost over the
+      // steps the request may still take (at most one per token left).
       const auto* model = dynamic_cast<const SlotModelDrafter*>(
           s->state.setup.drafters[static_cast<size_t>(s->plan_slot)]);
       if (model && draft_row_seconds.known()) {
+        const int64_t left = static_cast<int64_t>(s->state.options().max_new_tokens) -
+                             static_cast<int64_t>(s->state.output.size());
         c.draft_seconds_per_token = draft_row_seconds.mean();
-        c.start_seconds = (model->rows_to_catch_up(s->state.tokens) - 1) * draft_row_seconds.mean();
+        c.start_seconds = (model->rows_to_catch_up(s->state.tokens) - 1) *
+                          draft_row_seconds.mean() /
+                          static_cast<double>(std::max<int64_t>(1, left));
       }
       if (s->plan.probe) c.floor = cap;
     }
