@@ -64,7 +64,7 @@ void expect_identity(const Model& target, const Model* draft, const SchedulerOpt
   Scheduler scheduler(target, draft, &pool, options);
   Collector collector;
   const std::vector<CompletionResult> results = run_all(scheduler, requests, collector);
-  int64_t generated = 0, drafted = 0, accepted = 0;
+  int64_t generated = 0, drafted = 0, accepted = 0, request_steps = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const std::vector<int32_t> alone = testing::decode_alone(target, requests[i], kCtx);
     EXPECT_EQ(results[i].tokens, alone) << "request " << i;
@@ -76,6 +76,7 @@ void expect_identity(const Model& target, const Model* draft, const SchedulerOpt
     EXPECT_GE(results[i].total_seconds, results[i].first_token_seconds);
     generated += static_cast<int64_t>(results[i].tokens.size());
     drafted += results[i].speculation.drafted;
+    for (int64_t n : results[i].speculation.g_steps) request_steps += n;
     accepted += results[i].speculation.accepted;
   }
   const SchedulerMetrics m = scheduler.metrics();
@@ -103,6 +104,19 @@ void expect_identity(const Model& target, const Model* draft, const SchedulerOpt
     EXPECT_EQ(drafted, 0);
   }
   EXPECT_FALSE(m.cost_rows.empty());
+  EXPECT_EQ(m.cost_rows.size(), m.cost_seconds.size());
+  // One time-to-first-token sample per request, one inter-token sample per
+  // later token.
+  EXPECT_EQ(m.ttft_seconds.size(), requests.size());
+  EXPECT_EQ(static_cast<int64_t>(m.inter_token_seconds.size()),
+            generated - static_cast<int64_t>(requests.size()));
+  int64_t sequence_steps = 0;
+  for (int64_t n : m.g_steps) sequence_steps += n;
+  // The batch's draft-length decisions are the requests' own.
+  EXPECT_EQ(sequence_steps, request_steps);
+  if (expect_drafts != Drafts::kNone) {
+    EXPECT_GE(sequence_steps, m.steps / 2);
+  }
   EXPECT_TRUE(scheduler.wait_idle(1.0));
 }
 
