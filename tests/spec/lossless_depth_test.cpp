@@ -24,7 +24,7 @@
 namespace specula {
 namespace {
 
-constexpr int kSamples = 40000;
+constexpr int kSamples = 30000;
 constexpr double kRejectBelow = 1e-4;
 constexpr int32_t kNewTokens = 5;
 constexpr int32_t kDraftMax = 4;
