@@ -87,6 +87,12 @@ Loaded load(const ServeFlags& flags, SchedulerOptions options) {
   if (options.n_ctx == 0) {
     options.n_ctx = config.n_ctx_train > 0 ? std::min(config.n_ctx_train, 4096) : 2048;
   }
+  if (config.n_ctx_train > 0 && options.n_ctx > config.n_ctx_train) {
+    std::fprintf(stderr,
+                 "specula: warning: --ctx %d exceeds the %d tokens the model was trained for; "
+                 "quality may drop past that\n",
+                 options.n_ctx, config.n_ctx_train);
+  }
   if (loaded.tokenizer) {
     for (int32_t id = 0; id < config.n_vocab; ++id) {
       if (loaded.tokenizer->is_end_of_generation(id)) options.stop_tokens.push_back(id);

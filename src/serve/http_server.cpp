@@ -444,6 +444,12 @@ int HttpServer::listen() {
     impl.port = impl.options.port;
   }
   impl.thread = std::thread([&impl] { impl.server.listen_after_bind(); });
+  // httplib's stop() does nothing until the loop runs: wait for it, so that
+  // a stop() right after listen() (a model that fails to load) is not lost.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!impl.server.is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return impl.port;
 }
 

@@ -270,6 +270,12 @@ TEST(ServeCli, BadRequestsNameTheFieldAndTheServerStaysUp) {
   EXPECT_EQ(res->status, 200) << res->body;
 }
 
+TEST(ServeCli, AModelThatFailsToLoadEndsTheServerWithTheReason) {
+  ServeProcess server({"-m", "/nonexistent/target.gguf"});
+  EXPECT_EQ(server.wait_exit(20), 1) << server.log();
+  EXPECT_NE(server.log().find("/nonexistent/target.gguf"), std::string::npos) << server.log();
+}
+
 TEST(ServeCli, SigtermDrainsRequestsInFlightAndExitsZero) {
   ServeProcess server({"-m", kTarget, "-d", kDraft, "--parallel", "4", "-t", "2"});
   ASSERT_GT(server.wait_ready(), 0) << server.log();
