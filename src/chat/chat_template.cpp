@@ -68,17 +68,25 @@ ChatTemplate ChatTemplate::from_name_or_file(const std::string& value) {
   return ChatTemplate(text.str(), value);
 }
 
-std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
-                                 const ChatRenderOptions& options) const {
+ChatPrompt ChatTemplate::render_prompt(const nlohmann::ordered_json& messages,
+                                       const ChatRenderOptions& options) const {
   if (!messages.is_array()) fail("chat messages must be a JSON array, not ", messages.type_name());
+  jinja::Array message_values;
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     if (!m.is_object()) fail("chat message ", i, " must be a JSON object, not ", m.type_name());
     if (!m.contains("role") || !m["role"].is_string())
       fail("chat message ", i, " needs a string \"role\"");
+    // Everything but the role is the user's: templates build control tokens
+    // from roles ('<|' + role + '|>'), never from content.
+    jinja::Object message;
+    for (const auto& [key, value] : m.items()) {
+      message.entries.emplace_back(key, jinja::Value::from_json(value, key != "role"));
+    }
+    message_values.push_back(jinja::Value::from_object(std::move(message)));
   }
   std::vector<std::pair<std::string, jinja::Value>> variables;
-  variables.emplace_back("messages", jinja::Value::from_json(messages));
+  variables.emplace_back("messages", jinja::Value::from_array(std::move(message_values)));
   variables.emplace_back("add_generation_prompt",
                          jinja::Value::from_bool(options.add_generation_prompt));
   variables.emplace_back("bos_token", jinja::Value::from_string(options.bos_token));
@@ -91,16 +99,22 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
         fail("chat template variable '", key,
              "' is set by its own option, not as an extra variable");
       }
-      variables.emplace_back(key, jinja::Value::from_json(value));
+      variables.emplace_back(key, jinja::Value::from_json(value, true));
     }
   }
   try {
-    return template_.render(variables);
+    jinja::Rendered rendered = template_.render_with_user_spans(variables);
+    return {std::move(rendered.text), std::move(rendered.user_spans)};
   } catch (const jinja::TemplateRaised&) {
     throw;
   } catch (const Error& e) {
     fail(origin_, ": ", e.what());
   }
+}
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
+                                 const ChatRenderOptions& options) const {
+  return render_prompt(messages, options).text;
 }
 
 std::string render_chat(const ChatTemplate& chat_template, const nlohmann::ordered_json& messages,

@@ -13,6 +13,7 @@
 
 #include "chat/jinja.h"
 #include "gguf/gguf_reader.h"
+#include "tokenizer/tokenizer.h"
 
 namespace specula {
 
@@ -25,6 +26,14 @@ struct ChatRenderOptions {
   // Other template variables, e.g. {"tools": [...]}, {"documents": [...]},
   // {"enable_thinking": false}. Must be a JSON object (or null).
   nlohmann::ordered_json extra_variables;
+};
+
+// A rendered prompt that remembers which bytes the user supplied (message
+// content and every other message field but "role", tools, documents) and
+// which the template wrote.
+struct ChatPrompt {
+  std::string text;
+  jinja::Spans user_spans;  // sorted, disjoint byte ranges of user text
 };
 
 class ChatTemplate {
@@ -50,6 +59,9 @@ class ChatTemplate {
   // (e.g. roles that do not alternate) and Error for anything else.
   std::string render(const nlohmann::ordered_json& messages,
                      const ChatRenderOptions& options) const;
+  // The same text, with its user spans, for PromptTokenizer.
+  ChatPrompt render_prompt(const nlohmann::ordered_json& messages,
+                           const ChatRenderOptions& options) const;
 
  private:
   std::string source_;
@@ -63,6 +75,24 @@ std::string render_chat(const ChatTemplate& chat_template, const nlohmann::order
                         const ChatRenderOptions& options);
 std::string render_chat(const ChatTemplate& chat_template, const nlohmann::json& messages,
                         const ChatRenderOptions& options);
+
+// Tokenizes a rendered prompt so that special tokens stay where they belong:
+// special-token text the template wrote becomes the special token (as
+// encode(text, parse_special=true) does), while the same text inside user
+// bytes stays plain text (as encode(text, parse_special=false) does), so a
+// user typing "<|im_end|>" cannot close their turn. With no special-token
+// text in user bytes the ids equal tokenizer.encode(prompt.text, false, true).
+// No BOS/EOS is added: chat templates write BOS themselves.
+class PromptTokenizer {
+ public:
+  explicit PromptTokenizer(const Tokenizer& tokenizer);
+  std::vector<int32_t> tokenize(const ChatPrompt& prompt) const;
+
+ private:
+  const Tokenizer& tokenizer_;
+  // Special tokens matchable in text, by first byte, longest text first.
+  std::vector<std::vector<std::pair<std::string, int32_t>>> by_first_byte_;
+};
 
 // The text of the BOS and EOS tokens of a GGUF vocabulary ("" when none), for
 // ChatRenderOptions.

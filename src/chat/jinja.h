@@ -48,6 +48,16 @@ class TemplateRaised : public Error {
 
 struct Program;  // jinja_parser.h
 
+// A rendered template and which of its bytes are user text: the bytes of
+// strings passed in marked as user text (Value::from_json(..., true)) that
+// reached the output, through concatenation, slicing, trim, macros and
+// variables alike (anything else built from user text counts as user text
+// as a whole).
+struct Rendered {
+  std::string text;
+  Spans user_spans;  // sorted, disjoint
+};
+
 class Template {
  public:
   // Parses `source`. Throws Error naming the line and column of a syntax
@@ -61,6 +71,8 @@ class Template {
   // the template calls raise_exception, Error for everything else that
   // goes wrong (with line and column).
   std::string render(const std::vector<std::pair<std::string, Value>>& variables) const;
+  Rendered render_with_user_spans(
+      const std::vector<std::pair<std::string, Value>>& variables) const;
 
   const Limits& limits() const { return limits_; }
 

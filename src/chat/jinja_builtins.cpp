@@ -44,6 +44,11 @@ void Budget::count_iterations(uint64_t n) {
   }
 }
 
+Value key_value(const Object& object, const std::string& key) {
+  Value v = Value::from_string(key);
+  return object.user_keys ? mark_user(std::move(v)) : v;
+}
+
 namespace {
 
 // --- Python str helpers (code points; case mapping is ASCII only) ---------
@@ -375,7 +380,7 @@ Array iterate(const Value& v) {
     case Value::Kind::kObject:
     case Value::Kind::kNamespace: {
       Array keys;
-      for (const auto& entry : v.object->entries) keys.push_back(Value::from_string(entry.first));
+      for (const auto& entry : v.object->entries) keys.push_back(key_value(*v.object, entry.first));
       return keys;
     }
     case Value::Kind::kString: {
@@ -614,7 +619,7 @@ Value apply_filter(std::string_view name, const Value& input, const CallArgs& ar
     if (!input.is_object()) local_fail("items filter needs a mapping, not ", type_name(input));
     Array pairs;
     for (const auto& [key, value] : input.object->entries) {
-      pairs.push_back(Value::from_tuple({Value::from_string(key), value}));
+      pairs.push_back(Value::from_tuple({key_value(*input.object, key), value}));
     }
     return Value::from_array(std::move(pairs));
   }
@@ -622,7 +627,7 @@ Value apply_filter(std::string_view name, const Value& input, const CallArgs& ar
     if (!input.is_object()) local_fail("dictsort filter needs a mapping, not ", type_name(input));
     Array pairs;
     for (const auto& [key, value] : input.object->entries) {
-      pairs.push_back(Value::from_tuple({Value::from_string(key), value}));
+      pairs.push_back(Value::from_tuple({key_value(*input.object, key), value}));
     }
     const Value attribute = Value::from_string("0");
     return Value::from_array(sorted_items(std::move(pairs), false, false, &attribute));
@@ -938,8 +943,8 @@ Value call_method(const Value& object, std::string_view name, const CallArgs& ar
     if (name == "items" || name == "keys" || name == "values") {
       Array out;
       for (const auto& [key, value] : o.entries) {
-        if (name == "items") out.push_back(Value::from_tuple({Value::from_string(key), value}));
-        if (name == "keys") out.push_back(Value::from_string(key));
+        if (name == "items") out.push_back(Value::from_tuple({key_value(o, key), value}));
+        if (name == "keys") out.push_back(key_value(o, key));
         if (name == "values") out.push_back(value);
       }
       return Value::from_array(std::move(out));

@@ -58,6 +58,8 @@ bool is_global_function(std::string_view name);
 int compare(const Value& a, const Value& b);
 // Python's `needle in haystack`.
 bool contains(const Value& haystack, const Value& needle);
+// A dict key as a string Value (user text when the dict is the user's).
+Value key_value(const Object& object, const std::string& key);
 // The items a for loop or a filter sees when iterating `v`.
 Array iterate(const Value& v);
 

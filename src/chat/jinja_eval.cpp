@@ -21,10 +21,10 @@ class Renderer {
  public:
   Renderer(const Program& program, const Limits& limits) : program_(program), budget_{limits} {}
 
-  std::string run(const std::vector<std::pair<std::string, Value>>& variables) {
+  Rendered run(const std::vector<std::pair<std::string, Value>>& variables) {
     frames_.push_back({{}, kNoParent});
     for (const auto& [name, value] : variables) assign(name, value);
-    std::string out;
+    Rendered out;
     outputs_.push_back(&out);
     try {
       const Flow flow = exec_body(program_.body);
@@ -85,13 +85,30 @@ class Renderer {
     size_t saved_;
   };
 
-  void emit(std::string_view text) {
-    std::string& out = *outputs_.back();
-    if (out.size() + text.size() > budget_.limits.max_output_bytes) {
+  // Appends to the innermost output (the template's, a macro's or a set
+  // block's), with `user` the user-text spans of `text`.
+  void emit(std::string_view text, const Spans* user = nullptr) {
+    Rendered& out = *outputs_.back();
+    if (out.text.size() + text.size() > budget_.limits.max_output_bytes) {
       local_fail("the rendered text is over the output limit of ", budget_.limits.max_output_bytes,
                  " bytes");
     }
-    out += text;
+    for (const auto& span : shift_spans(user, out.text.size())) {
+      if (!out.user_spans.empty() && out.user_spans.back().second == span.first) {
+        out.user_spans.back().second = span.second;  // adjacent: one span
+      } else {
+        out.user_spans.push_back(span);
+      }
+    }
+    out.text += text;
+  }
+
+  // str(v) with its user spans: exact for a string, all of it for anything
+  // else that holds user text (a list printed as Python would).
+  static Value as_text(const Value& v) {
+    if (v.is_string()) return v;
+    Value text = Value::from_string(to_str(v));
+    return has_user_text(v) ? mark_user(std::move(text)) : text;
   }
 
   // --- statements -------------------------------------------------------------
@@ -118,8 +135,8 @@ class Renderer {
         emit(s.text);
         return Flow::kNormal;
       case Stmt::Kind::kOutput: {
-        const Value v = eval(*s.expr);
-        emit(to_str(v));
+        const Value v = as_text(eval(*s.expr));
+        emit(v.text, v.user.get());
         return Flow::kNormal;
       }
       case Stmt::Kind::kIf:
@@ -144,7 +161,7 @@ class Renderer {
         return Flow::kNormal;
       }
       case Stmt::Kind::kSetBlock: {
-        assign(s.targets[0], Value::from_string(capture(s.bodies[0])));
+        assign(s.targets[0], capture(s.bodies[0]));
         return Flow::kNormal;
       }
       case Stmt::Kind::kMacro: {
@@ -165,8 +182,8 @@ class Renderer {
     return Flow::kNormal;
   }
 
-  std::string capture(const Body& body) {
-    std::string out;
+  Value capture(const Body& body) {
+    Rendered out;
     outputs_.push_back(&out);
     try {
       const Flow flow = exec_body(body);
@@ -176,7 +193,9 @@ class Renderer {
       if (!outputs_.empty() && outputs_.back() == &out) outputs_.pop_back();
       throw;
     }
-    return out;
+    Value v = Value::from_string(std::move(out.text));
+    v.user = share_spans(std::move(out.user_spans));
+    return v;
   }
 
   void assign_targets(const std::vector<std::string>& targets, const Value& v) {
@@ -312,7 +331,8 @@ class Renderer {
         return call(e);
       case Expr::Kind::kFilter: {
         const Value input = eval(*e.args[0]);
-        return apply_filter(e.name, input, eval_args(e, 1), budget_);
+        CallArgs args = eval_args(e, 1);
+        return keep_user_text(apply_filter(e.name, input, args, budget_), input, args, e.name);
       }
       case Expr::Kind::kTest: {
         const Value subject = eval(*e.args[0]);
@@ -390,7 +410,11 @@ class Renderer {
       const auto pieces = split_codepoints(object.text);
       const int64_t i = normalize_index(raw, pieces.size());
       if (i < 0 || i >= static_cast<int64_t>(pieces.size())) return Value::undefined();
-      return Value::from_string(std::string(pieces[static_cast<size_t>(i)]));
+      const std::string_view piece = pieces[static_cast<size_t>(i)];
+      Value c = Value::from_string(std::string(piece));
+      c.user = share_spans(clip_spans(
+          object.user.get(), static_cast<size_t>(piece.data() - object.text.data()), piece.size()));
+      return c;
     }
     return Value::undefined();
   }
@@ -438,8 +462,18 @@ class Renderer {
         items.push_back((*object.array)[static_cast<size_t>(i)]);
       }
     }
-    return object.is_string() ? Value::from_string(std::move(text))
-                              : Value::from_array(std::move(items));
+    if (!object.is_string()) return Value::from_array(std::move(items));
+    Value sliced = Value::from_string(std::move(text));
+    if (object.user && !sliced.text.empty()) {
+      if (step == 1) {
+        const auto begin =
+            static_cast<size_t>(pieces[static_cast<size_t>(start)].data() - object.text.data());
+        sliced.user = share_spans(clip_spans(object.user.get(), begin, sliced.text.size()));
+      } else {
+        sliced = mark_user(std::move(sliced));
+      }
+    }
+    return sliced;
   }
 
   Value call(const Expr& e) {
@@ -453,7 +487,9 @@ class Renderer {
         if (member && member->kind == Value::Kind::kMacro)
           return call_macro(*member, eval_args(e, 1), e.offset);
       }
-      return call_method(object, callee.name, eval_args(e, 1), budget_);
+      CallArgs args = eval_args(e, 1);
+      return keep_user_text(call_method(object, callee.name, args, budget_), object, args,
+                            callee.name);
     }
     const Value f = eval(callee);
     if (f.kind == Value::Kind::kMacro) return call_macro(f, eval_args(e, 1), e.offset);
@@ -505,7 +541,54 @@ class Renderer {
       }
     }
     (void)offset;
-    return Value::from_string(capture(m.body));
+    return capture(m.body);
+  }
+
+  Value concat(const Value& a, const Value& b) {
+    budget_.check_size(a.text.size() + b.text.size());
+    Value v = Value::from_string(a.text + b.text);
+    if (a.user || b.user) {
+      Spans spans = a.user ? *a.user : Spans{};
+      for (const auto& span : shift_spans(b.user.get(), a.text.size())) spans.push_back(span);
+      v.user = share_spans(std::move(spans));
+    }
+    return v;
+  }
+
+  // A builtin's result keeps track of user text: substrings (trim, strip)
+  // and case changes keep exact spans; any other string made from user text
+  // is user text as a whole, and so are the new strings of a list it returns
+  // (split). Values passed through unchanged carry their own spans.
+  static Value keep_user_text(Value result, const Value& input, const CallArgs& args,
+                              std::string_view name) {
+    if (result.user) return result;
+    bool args_user = false;
+    for (const Value& v : args.positional) args_user = args_user || has_user_text(v);
+    for (const auto& kv : args.keyword) args_user = args_user || has_user_text(kv.second);
+    if (!args_user && !has_user_text(input)) return result;
+    if (result.is_string()) {
+      if (input.is_string() && !args_user) {
+        if (name == "trim" || name == "strip" || name == "lstrip" || name == "rstrip") {
+          const size_t begin = input.text.find(result.text);  // the first match is the kept part
+          result.user = share_spans(clip_spans(input.user.get(), begin, result.text.size()));
+          return result;
+        }
+        if (name == "upper" || name == "lower" || name == "capitalize" || name == "title" ||
+            name == "safe" || name == "string") {
+          result.user = input.user;  // ASCII case mapping keeps every byte in place
+          return result;
+        }
+      }
+      return mark_user(std::move(result));
+    }
+    if (result.is_array() && !result.is_tuple) {
+      Array items = *result.array;
+      for (Value& item : items) {
+        if (item.is_string() && !item.user) item = mark_user(std::move(item));
+      }
+      return Value::from_array(std::move(items));
+    }
+    return result;
   }
 
   static bool checked_int(int64_t a, int64_t b, const std::string& op, int64_t* out) {
@@ -527,9 +610,7 @@ class Renderer {
     const Value a = eval(*e.args[0]);
     const Value b = eval(*e.args[1]);
     if (op == "~") {
-      std::string s = to_str(a) + to_str(b);
-      budget_.check_size(s.size());
-      return Value::from_string(std::move(s));
+      return concat(as_text(a), as_text(b));
     }
     if (a.is_undefined()) undefined_error(a);
     if (b.is_undefined()) undefined_error(b);
@@ -548,8 +629,7 @@ class Renderer {
       }
       if (numbers) return Value::from_float(op == "+" ? fa + fb : op == "-" ? fa - fb : fa * fb);
       if (op == "+" && a.is_string() && b.is_string()) {
-        budget_.check_size(a.text.size() + b.text.size());
-        return Value::from_string(a.text + b.text);
+        return concat(a, b);
       }
       if (op == "+" && a.is_array() && b.is_array()) {
         budget_.check_size(a.array->size() + b.array->size());
@@ -620,7 +700,7 @@ class Renderer {
   Budget budget_;
   std::vector<Frame> frames_;
   size_t current_ = 0;
-  std::vector<std::string*> outputs_;
+  std::vector<Rendered*> outputs_;
   int call_depth_ = 0;
 };
 
@@ -633,6 +713,11 @@ Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;
 
 std::string Template::render(const std::vector<std::pair<std::string, Value>>& variables) const {
+  return Renderer(*program_, limits_).run(variables).text;
+}
+
+Rendered Template::render_with_user_spans(
+    const std::vector<std::pair<std::string, Value>>& variables) const {
   return Renderer(*program_, limits_).run(variables);
 }
 

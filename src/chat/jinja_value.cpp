@@ -79,7 +79,48 @@ Value Value::from_object(Object o) {
   return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& json) {
+Value mark_user(Value v) {
+  if (v.is_string() && !v.text.empty()) v.user = share_spans({{0, v.text.size()}});
+  return v;
+}
+
+bool has_user_text(const Value& v) {
+  if (v.is_string()) return v.user != nullptr;
+  if (v.kind == Value::Kind::kArray) {
+    for (const Value& item : *v.array) {
+      if (has_user_text(item)) return true;
+    }
+  } else if (v.kind == Value::Kind::kObject || v.kind == Value::Kind::kNamespace) {
+    for (const auto& entry : v.object->entries) {
+      if (has_user_text(entry.second)) return true;
+    }
+  }
+  return false;
+}
+
+Spans shift_spans(const Spans* spans, size_t offset) {
+  Spans out;
+  if (spans == nullptr) return out;
+  for (const auto& [b, e] : *spans) out.emplace_back(b + offset, e + offset);
+  return out;
+}
+
+Spans clip_spans(const Spans* spans, size_t begin, size_t size) {
+  Spans out;
+  if (spans == nullptr) return out;
+  for (const auto& [b, e] : *spans) {
+    const size_t lo = std::max(b, begin), hi = std::min(e, begin + size);
+    if (lo < hi) out.emplace_back(lo - begin, hi - begin);
+  }
+  return out;
+}
+
+std::shared_ptr<const Spans> share_spans(Spans spans) {
+  if (spans.empty()) return nullptr;
+  return std::make_shared<const Spans>(std::move(spans));
+}
+
+Value Value::from_json(const nlohmann::ordered_json& json, bool user) {
   switch (json.type()) {
     case nlohmann::ordered_json::value_t::null:
       return none();
@@ -95,17 +136,20 @@ Value Value::from_json(const nlohmann::ordered_json& json) {
     case nlohmann::ordered_json::value_t::number_float:
       return from_float(json.get<double>());
     case nlohmann::ordered_json::value_t::string:
-      return from_string(json.get<std::string>());
+      return user ? mark_user(from_string(json.get<std::string>()))
+                  : from_string(json.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       Array items;
       items.reserve(json.size());
-      for (const auto& item : json) items.push_back(from_json(item));
+      for (const auto& item : json) items.push_back(from_json(item, user));
       return from_array(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Object o;
+      o.user_keys = user;
       o.entries.reserve(json.size());
-      for (const auto& [key, item] : json.items()) o.entries.emplace_back(key, from_json(item));
+      for (const auto& [key, item] : json.items())
+        o.entries.emplace_back(key, from_json(item, user));
       return from_object(std::move(o));
     }
     default:

@@ -19,11 +19,16 @@ namespace specula::jinja {
 struct Value;
 struct MacroDefinition;  // jinja_ast.h
 using Array = std::vector<Value>;
+// Byte ranges [first, second) of a string that came from the user (message
+// content, tool definitions) rather than from the template: the rendered
+// prompt keeps them so that text a user typed never becomes a control token.
+using Spans = std::vector<std::pair<size_t, size_t>>;
 
 // A dict: string keys in insertion order (Python dicts keep it; tojson and
 // items() show it).
 struct Object {
   std::vector<std::pair<std::string, Value>> entries;
+  bool user_keys = false;  // the keys are user text too (a user-supplied dict)
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);  // replaces an existing key in place
 };
@@ -53,8 +58,9 @@ struct Value {
   std::shared_ptr<const Array> array;
   std::shared_ptr<Object> object;  // kObject (read-only by convention) and kNamespace
   std::shared_ptr<const MacroDefinition> macro;
-  bool is_loop = false;   // a for loop's `loop` object (has cycle())
-  bool is_tuple = false;  // a kArray that Python holds as a tuple: prints as (a, b)
+  std::shared_ptr<const Spans> user;  // kString: its user-supplied bytes (null: none)
+  bool is_loop = false;               // a for loop's `loop` object (has cycle())
+  bool is_tuple = false;              // a kArray that Python holds as a tuple: prints as (a, b)
 
   static Value undefined(std::string name = {});
   static Value none();
@@ -65,7 +71,8 @@ struct Value {
   static Value from_array(Array items);
   static Value from_tuple(Array items);
   static Value from_object(Object o);
-  static Value from_json(const nlohmann::ordered_json& json);
+  // `user`: every string in it is user text (see Spans).
+  static Value from_json(const nlohmann::ordered_json& json, bool user = false);
 
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_none() const { return kind == Kind::kNone; }
@@ -77,6 +84,16 @@ struct Value {
   bool is_object() const { return kind == Kind::kObject || kind == Kind::kNamespace; }
   const Array& items() const { return *array; }
 };
+
+// The same Value with all of its string bytes marked as user text.
+Value mark_user(Value v);
+// True when `v` or anything inside it holds user text.
+bool has_user_text(const Value& v);
+// `spans` moved by `offset`, or cut to [begin, begin + size) and made
+// relative to `begin`.
+Spans shift_spans(const Spans* spans, size_t offset);
+Spans clip_spans(const Spans* spans, size_t begin, size_t size);
+std::shared_ptr<const Spans> share_spans(Spans spans);  // null when empty
 
 // Python truthiness.
 bool truthy(const Value& v);
