@@ -270,9 +270,9 @@ TEST(HttpServer, ModelsTokenizeDetokenizeMetrics) {
 
 TEST(HttpServer, FullQueueIs429WithRetryAfter) {
   // One slot, one waiting place, slow steps: the third request is refused.
-  Served s({}, 1, 1, 0.05);
+  Served s({}, 1, 1, 0.1);  // the first holds the slot for 6 s
   RawConnection first(s.port), second(s.port);
-  first.post("/v1/completions", R"({"prompt": "a", "max_tokens": 40, "stream": true})");
+  first.post("/v1/completions", R"({"prompt": "a", "max_tokens": 60, "stream": true})");
   ASSERT_TRUE(first.read_until("data: "));
   second.post("/v1/completions", R"({"prompt": "a", "max_tokens": 40, "stream": true})");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
