@@ -184,6 +184,8 @@ void register_all() {
       benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
           ->ArgName("M")
           ->Arg(1)
+          ->Arg(2)
+          ->Arg(4)
           ->Arg(8)
           ->Arg(16)
           ->UseRealTime()

@@ -38,7 +38,10 @@ SimdTarget simd_target_by_name(const std::string& name);
 // prefetchers lose pace over several interleaved streams that end at every
 // 4 KB page; measured 1.3-1.4x more bytes per second there); 4 = four rows
 // side by side (the kernel measured at the read-bandwidth limit on Intel
-// Sapphire Rapids). Default: 4 on Intel CPUs, 1 on others. Outputs are
+// Sapphire Rapids). With 1, a batch of 2 activation rows of up to 2048
+// values also streams one weight row at a time for both (not the blocked
+// tiles of larger batches).
+// Default: 4 on Intel CPUs, 1 on others. Outputs are
 // bit-identical either way. Not thread-safe: set while no matmul runs.
 void simd_set_float_decode_rows(int rows);  // 1 or 4; throws Error otherwise
 int simd_float_decode_rows();
