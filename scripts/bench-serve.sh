@@ -278,6 +278,8 @@ for m in "${model_list[@]}"; do
     warmup=1
     for c in "${levels[@]}"; do
       run_cell "$key" "$url" "$c" "$warmup" "$runs/load-$m-$engine-$mode-c$c.json"
+      kill -0 "$server_pid" 2>/dev/null ||
+        die "$engine ($mode) exited during the run at concurrency $c: $(tail -5 "$runs/server-$m-$engine-$mode.log")"
       warmup=0
     done
     stop_server
