@@ -154,6 +154,9 @@ class Renderer {
             local_fail("cannot assign attribute '", s.attribute, "' on '", s.targets[0],
                        "': only namespace() objects can be assigned to");
           }
+          // A namespace holding namespaces could be chained without bound
+          // (or hold itself); no chat template needs one.
+          if (contains_namespace(v)) local_fail("a namespace attribute cannot hold a namespace");
           target->object->set(s.attribute, std::move(v));
         } else {
           assign_targets(s.targets, v);

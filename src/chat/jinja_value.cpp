@@ -10,6 +10,28 @@
 
 namespace specula::jinja {
 
+namespace {
+
+// Values can nest deeply (a template may wrap a list in a list in a loop)
+// or even hold themselves (a namespace assigned into itself): every walk
+// over a value goes through this guard instead of recursing without end.
+constexpr int kMaxValueDepth = 256;
+thread_local int value_depth = 0;
+
+struct DepthGuard {
+  DepthGuard() {
+    if (++value_depth > kMaxValueDepth) {
+      --value_depth;
+      fail("a value nested more than ", kMaxValueDepth, " levels deep (or containing itself)");
+    }
+  }
+  ~DepthGuard() { --value_depth; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+};
+
+}  // namespace
+
 const Value* Object::find(std::string_view key) const {
   for (const auto& [k, v] : entries) {
     if (k == key) return &v;
@@ -61,8 +83,16 @@ Value Value::from_string(std::string s) {
   v.text = std::move(s);
   return v;
 }
+static uint16_t nesting_of(const Array& items) {
+  uint16_t deepest = 0;
+  for (const Value& item : items) deepest = std::max(deepest, item.nesting);
+  if (deepest >= kMaxValueDepth) fail("a value nested more than ", kMaxValueDepth, " levels deep");
+  return static_cast<uint16_t>(deepest + 1);
+}
+
 Value Value::from_array(Array items) {
   Value v;
+  v.nesting = nesting_of(items);
   v.kind = Kind::kArray;
   v.array = std::make_shared<const Array>(std::move(items));
   return v;
@@ -74,6 +104,10 @@ Value Value::from_tuple(Array items) {
 }
 Value Value::from_object(Object o) {
   Value v;
+  uint16_t deepest = 0;
+  for (const auto& entry : o.entries) deepest = std::max(deepest, entry.second.nesting);
+  if (deepest >= kMaxValueDepth) fail("a value nested more than ", kMaxValueDepth, " levels deep");
+  v.nesting = static_cast<uint16_t>(deepest + 1);
   v.kind = Kind::kObject;
   v.object = std::make_shared<Object>(std::move(o));
   return v;
@@ -84,8 +118,25 @@ Value mark_user(Value v) {
   return v;
 }
 
+bool contains_namespace(const Value& v) {
+  if (v.kind == Value::Kind::kNamespace) return true;
+  if (v.kind == Value::Kind::kArray) {
+    const DepthGuard guard;
+    for (const Value& item : *v.array) {
+      if (contains_namespace(item)) return true;
+    }
+  } else if (v.kind == Value::Kind::kObject) {
+    const DepthGuard guard;
+    for (const auto& entry : v.object->entries) {
+      if (contains_namespace(entry.second)) return true;
+    }
+  }
+  return false;
+}
+
 bool has_user_text(const Value& v) {
   if (v.is_string()) return v.user != nullptr;
+  const DepthGuard guard;
   if (v.kind == Value::Kind::kArray) {
     for (const Value& item : *v.array) {
       if (has_user_text(item)) return true;
@@ -121,6 +172,7 @@ std::shared_ptr<const Spans> share_spans(Spans spans) {
 }
 
 Value Value::from_json(const nlohmann::ordered_json& json, bool user) {
+  const DepthGuard guard;
   switch (json.type()) {
     case nlohmann::ordered_json::value_t::null:
       return none();
@@ -262,6 +314,7 @@ static void append_repr(std::string& out, const Value& v) {
 }
 
 std::string to_str(const Value& v) {
+  const DepthGuard guard;
   switch (v.kind) {
     case Value::Kind::kUndefined:
       return "";
@@ -318,6 +371,7 @@ static double number_of(const Value& v) {
 }
 
 bool equal(const Value& a, const Value& b) {
+  const DepthGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.kind != Value::Kind::kFloat && b.kind != Value::Kind::kFloat) {
       const int64_t x = a.kind == Value::Kind::kBool ? a.boolean : a.integer;
@@ -421,6 +475,7 @@ static void append_json_string(std::string& out, std::string_view s) {
 }
 
 static void append_json(std::string& out, const Value& v, int indent, int depth) {
+  const DepthGuard guard;
   const auto newline = [&](int level) {
     out += '\n';
     out.append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');

@@ -59,8 +59,11 @@ struct Value {
   std::shared_ptr<Object> object;  // kObject (read-only by convention) and kNamespace
   std::shared_ptr<const MacroDefinition> macro;
   std::shared_ptr<const Spans> user;  // kString: its user-supplied bytes (null: none)
-  bool is_loop = false;               // a for loop's `loop` object (has cycle())
-  bool is_tuple = false;              // a kArray that Python holds as a tuple: prints as (a, b)
+  // kArray/kObject: levels of lists and dicts inside (bounded, so that no
+  // walk over a value, not even its destructor, recurses without end).
+  uint16_t nesting = 0;
+  bool is_loop = false;   // a for loop's `loop` object (has cycle())
+  bool is_tuple = false;  // a kArray that Python holds as a tuple: prints as (a, b)
 
   static Value undefined(std::string name = {});
   static Value none();
@@ -87,6 +90,8 @@ struct Value {
 
 // The same Value with all of its string bytes marked as user text.
 Value mark_user(Value v);
+// True when `v` is or holds a namespace() object.
+bool contains_namespace(const Value& v);
 // True when `v` or anything inside it holds user text.
 bool has_user_text(const Value& v);
 // `spans` moved by `offset`, or cut to [begin, begin + size) and made

@@ -165,6 +165,18 @@ TEST(Jinja, LimitsStopRunawayTemplates) {
             std::string::npos);  // plain text
   EXPECT_NE(error_of(std::string(5000, '-').insert(0, "{{ 1 ") + " 1 }}").find("nesting"),
             std::string::npos);
+  // Values nested without end, or holding themselves, are refused.
+  EXPECT_NE(
+      error_of("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+               "{% endfor %}{{ ns.x }}")
+          .find("nested more than 256 levels"),
+      std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.self = ns %}{{ ns }}")
+                .find("cannot hold a namespace"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of("{% set ns = namespace() %}{% set ns.l = [ns] %}").find("cannot hold a namespace"),
+      std::string::npos);
   // Integers stay in range instead of wrapping.
   EXPECT_NE(error_of("{{ 9223372036854775807 + 1 }}").find("overflow"), std::string::npos);
   EXPECT_NE(error_of("{{ 2 ** 100 }}").find("overflow"), std::string::npos);
