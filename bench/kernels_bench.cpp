@@ -203,6 +203,10 @@ int main(int argc, char** argv) {
   if (const char* rows = std::getenv("SPECULA_BENCH_DECODE_ROWS")) {
     specula::simd_set_float_decode_rows(std::atoi(rows));
   }
+  // SPECULA_BENCH_INT_PREFETCH=0 or 1: simd_set_int_row_prefetch.
+  if (const char* on = std::getenv("SPECULA_BENCH_INT_PREFETCH")) {
+    specula::simd_set_int_row_prefetch(std::atoi(on) != 0);
+  }
   specula::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

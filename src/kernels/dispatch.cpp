@@ -55,6 +55,11 @@ int& float_decode_rows() {
   return rows;
 }
 
+bool& int_row_prefetch() {
+  static bool on = default_float_decode_rows() == 4;  // Intel
+  return on;
+}
+
 }  // namespace
 
 void simd_set_float_decode_rows(int rows) {
@@ -64,6 +69,14 @@ void simd_set_float_decode_rows(int rows) {
 
 int simd_float_decode_rows() {
   return float_decode_rows();
+}
+
+void simd_set_int_row_prefetch(bool on) {
+  int_row_prefetch() = on;
+}
+
+bool simd_int_row_prefetch() {
+  return int_row_prefetch();
 }
 
 SimdTarget simd_target_by_name(const std::string& name) {

@@ -46,6 +46,7 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
   job.y = y;
   job.x = x;
   job.decode_rows = simd ? simd_float_decode_rows() : 1;
+  job.prefetch_next_row = simd_int_row_prefetch();
   if (uses_half_activations(w.type, w.n_in)) {
     thread_local HalfActivationScratch scratch;
     const auto values = static_cast<size_t>(m * w.n_in);

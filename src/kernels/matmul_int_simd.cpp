@@ -214,7 +214,7 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = job.weights + r * row_bytes;
     const uint8_t* next = row + row_bytes;
-    const bool prefetch = r + 1 < row_end;
+    const bool prefetch = (job.prefetch_next_row || job.m > 1) && r + 1 < row_end;
     __m512 acc[MT];
     for (int i = 0; i < MT; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < n_groups; ++g) {

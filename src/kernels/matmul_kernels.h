@@ -35,6 +35,9 @@ struct MatmulJob {
 
   // Float weights, m = 1: weight rows side by side (simd_float_decode_rows).
   int decode_rows = 1;
+  // Integer weights, m = 1 on AVX3_DL: prefetch the next weight row
+  // (simd_int_row_prefetch; m > 1 always does).
+  bool prefetch_next_row = true;
 
   // Integer-dot weight types: the prepared activations (quant_decode.h).
   ActivationRows acts;

@@ -377,6 +377,26 @@ TEST(Matmul, NonFiniteActivationsGiveNonFiniteOutputs) {
   }
 }
 
+TEST(Matmul, IntRowPrefetchSettingKeepsOutputs) {
+  const bool saved = simd_int_row_prefetch();
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K}) {
+    const Problem p = make_problem(type, long_n_in(type), 37, 3, 5);
+    std::vector<float> on(static_cast<size_t>(p.m * p.n_out)), off(on.size()), ref(on.size());
+    simd_set_int_row_prefetch(true);
+    EXPECT_TRUE(simd_int_row_prefetch());
+    matmul(p.matrix(), p.x.data(), p.m, on.data(), nullptr);
+    simd_set_int_row_prefetch(false);
+    EXPECT_FALSE(simd_int_row_prefetch());
+    matmul(p.matrix(), p.x.data(), p.m, off.data(), nullptr);
+    EXPECT_EQ(on, off) << dtype_name(type);
+    matmul_scalar(p.matrix(), p.x.data(), p.m, ref.data());
+    for (size_t at = 0; at < ref.size(); ++at) {
+      EXPECT_NEAR(off[at], ref[at], 1e-3 * (std::fabs(ref[at]) + 1.0)) << dtype_name(type);
+    }
+  }
+  simd_set_int_row_prefetch(saved);
+}
+
 TEST(Matmul, FloatDecodeRowsSetting) {
   const int saved = simd_float_decode_rows();
   EXPECT_THROW(simd_set_float_decode_rows(3), Error);
