@@ -63,7 +63,9 @@ struct HttpServer::Impl {
   httplib::Server server;
   std::thread thread;
   int port = 0;
-  HttpCounters counters;
+  // Shared with the scheduler's callbacks, which may outlive the server
+  // (a backend destroyed after it ends its last requests then).
+  std::shared_ptr<HttpCounters> counters = std::make_shared<HttpCounters>();
   const int64_t started = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
@@ -133,7 +135,7 @@ struct HttpServer::Impl {
         }
         handler(req, res);
       } catch (const ApiError& e) {
-        if (e.status >= 400 && e.status < 500 && e.status != 401) ++counters.rejected_invalid;
+        if (e.status >= 400 && e.status < 500 && e.status != 401) ++counters->rejected_invalid;
         answer_error(res, e);
       } catch (const std::exception& e) {
         answer_error(res,
@@ -176,7 +178,7 @@ void HttpServer::Impl::install_routes() {
              }));
   server.Get("/metrics", route([this](const httplib::Request&, httplib::Response& res) {
                const ServedModel m = ready_model();
-               res.set_content(prometheus_text(m.backend->metrics(), counters),
+               res.set_content(prometheus_text(m.backend->metrics(), *counters),
                                "text/plain; version=0.0.4");
              }));
   server.Post("/v1/completions", route([this](const httplib::Request& req, httplib::Response& res) {
@@ -208,7 +210,7 @@ void HttpServer::Impl::install_routes() {
                        std::to_string(options.max_body_bytes) + " bytes (the server's --max-body)",
                    "", "invalid_request_error", "body_too_large");
     }
-    ++counters.rejected_invalid;
+    ++counters->rejected_invalid;
     answer_error(res, error);
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -265,7 +267,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   state->submitted = Clock::now();
 
   // On the scheduler's thread: decode, match stop strings, queue the text.
-  OnToken on_token = [this, state, return_tokens](int32_t token) {
+  OnToken on_token = [counters = counters, state, return_tokens](int32_t token) {
     if (state->client_gone.load()) return false;
     const Clock::time_point now = Clock::now();
     std::string text;
@@ -273,10 +275,10 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     {
       std::lock_guard lock(state->mutex);
       if (state->tokens == 0) {
-        counters.time_to_first_token.observe(
+        counters->time_to_first_token.observe(
             std::chrono::duration<double>(now - state->submitted).count());
       } else {
-        counters.inter_token.observe(
+        counters->inter_token.observe(
             std::chrono::duration<double>(now - state->last_token).count());
       }
       state->last_token = now;
@@ -287,7 +289,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     state->changed.notify_all();
     return !state->stop.stopped();
   };
-  OnDone on_done = [this, state](CompletionResult result) {
+  OnDone on_done = [counters = counters, state](CompletionResult result) {
     std::string text;
     if (state->decoder && !state->stop.stopped()) {
       text = state->stop.push(state->decoder->flush());
@@ -296,8 +298,8 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     if (state->stop.stopped() && result.finish != FinishReason::kCancelled) {
       result.finish = FinishReason::kStop;
     }
-    counters.finished[static_cast<size_t>(result.finish)]++;
-    counters.request_latency.observe(seconds_since(state->submitted));
+    counters->finished[static_cast<size_t>(result.finish)]++;
+    counters->request_latency.observe(seconds_since(state->submitted));
     {
       std::lock_guard lock(state->mutex);
       state->pending_text += text;
@@ -323,7 +325,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
       throw ApiError(503, "the server is shutting down: send the request to another server", "",
                      "unavailable_error", "draining");
     }
-    ++counters.rejected_queue_full;
+    ++counters->rejected_queue_full;
     res.set_header("Retry-After", std::to_string(options.retry_after_seconds));
     throw ApiError(429, "the server is at capacity (its wait queue is full): retry later", "",
                    "rate_limit_error", "queue_full");
@@ -479,7 +481,7 @@ void HttpServer::stop() {
 }
 
 const HttpCounters& HttpServer::counters() const {
-  return impl_->counters;
+  return *impl_->counters;
 }
 
 }  // namespace specula

@@ -38,6 +38,8 @@ struct ServedModel {
   int32_t n_ctx = 0;  // tokens per request (prompt + completion)
   int32_t n_vocab = 0;
   const Tokenizer* tokenizer = nullptr;  // null: prompts as token ids only, no text
+  // The backend may outlive the server (its callbacks hold no pointer to
+  // it), but the tokenizer must outlive the backend's last on_done.
   CompletionBackend* backend = nullptr;
 };
 
