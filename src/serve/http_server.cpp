@@ -401,8 +401,8 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
         }
         if (out.empty()) out = kSseKeepAlive;
         if (!sink.write(out.data(), out.size())) {
+          cancel(*state);  // first: the scheduler then counts it cancelled
           state->client_gone.store(true);
-          cancel(*state);
           return false;
         }
         if (done) sink.done();
@@ -410,8 +410,8 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
       },
       [this, state](bool success) {
         if (!success || !state->done) {
+          cancel(*state);  // first: the scheduler then counts it cancelled
           state->client_gone.store(true);
-          cancel(*state);
         }
         leave();
       });

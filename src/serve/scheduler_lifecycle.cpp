@@ -80,6 +80,13 @@ void Scheduler::Impl::admit(Request& request, Slot& slot) {
 void Scheduler::Impl::finish(Slot& slot, const std::string& error) {
   const Clock::time_point now = Clock::now();
   Request& request = *slot.request;
+  {
+    // A cancel that arrived while on_token was refusing the same request
+    // (the HTTP layer cancels, then refuses tokens, when its client hangs
+    // up) makes it cancelled, not stopped.
+    std::lock_guard<std::mutex> lock(mutex);
+    if (cancels.erase(request.id) > 0) slot.cancelled = true;
+  }
   GenerationOutput output = finish_sequence(slot.state, seconds_between(slot.started, now));
   CompletionResult result;
   result.tokens = std::move(output.tokens);

@@ -225,7 +225,9 @@ TEST(ServeCli, ClientThatHangsUpFreesItsSlotWithinTwoSeconds) {
   ServeProcess server({"-m", kTarget, "--parallel", "2", "-t", "2", "--policy", "plain"});
   ASSERT_GT(server.wait_ready(), 0) << server.log();
   testing::RawConnection c(server.port());
-  c.post("/v1/completions", R"({"prompt": "import", "max_tokens": 1000, "stream": true})");
+  // ignore_eos: an end-of-text token must not finish it before the hang-up.
+  c.post("/v1/completions",
+         R"({"prompt": "import", "max_tokens": 1000, "stream": true, "ignore_eos": true})");
   ASSERT_TRUE(c.read_until("data: ")) << c.received();
   EXPECT_EQ(running(server), 1);
   c.close();
