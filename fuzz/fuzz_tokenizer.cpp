@@ -8,8 +8,9 @@
 // sanitize(decode(ids)) when the ids start with BOS and sanitize(the pieces
 // one after another) otherwise (a continuation keeps its spaces);
 // decode(encode(text)) == text where the tokenizer promises it (without
-// parse_special; SPM without U+2581, StarCoder without the bytes it has no
-// token for); out-of-range ids throw specula::Error.
+// parse_special; SPM without U+2581 and without special tokens in the ids,
+// StarCoder without the bytes it has no token for); out-of-range ids throw
+// specula::Error.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -132,7 +133,13 @@ void fuzz_text(const Vocab& v, std::string_view text, bool add_special, bool par
   if (streamed(t, ids, v) != expected_stream(t, ids, decoded)) {
     violated(v, "streaming decode differs from what decode and the pieces give", text);
   }
-  if (!parse_special && promises_round_trip(v, text) && decoded != text) {
+  // SPM puts a space in front of text that follows a special token, as
+  // llama.cpp does (phi-3 matches its user-defined tokens, "</s>" among
+  // them, even without parse_special): no round trip then.
+  bool has_special = false;
+  for (int32_t id : ids) has_special = has_special || t.is_special(id);
+  if (!parse_special && !(has_special && t.add_space_prefix()) && promises_round_trip(v, text) &&
+      decoded != text) {
     violated(v, "decode(encode(text)) != text", text);
   }
 }
