@@ -1,7 +1,9 @@
 // libFuzzer harness: chat templates (src/chat's sandboxed Jinja interpreter).
 //
 // Input: byte 0 picks the mode, the rest is
-//   0: a template source, rendered over a fixed conversation;
+//   0: a template source, rendered over a fixed conversation (also through
+//      fuzz_render_template of jinja_fuzz_target.h, which checks the user
+//      spans);
 //   1: a messages JSON array, rendered with every built-in template;
 //   2: a template source, a 0 byte, then a messages JSON array.
 // The interpreter runs with small limits (so a hostile template ends quickly
@@ -17,6 +19,7 @@
 
 #include "chat/chat_template.h"
 #include "core/error.h"
+#include "jinja_fuzz_target.h"
 
 namespace {
 
@@ -79,6 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   switch (data[0] % 3) {
     case 0:
       fuzz_template(rest, fixed_conversation());
+      // The chat part's own entry point: render_prompt, user spans checked.
+      specula::fuzz_render_template(rest);
       break;
     case 1: {
       const ordered_json messages = ordered_json::parse(rest, nullptr, false);
