@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "chat/chat_template.h"
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
 #include "cli/stop_on_signals.h"
@@ -42,6 +43,7 @@ struct ServeFlags {
   std::string drafters;  // "model,lookup"; empty: the scheduler's default
   std::string alias;     // the model's name in responses; empty: the file's
   std::string policy = "capacity";
+  std::string chat_template;  // --chat-template FILE|NAME; empty: the model's
   int32_t threads = 0;
   int32_t http_threads = 0;  // 0: enough for --parallel and --queue-max
   double shutdown_grace = 30.0;
@@ -69,11 +71,33 @@ struct Loaded {
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<SchedulerBackend> backend;
+  std::shared_ptr<const ChatTemplate> chat_template;
+  SpecialTokenTexts special_tokens;
 };
 
-Loaded load(const ServeFlags& flags, SchedulerOptions options) {
+Loaded load(const ServeFlags& flags, SchedulerOptions options,
+            std::shared_ptr<const ChatTemplate> chat_template) {
   Loaded loaded;
   loaded.target = Model::load(flags.model_path);
+  loaded.special_tokens = special_token_texts(loaded.target->file());
+  loaded.chat_template = std::move(chat_template);
+  if (!loaded.chat_template) {
+    try {
+      if (auto from_model = ChatTemplate::from_gguf(loaded.target->file())) {
+        loaded.chat_template = std::make_shared<const ChatTemplate>(std::move(*from_model));
+      } else {
+        std::fprintf(stderr,
+                     "specula: %s has no chat template: /v1/chat/completions answers 400 (give "
+                     "--chat-template FILE or a built-in: chatml, llama3)\n",
+                     flags.model_path.c_str());
+      }
+    } catch (const Error& e) {
+      std::fprintf(stderr,
+                   "specula: the model's chat template cannot be used (%s): /v1/chat/completions "
+                   "answers 400 (give --chat-template)\n",
+                   e.what());
+    }
+  }
   if (!flags.draft_path.empty()) {
     loaded.draft = Model::load(flags.draft_path);
     check_same_vocabulary(*loaded.target, *loaded.draft);
@@ -133,13 +157,19 @@ void run(ServeFlags& flags) {
   // A client that hangs up must not kill the server with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
   const StopOnSignals signals;
+  // A bad --chat-template fails before anything listens.
+  std::shared_ptr<const ChatTemplate> chat_template;
+  if (!flags.chat_template.empty()) {
+    chat_template =
+        std::make_shared<const ChatTemplate>(ChatTemplate::from_name_or_file(flags.chat_template));
+  }
   HttpServer server(flags.http);
   const int port = server.listen();
   std::fprintf(stderr, "specula: listening on http://%s:%d (loading the model)\n",
                flags.http.host.c_str(), port);
   std::fflush(stderr);
 
-  Loaded loaded = load(flags, options);
+  Loaded loaded = load(flags, options, chat_template);
   const SchedulerOptions& used = loaded.scheduler->options();
   const std::string model_id =
       flags.alias.empty() ? std::filesystem::path(flags.model_path).stem().string() : flags.alias;
@@ -150,7 +180,7 @@ void run(ServeFlags& flags) {
                mib(loaded.scheduler->memory_bytes()), flags.policy.c_str(), used.draft_max);
   std::fflush(stderr);
   server.set_ready({model_id, used.n_ctx, loaded.target->config().n_vocab, loaded.tokenizer.get(),
-                    loaded.backend.get()});
+                    loaded.backend.get(), loaded.chat_template, loaded.special_tokens});
 
   while (!signals.stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
@@ -209,6 +239,9 @@ void add_flags(CLI::App& sub, ServeFlags& flags) {
       ->capture_default_str();
   sub.add_option("--alias", flags.alias,
                  "The model's name in responses and /v1/models (default: the file's name)");
+  sub.add_option("--chat-template", flags.chat_template,
+                 "Chat template for /v1/chat/completions: a Jinja file or a built-in (chatml, "
+                 "llama3); default: the model's tokenizer.chat_template");
   sub.add_option("--max-body", flags.http.max_body_bytes,
                  "Largest request body in bytes; larger: 413")
       ->capture_default_str();

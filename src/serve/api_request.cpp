@@ -1,5 +1,6 @@
 #include "serve/api_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -241,19 +242,18 @@ void refuse_unsupported(const json& body) {
   }
 }
 
-}  // namespace
-
-CompletionParams parse_completion_body(std::string_view body) {
-  const json object = parse_object(body);
-  CompletionParams params;
-  parse_prompt(object, params);
-  if (const auto max_tokens = get_integer(object, "max_tokens")) {
+void parse_max_tokens(const json& object, const char* name, CompletionParams& params) {
+  if (const auto max_tokens = get_integer(object, name)) {
     if (*max_tokens <= 0) {
-      bad_request("max_tokens",
-                  "max_tokens is " + std::to_string(*max_tokens) + ": ask for at least 1 token");
+      bad_request(name, std::string(name) + " is " + std::to_string(*max_tokens) +
+                            ": ask for at least 1 token");
     }
     params.max_tokens = max_tokens;
   }
+}
+
+// What /v1/completions and /v1/chat/completions share after the prompt.
+void parse_generation(const json& object, CompletionParams& params) {
   parse_sampling(object, params);
   parse_stop(object, params);
   params.stream = get_bool(object, "stream").value_or(false);
@@ -266,7 +266,111 @@ CompletionParams parse_completion_body(std::string_view body) {
   }
   params.ignore_eos = get_bool(object, "ignore_eos").value_or(false);
   refuse_unsupported(object);
+}
+
+const char* const kRoles[] = {"system", "developer", "user", "assistant", "tool"};
+
+// One message's content as a string: a string as is, an array of
+// {"type": "text", "text": ...} parts joined with newlines, null as "".
+std::string message_content(const json& content, const std::string& where) {
+  if (content.is_null()) return std::string();
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    bad_request("messages", where + ".content must be a string or an array of text parts, got " +
+                                kind_of(content));
+  }
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const json& part = content[i];
+    const std::string at = where + ".content[" + std::to_string(i) + "]";
+    if (!part.is_object()) {
+      bad_request("messages", at + " must be an object {\"type\": \"text\", \"text\": ...}, got " +
+                                  kind_of(part));
+    }
+    const json* type = field(part, "type");
+    if (type == nullptr || !type->is_string() || type->get<std::string>() != "text") {
+      bad_request("messages", at + ".type must be \"text\": this server takes text only" +
+                                  (type != nullptr && type->is_string()
+                                       ? " (got \"" + type->get<std::string>() + "\")"
+                                       : std::string()));
+    }
+    const json* part_text = field(part, "text");
+    if (part_text == nullptr || !part_text->is_string()) {
+      bad_request("messages", at + ".text must be a string");
+    }
+    if (i > 0) text += "\n";
+    text += part_text->get<std::string>();
+  }
+  return text;
+}
+
+}  // namespace
+
+CompletionParams parse_completion_body(std::string_view body) {
+  const json object = parse_object(body);
+  CompletionParams params;
+  parse_prompt(object, params);
+  parse_max_tokens(object, "max_tokens", params);
+  parse_generation(object, params);
   return params;
+}
+
+nlohmann::ordered_json parse_chat_messages(std::string_view body) {
+  const json object = parse_object(body);
+  const json* messages = field(object, "messages");
+  if (messages == nullptr) {
+    bad_request("messages",
+                "messages is missing: give the conversation as an array of {\"role\", "
+                "\"content\"} objects");
+  }
+  if (!messages->is_array()) {
+    bad_request("messages", "messages must be an array of {\"role\", \"content\"} objects, got " +
+                                kind_of(*messages));
+  }
+  if (messages->empty()) {
+    bad_request("messages", "messages is an empty array: give at least one message");
+  }
+  // Key order as sent, so a template's tojson matches Hugging Face's.
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(body)["messages"];
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const json& message = (*messages)[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!message.is_object()) {
+      bad_request("messages",
+                  where + " must be an object {\"role\", \"content\"}, got " + kind_of(message));
+    }
+    const json* role = field(message, "role");
+    if (role == nullptr || !role->is_string()) {
+      bad_request("messages", where +
+                                  ".role is missing or not a string: use one of system, "
+                                  "developer, user, assistant, tool");
+    }
+    const std::string name = role->get<std::string>();
+    if (std::find(std::begin(kRoles), std::end(kRoles), name) == std::end(kRoles)) {
+      bad_request("messages", where + ".role is \"" + name +
+                                  "\": use one of system, developer, user, assistant, tool");
+    }
+    const json* content = field(message, "content");
+    if (content == nullptr && name != "assistant") {
+      bad_request("messages", where + ".content is missing: give the message's text");
+    }
+    nlohmann::ordered_json copy = ordered[i];
+    copy["content"] = message_content(content == nullptr ? json() : *content, where);
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
+ChatParams parse_chat_body(std::string_view body) {
+  ChatParams chat;
+  chat.messages = parse_chat_messages(body);
+  const json object = parse_object(body);
+  parse_max_tokens(object, "max_tokens", chat.params);
+  parse_max_tokens(object, "max_completion_tokens", chat.params);
+  parse_generation(object, chat.params);
+  chat.params.max_tokens_fill_context = true;
+  return chat;
 }
 
 CompletionRequest make_completion_request(const CompletionParams& params,
@@ -291,7 +395,7 @@ CompletionRequest make_completion_request(const CompletionParams& params,
                               std::to_string(n_ctx - 1) + " tokens (one is left to generate)");
   }
   const int64_t room = n_ctx - n_prompt;
-  int64_t max_tokens = std::min(kDefaultMaxTokens, room);
+  int64_t max_tokens = params.max_tokens_fill_context ? room : std::min(kDefaultMaxTokens, room);
   if (params.max_tokens) {
     if (*params.max_tokens > room) {
       bad_request("max_tokens", "max_tokens is " + std::to_string(*params.max_tokens) +

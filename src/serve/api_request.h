@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,9 +20,10 @@ namespace specula {
 // A /v1/completions body as given, before tokenization.
 struct CompletionParams {
   bool prompt_is_text = true;
-  std::string prompt_text;            // when prompt_is_text
-  std::vector<int32_t> prompt_ids;    // otherwise
-  std::optional<int64_t> max_tokens;  // absent: 16, or what the context leaves
+  std::string prompt_text;               // when prompt_is_text
+  std::vector<int32_t> prompt_ids;       // otherwise
+  std::optional<int64_t> max_tokens;     // absent: 16, or what the context leaves
+  bool max_tokens_fill_context = false;  // chat: absent max_tokens is what the context leaves
   // OpenAI's defaults: temperature 1, top_p 1, top_k and min_p off.
   SamplingParams sampling{.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 0};
   bool seed_given = false;        // absent: the server draws one
@@ -38,6 +40,20 @@ inline constexpr size_t kMaxStopStrings = 4;
 // Throws ApiError for malformed JSON, a body that is not an object, a
 // missing prompt, or a field of the wrong type or out of range.
 CompletionParams parse_completion_body(std::string_view body);
+
+// A /v1/chat/completions body: the conversation (keys in the order sent;
+// each content a string, text parts joined with newlines) and the same
+// generation fields as completions (max_completion_tokens is max_tokens;
+// absent: what the context leaves).
+struct ChatParams {
+  nlohmann::ordered_json messages;
+  CompletionParams params;
+};
+ChatParams parse_chat_body(std::string_view body);
+// Only the messages (POST /apply-template). 400 naming "messages" when
+// missing, empty, a role that is not system, developer, user, assistant or
+// tool, or a content that is not a string or an array of text parts.
+nlohmann::ordered_json parse_chat_messages(std::string_view body);
 
 // The scheduler's request from checked params and the prompt's tokens:
 // checks the ids against the vocabulary and the lengths against the

@@ -42,15 +42,30 @@ json usage_json(const Usage& usage) {
 
 namespace {
 
-json envelope(const CompletionIdentity& identity) {
+json envelope(const CompletionIdentity& identity, bool chunk) {
+  const char* object = !identity.chat ? "text_completion"
+                       : chunk        ? "chat.completion.chunk"
+                                      : "chat.completion";
   return {{"id", identity.id},
-          {"object", "text_completion"},
+          {"object", object},
           {"created", identity.created},
           {"model", identity.model}};
 }
 
-json choice(const std::string& text, const json& finish_reason) {
-  return {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+json choice(const CompletionIdentity& identity, bool chunk, const std::string& text,
+            const json& finish_reason) {
+  if (!identity.chat) {
+    return {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  }
+  json c = {{"index", 0}};
+  if (chunk) {
+    c["delta"] = text.empty() ? json::object() : json{{"content", text}};
+  } else {
+    c["message"] = {{"role", "assistant"}, {"content", text}};
+  }
+  c["logprobs"] = nullptr;
+  c["finish_reason"] = finish_reason;
+  return c;
 }
 
 }  // namespace
@@ -58,29 +73,38 @@ json choice(const std::string& text, const json& finish_reason) {
 json completion_json(const CompletionIdentity& identity, const std::string& text,
                      FinishReason finish, const Usage& usage,
                      const RequestSpeculation& speculation) {
-  json body = envelope(identity);
-  body["choices"] = json::array({choice(text, finish_reason_name(finish))});
+  json body = envelope(identity, false);
+  body["choices"] = json::array({choice(identity, false, text, finish_reason_name(finish))});
   body["usage"] = usage_json(usage);
   body["speculative"] = speculation_json(speculation);
   return body;
 }
 
 json chunk_json(const CompletionIdentity& identity, const std::string& text) {
-  json body = envelope(identity);
-  body["choices"] = json::array({choice(text, nullptr)});
+  json body = envelope(identity, true);
+  body["choices"] = json::array({choice(identity, true, text, nullptr)});
+  return body;
+}
+
+json role_chunk_json(const CompletionIdentity& identity) {
+  json body = envelope(identity, true);
+  body["choices"] = json::array({{{"index", 0},
+                                  {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                  {"logprobs", nullptr},
+                                  {"finish_reason", nullptr}}});
   return body;
 }
 
 json final_chunk_json(const CompletionIdentity& identity, FinishReason finish,
                       const RequestSpeculation& speculation) {
-  json body = envelope(identity);
-  body["choices"] = json::array({choice("", finish_reason_name(finish))});
+  json body = envelope(identity, true);
+  body["choices"] = json::array({choice(identity, true, "", finish_reason_name(finish))});
   body["speculative"] = speculation_json(speculation);
   return body;
 }
 
 json usage_chunk_json(const CompletionIdentity& identity, const Usage& usage) {
-  json body = envelope(identity);
+  json body = envelope(identity, true);
   body["choices"] = json::array();
   body["usage"] = usage_json(usage);
   return body;

@@ -1,5 +1,5 @@
-// The JSON this server answers with, shaped as OpenAI's completions API
-// (https://platform.openai.com/docs/api-reference/completions) plus a
+// The JSON this server answers with, shaped as OpenAI's completions and chat
+// completions APIs (https://platform.openai.com/docs/api-reference) plus a
 // `speculative` object: what speculation did for the request.
 #pragma once
 
@@ -18,6 +18,9 @@ struct CompletionIdentity {
   std::string id;       // "cmpl-<hex>"
   int64_t created = 0;  // Unix seconds
   std::string model;
+  // /v1/chat/completions: "chat.completion" objects with choices[].message,
+  // chunks "chat.completion.chunk" with choices[].delta.
+  bool chat = false;
 };
 
 struct Usage {
@@ -40,6 +43,8 @@ nlohmann::json completion_json(const CompletionIdentity& identity, const std::st
 // One streamed chunk: `text` new since the last one; finish_reason null
 // until the last chunk, which also carries `speculative`.
 nlohmann::json chunk_json(const CompletionIdentity& identity, const std::string& text);
+// Chat streams open with {"delta": {"role": "assistant", "content": ""}}.
+nlohmann::json role_chunk_json(const CompletionIdentity& identity);
 nlohmann::json final_chunk_json(const CompletionIdentity& identity, FinishReason finish,
                                 const RequestSpeculation& speculation);
 // stream_options.include_usage: the chunk after the last, with no choices.

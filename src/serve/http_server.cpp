@@ -146,6 +146,12 @@ struct HttpServer::Impl {
 
   void install_routes();
   void completions(const httplib::Request& req, httplib::Response& res);
+  void chat_completions(const httplib::Request& req, httplib::Response& res);
+  void apply_template(const httplib::Request& req, httplib::Response& res);
+  // Submits and answers one completion (both APIs; identity.chat picks the shapes).
+  void run_completion(const ServedModel& m, const CompletionParams& params,
+                      std::vector<int32_t> prompt, bool return_tokens, CompletionIdentity identity,
+                      httplib::Response& res);
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
 };
@@ -153,12 +159,14 @@ struct HttpServer::Impl {
 namespace {
 
 const char* const kRoutes =
-    "POST /v1/completions, GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST "
+    "POST /v1/completions, POST /v1/chat/completions, POST /apply-template, GET /v1/models, GET "
+    "/health, GET /metrics, POST /tokenize, POST "
     "/detokenize";
 
 bool known_path(const std::string& path) {
-  return path == "/v1/completions" || path == "/v1/models" || path == "/health" ||
-         path == "/metrics" || path == "/tokenize" || path == "/detokenize";
+  return path == "/v1/completions" || path == "/v1/chat/completions" || path == "/apply-template" ||
+         path == "/v1/models" || path == "/health" || path == "/metrics" || path == "/tokenize" ||
+         path == "/detokenize";
 }
 
 }  // namespace
@@ -183,6 +191,13 @@ void HttpServer::Impl::install_routes() {
              }));
   server.Post("/v1/completions", route([this](const httplib::Request& req, httplib::Response& res) {
                 completions(req, res);
+              }));
+  server.Post("/v1/chat/completions",
+              route([this](const httplib::Request& req, httplib::Response& res) {
+                chat_completions(req, res);
+              }));
+  server.Post("/apply-template", route([this](const httplib::Request& req, httplib::Response& res) {
+                apply_template(req, res);
               }));
   server.Post("/tokenize", route([this](const httplib::Request& req, httplib::Response& res) {
                 tokenize(req, res);
@@ -252,6 +267,62 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     }
     prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true, /*parse_special=*/true);
   }
+  run_completion(m, params, std::move(prompt), return_tokens, CompletionIdentity{"cmpl-", 0, m.id},
+                 res);
+}
+
+namespace {
+
+// The conversation rendered by the model's template, or the 400 saying why not.
+ChatPrompt render_conversation(const ServedModel& m, const nlohmann::ordered_json& messages) {
+  if (m.chat_template == nullptr) {
+    bad_request("messages",
+                "this model has no chat template (tokenizer.chat_template): start the server with "
+                "--chat-template FILE or a built-in name (e.g. chatml, llama3), or send a raw "
+                "prompt to /v1/completions");
+  }
+  ChatRenderOptions options;
+  options.add_generation_prompt = true;
+  options.bos_token = m.special_tokens.bos;
+  options.eos_token = m.special_tokens.eos;
+  try {
+    return m.chat_template->render_prompt(messages, options);
+  } catch (const jinja::TemplateRaised& e) {
+    bad_request("messages", "the chat template rejected the conversation: " + e.message());
+  } catch (const Error& e) {
+    bad_request("messages",
+                std::string("the chat template failed on this conversation: ") + e.what());
+  }
+}
+
+}  // namespace
+
+void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Response& res) {
+  const ServedModel m = ready_model();
+  const ChatParams chat = parse_chat_body(req.body);
+  if (m.tokenizer == nullptr) {
+    bad_request("messages", "this model has no supported tokenizer: chat needs one");
+  }
+  const ChatPrompt prompt = render_conversation(m, chat.messages);
+  std::vector<int32_t> ids = PromptTokenizer(*m.tokenizer).tokenize(prompt);
+  const bool return_tokens = [&] {
+    const json body = json::parse(req.body, nullptr, false);
+    const auto it = body.find("return_tokens");
+    return it != body.end() && it->is_boolean() && it->get<bool>();
+  }();
+  run_completion(m, chat.params, std::move(ids), return_tokens,
+                 CompletionIdentity{"chatcmpl-", 0, m.id, true}, res);
+}
+
+void HttpServer::Impl::apply_template(const httplib::Request& req, httplib::Response& res) {
+  const ServedModel m = ready_model();
+  const nlohmann::ordered_json messages = parse_chat_messages(req.body);
+  answer_json(res, 200, {{"prompt", render_conversation(m, messages).text}});
+}
+
+void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionParams& params,
+                                      std::vector<int32_t> prompt, bool return_tokens,
+                                      CompletionIdentity identity, httplib::Response& res) {
   uint64_t seed;
   {
     std::lock_guard lock(seeds_mutex);
@@ -309,14 +380,10 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
     state->changed.notify_all();
   };
 
-  const CompletionIdentity identity{
-      "cmpl-" + std::to_string(started) + "-" + std::to_string(next_id.fetch_add(1)),
-      [] {
-        return std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
-      }(),
-      m.id};
+  identity.id += std::to_string(started) + "-" + std::to_string(next_id.fetch_add(1));
+  identity.created = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
 
   const std::optional<uint64_t> id =
       m.backend->submit(std::move(request), std::move(on_token), std::move(on_done));
@@ -370,10 +437,11 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events on at once
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, state, identity, include_usage, return_tokens, keep_alive, usage, failure](
-          size_t, httplib::DataSink& sink) {
+      [this, state, identity, include_usage, return_tokens, keep_alive, usage, failure,
+       role_sent = std::make_shared<bool>(false)](size_t, httplib::DataSink& sink) {
         std::unique_lock lock(state->mutex);
-        state->changed.wait_for(lock, keep_alive, [&] {
+        const bool opening = identity.chat && !*role_sent;  // the role chunk goes out at once
+        state->changed.wait_for(lock, opening ? decltype(keep_alive)::zero() : keep_alive, [&] {
           return state->done || !state->pending_text.empty() || !state->pending_tokens.empty();
         });
         std::string text = std::move(state->pending_text);
@@ -384,6 +452,10 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
         lock.unlock();
 
         std::string out;
+        if (identity.chat && !*role_sent) {
+          out += sse_event(dump(role_chunk_json(identity)));
+          *role_sent = true;
+        }
         if (!text.empty() || !tokens.empty()) {
           json chunk = chunk_json(identity, text);
           if (return_tokens) chunk["choices"][0]["tokens"] = tokens;

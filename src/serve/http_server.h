@@ -1,5 +1,5 @@
 // The HTTP front of `specula serve` (docs/serving.md): OpenAI's completions
-// API and the server's own routes over cpp-httplib, answering from a
+// and chat completions APIs and the server's own routes over cpp-httplib, answering from a
 // CompletionBackend (the Scheduler; a fake in tests).
 //
 // Life cycle: listen() binds and answers at once (503 "loading" until
@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "chat/chat_template.h"
 #include "serve/metrics_text.h"
 #include "serve/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -41,6 +42,11 @@ struct ServedModel {
   // The backend may outlive the server (its callbacks hold no pointer to
   // it), but the tokenizer must outlive the backend's last on_done.
   CompletionBackend* backend = nullptr;
+  // /v1/chat/completions and /apply-template: the model's template (or
+  // --chat-template's) and the BOS/EOS texts it sees; null: those routes
+  // answer 400.
+  std::shared_ptr<const ChatTemplate> chat_template;
+  SpecialTokenTexts special_tokens;
 };
 
 struct HttpServerOptions {
