@@ -1,6 +1,7 @@
 // The official `openai` npm client against a real `specula serve` on
 // 127.0.0.1 (a free port the server picks): completions with and without
-// streaming (include_usage), models, errors and authentication.
+// streaming (include_usage), chat completions (ChatML via --chat-template),
+// models, errors and authentication.
 // Run by run-openai-client-test.sh (node's test runner).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +23,7 @@ before(async () => {
     'serve', '--host', '127.0.0.1', '--port', '0', '--parallel', '2', '-t', '2',
     '-m', path.join(models, 'specula-py-target-q8_0.gguf'),
     '-d', path.join(models, 'specula-py-draft-distilled-f16.gguf'),
-    '--api-key', apiKey, '--ctx', '256',
+    '--api-key', apiKey, '--ctx', '256', '--chat-template', 'chatml',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ready line in 60 s:\n${log}`)), 60000);
@@ -160,4 +161,63 @@ test('an unknown route is 404 NotFoundError', async () => {
     assert.ok(error instanceof OpenAI.NotFoundError, String(error));
     return true;
   });
+});
+
+test('a chat completion has an assistant message, usage and the speculative object', async () => {
+  const chat = await client().chat.completions.create({
+    model: 'm',
+    messages: [
+      { role: 'system', content: 'You write Python.' },
+      { role: 'user', content: [{ type: 'text', text: 'def main():' }] },
+    ],
+    max_completion_tokens: 16,
+    temperature: 0,
+  });
+  assert.equal(chat.object, 'chat.completion');
+  assert.match(chat.id, /^chatcmpl-/);
+  assert.equal(chat.choices.length, 1);
+  assert.equal(chat.choices[0].message.role, 'assistant');
+  assert.equal(typeof chat.choices[0].message.content, 'string');
+  assert.ok(['length', 'stop'].includes(chat.choices[0].finish_reason));
+  assert.ok(chat.usage.prompt_tokens > 10);
+  assert.ok(chat.usage.completion_tokens > 0 && chat.usage.completion_tokens <= 16);
+  assert.equal(typeof chat.speculative.acceptance, 'number');
+});
+
+test('a streamed chat completion opens with the role and matches the greedy answer', async () => {
+  const request = {
+    model: 'm', messages: [{ role: 'user', content: 'import os' }], max_tokens: 12, temperature: 0,
+  };
+  const whole = await client().chat.completions.create(request);
+  const stream = await client().chat.completions.create({
+    ...request, stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let role = null;
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.choices.length > 0) {
+      const { delta } = chunk.choices[0];
+      if (delta.role) {
+        assert.equal(role, null, 'role sent twice');
+        role = delta.role;
+      }
+      if (delta.content) text += delta.content;
+      if (chunk.choices[0].finish_reason) finish = chunk.choices[0].finish_reason;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.deepEqual(usage, whole.usage);
+});
+
+test('a chat with no messages is a 400 naming messages', async () => {
+  await assert.rejects(
+    client().chat.completions.create({ model: 'm', messages: [] }),
+    (e) => e.status === 400 && e.param === 'messages',
+  );
 });
