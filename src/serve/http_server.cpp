@@ -328,8 +328,14 @@ void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionPara
     std::lock_guard lock(seeds_mutex);
     seed = seeds();
   }
-  CompletionRequest request =
-      make_completion_request(params, std::move(prompt), m.n_ctx, m.n_vocab, seed);
+  CompletionRequest request;
+  try {
+    request = make_completion_request(params, std::move(prompt), m.n_ctx, m.n_vocab, seed);
+  } catch (const ApiError& e) {
+    // A chat's prompt is its rendered messages.
+    if (!identity.chat || e.param != "prompt") throw;
+    throw ApiError(e.status, std::string("the rendered messages: ") + e.what(), "messages");
+  }
   const int64_t prompt_tokens = static_cast<int64_t>(request.prompt.size());
 
   auto state = std::make_shared<CompletionState>();

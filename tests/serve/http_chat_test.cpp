@@ -172,6 +172,29 @@ TEST(HttpChat, BadMessagesAre400NamingTheField) {
   EXPECT_NE(body["error"]["message"].get<std::string>().find("bot"), std::string::npos);
 }
 
+TEST(HttpChat, GetOnTheChatRoutesIs405) {
+  Served s;
+  httplib::Client c("127.0.0.1", s.port);
+  for (const char* path : {"/v1/chat/completions", "/apply-template"}) {
+    auto res = c.Get(path);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 405) << path;
+  }
+}
+
+TEST(HttpChat, PromptOverTheContextIs400NamingMessages) {
+  Served s;
+  int status = 0;
+  const json body = s.post(
+      "/v1/chat/completions",
+      json{{"messages", {{{"role", "user"}, {"content", std::string(600, 'a')}}}}}.dump(), &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["error"]["param"], "messages");
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("the context holds 512"),
+            std::string::npos)
+      << body.dump();
+}
+
 TEST(HttpChat, NoTemplateIsAClear400) {
   Served s(/*with_template=*/false);
   int status = 0;
