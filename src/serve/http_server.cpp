@@ -74,6 +74,8 @@ struct HttpServer::Impl {
   // cleared at shutdown).
   mutable std::shared_mutex model_mutex;
   std::optional<ServedModel> model;
+  // Built once from the model's tokenizer (it scans the vocabulary).
+  std::shared_ptr<const PromptTokenizer> prompt_tokenizer;
   std::atomic<bool> draining{false};
 
   std::mutex active_mutex;
@@ -304,7 +306,12 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
     bad_request("messages", "this model has no supported tokenizer: chat needs one");
   }
   const ChatPrompt prompt = render_conversation(m, chat.messages);
-  std::vector<int32_t> ids = PromptTokenizer(*m.tokenizer).tokenize(prompt);
+  std::shared_ptr<const PromptTokenizer> prompt_tokenizer;
+  {
+    std::shared_lock lock(model_mutex);
+    prompt_tokenizer = this->prompt_tokenizer;
+  }
+  std::vector<int32_t> ids = prompt_tokenizer->tokenize(prompt);
   const bool return_tokens = [&] {
     const json body = json::parse(req.body, nullptr, false);
     const auto it = body.find("return_tokens");
@@ -534,8 +541,13 @@ int HttpServer::listen() {
 }
 
 void HttpServer::set_ready(ServedModel model) {
+  std::shared_ptr<const PromptTokenizer> prompt_tokenizer;
+  if (model.tokenizer != nullptr) {
+    prompt_tokenizer = std::make_shared<const PromptTokenizer>(*model.tokenizer);
+  }
   std::unique_lock lock(impl_->model_mutex);
   impl_->model = std::move(model);
+  impl_->prompt_tokenizer = std::move(prompt_tokenizer);
 }
 
 void HttpServer::start_draining() {
