@@ -40,7 +40,7 @@ json parse_object(std::string_view body) {
     try {
       const json again = json::parse(body);
       static_cast<void>(again);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
       where = std::string(": ") + e.what();
     }
     throw ApiError(400, "the request body is not valid JSON" + where);

@@ -86,6 +86,25 @@ TEST(ApiChat, BadBodiesName400TheField) {
             "top_p");
 }
 
+// An overflowing number made nlohmann throw out_of_range past the 400 (found
+// by fuzz/fuzz_serve.cpp).
+TEST(ApiChat, OverflowingNumberIsA400) {
+  for (const char* body : {R"({"prompt": "a", "temperature": 4444e4444})",
+                           R"({"messages": [{"role": "user", "content": "a"}], "top_p": 1e999})"}) {
+    try {
+      if (std::string(body).find("prompt") != std::string::npos) {
+        parse_completion_body(body);
+      } else {
+        parse_chat_body(body);
+      }
+      ADD_FAILURE() << "no error for " << body;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ApiChat, ResponseShapes) {
   const CompletionIdentity identity{"chatcmpl-1", 5, "m", true};
   const json full = completion_json(identity, "hello", FinishReason::kStop, {3, 2}, {});
