@@ -1,23 +1,11 @@
 #include "drafters/forward_drafter.h"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 
+#include "sampling/sampling.h"
+
 namespace specula {
-namespace {
-
-// softmax(logits)[token] at temperature 1: the drafter's own belief in a
-// greedy pick, whose transformed distribution is one-hot and so says
-// nothing. One O(V) pass.
-float softmax_probability(std::span<const float> logits, int32_t token) {
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float logit : logits) sum += std::exp(static_cast<double>(logit - max_logit));
-  return static_cast<float>(std::exp(static_cast<double>(logits[token] - max_logit)) / sum);
-}
-
-}  // namespace
 
 void ForwardDrafter::replace_cache(KvCache cache) {
   cache_ = std::move(cache);

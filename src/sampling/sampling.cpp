@@ -59,6 +59,13 @@ int32_t argmax(std::span<const float> values) {
   return best;
 }
 
+float softmax_probability(std::span<const float> logits, int32_t token) {
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float logit : logits) sum += std::exp(static_cast<double>(logit - max_logit));
+  return static_cast<float>(std::exp(static_cast<double>(logits[token] - max_logit)) / sum);
+}
+
 void logits_to_probs(std::span<const float> logits, const SamplingParams& params,
                      std::vector<float>& probs) {
   probs.resize(logits.size());

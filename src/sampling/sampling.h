@@ -47,6 +47,11 @@ void logits_to_probs(std::span<const float> logits, const SamplingParams& params
 // Index of the largest logit, lowest id on ties.
 int32_t argmax(std::span<const float> values);
 
+// softmax(logits)[token] at temperature 1, in one O(V) pass: a drafter's own
+// belief in a greedy pick, whose transformed distribution is one-hot and so
+// says nothing.
+float softmax_probability(std::span<const float> logits, int32_t token);
+
 // A seeded, reproducible random number generator (xoshiro256**, state
 // initialised from the seed by splitmix64).
 class Rng {

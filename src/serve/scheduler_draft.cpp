@@ -2,21 +2,10 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cmath>
+
+#include "sampling/sampling.h"
 
 namespace specula {
-namespace {
-
-// softmax(logits)[token] at temperature 1, as ForwardDrafter reports for a
-// greedy pick.
-float softmax_probability(std::span<const float> logits, int32_t token) {
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float logit : logits) sum += std::exp(static_cast<double>(logit - max_logit));
-  return static_cast<float>(std::exp(static_cast<double>(logits[token] - max_logit)) / sum);
-}
-
-}  // namespace
 
 SlotModelDrafter::SlotModelDrafter(SharedDraftModel& shared, int32_t seq)
     : shared_(shared), seq_(seq) {
