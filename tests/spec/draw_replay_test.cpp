@@ -18,10 +18,13 @@
 #include "spec/drafter_exactness.h"
 #include "spec/draw_replay.h"
 #include "spec/model_files.h"
+#include "spec/sampling_transform.h"
 #include "speculative/generator.h"
 
 namespace specula {
 namespace {
+
+using testing::transform;
 
 RandomModelOptions replay_model() {
   RandomModelOptions o;
@@ -32,15 +35,6 @@ RandomModelOptions replay_model() {
   o.n_ctx = 128;
   o.seed = 41;
   return o;
-}
-
-SamplingParams transform(float temperature, int32_t top_k, float top_p, float min_p) {
-  SamplingParams p;
-  p.temperature = temperature;
-  p.top_k = top_k;
-  p.top_p = top_p;
-  p.min_p = min_p;
-  return p;
 }
 
 std::vector<SamplingParams> transforms() {

@@ -13,10 +13,13 @@
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
 #include "spec/model_files.h"
+#include "spec/sampling_transform.h"
 #include "speculative/generator.h"
 
 namespace specula {
 namespace {
+
+using testing::transform;
 
 constexpr int kSamples = 100000;
 constexpr double kRejectBelow = 1e-4;
@@ -46,15 +49,6 @@ class GeneratorLossless
     return result.fit;
   }
 };
-
-SamplingParams transform(float temperature, int32_t top_k, float top_p, float min_p) {
-  SamplingParams p;
-  p.temperature = temperature;
-  p.top_k = top_k;
-  p.top_p = top_p;
-  p.min_p = min_p;
-  return p;
-}
 
 TEST_F(GeneratorLossless, TemperatureOne) {
   GenerationStats total;

@@ -19,10 +19,13 @@
 #include "spec/chi_square.h"
 #include "spec/drafter_exactness.h"
 #include "spec/model_files.h"
+#include "spec/sampling_transform.h"
 #include "speculative/generator.h"
 
 namespace specula {
 namespace {
+
+using testing::transform;
 
 constexpr int kSamples = 30000;
 constexpr double kRejectBelow = 1e-4;
@@ -39,15 +42,6 @@ RandomModelOptions vocab4_model() {
   o.n_ctx = 32;
   o.seed = 77;
   return o;
-}
-
-SamplingParams transform(float temperature, int32_t top_k, float top_p, float min_p) {
-  SamplingParams p;
-  p.temperature = temperature;
-  p.top_k = top_k;
-  p.top_p = top_p;
-  p.min_p = min_p;
-  return p;
 }
 
 class LosslessDepth : public testing::SuiteModelPair<LosslessDepth, vocab4_model> {
