@@ -126,6 +126,16 @@ ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& confi
 
   // Only the looked-up rows of the embeddings are read, unless tied.
   weights.token_embd = bind.matrix("token_embd.weight", n_embd, config.n_vocab, config.tied_output);
+  // Each layer has kTensorsPerLayer tensors: a block_count the file cannot
+  // back is refused before the per-layer table is sized by it (a fuzzed
+  // file claimed 2^31 layers: 5 GB for the table alone).
+  constexpr size_t kTensorsPerLayer = 9;
+  const size_t layers_backed = file.tensors().size() / kTensorsPerLayer;
+  if (static_cast<size_t>(config.n_layer) > layers_backed) {
+    fail(file.path(), ": block_count is ", config.n_layer, " but the file has only ",
+         file.tensors().size(), " tensors, enough for at most ", layers_backed,
+         " layers; the file is truncated or its metadata is wrong");
+  }
   weights.layers.resize(static_cast<size_t>(config.n_layer));
   for (int32_t l = 0; l < config.n_layer; ++l) {
     const std::string prefix = "blk." + std::to_string(l) + ".";

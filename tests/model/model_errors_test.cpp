@@ -60,6 +60,10 @@ std::vector<FileCase> file_cases() {
       .metadata["llama.attention.head_count_kv"] = uint32_t{3};
   add("missing_key", {"llama.block_count", "missing"}).metadata["llama.block_count"] =
       test::RemoveKey{};
+  // Found by fuzz_gguf: the layer table was sized by block_count before any
+  // tensor was looked up.
+  add("block_count_beyond_tensors", {"block_count is 1000000", "at most 2 layers"})
+      .metadata["llama.block_count"] = uint32_t{1000000};
   add("missing_eps", {"layer_norm_rms_epsilon", "missing"})
       .metadata["llama.attention.layer_norm_rms_epsilon"] = test::RemoveKey{};
   add("unknown_architecture", {"'gpt2'", "not supported", "llama, qwen2"})
