@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <iterator>
+#include <limits>
 #include <numeric>
 
 #include "core/error.h"
@@ -52,11 +54,31 @@ void validate(const SamplingParams& params) {
 }
 
 int32_t argmax(std::span<const float> values) {
-  int32_t best = 0;
-  for (size_t i = 1; i < values.size(); ++i) {
-    if (values[i] > values[best]) best = static_cast<int32_t>(i);
+  // The rule: the first index of the largest value; a NaN never wins, but
+  // a NaN at index 0 is never beaten. Two passes instead of one loop
+  // carrying the index: the maximum over kLanes independent lanes (a
+  // compare-select the compiler turns into vector max instructions), then
+  // the first index holding it. Over a 32k vocabulary per generated token
+  // this was a fifth of a small draft model's pass.
+  const size_t n = values.size();
+  if (n == 0 || std::isnan(values[0])) return 0;
+  constexpr size_t kLanes = 16;
+  float lane_max[kLanes];
+  std::fill(std::begin(lane_max), std::end(lane_max), -std::numeric_limits<float>::infinity());
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) {
+      const float v = values[i + j];
+      lane_max[j] = v > lane_max[j] ? v : lane_max[j];
+    }
   }
-  return best;
+  float best = values[0];
+  for (size_t j = 0; j < kLanes; ++j) best = lane_max[j] > best ? lane_max[j] : best;
+  for (; i < n; ++i) best = values[i] > best ? values[i] : best;
+  for (size_t k = 0; k < n; ++k) {
+    if (values[k] == best) return static_cast<int32_t>(k);
+  }
+  return 0;  // not reached: best is one of the values
 }
 
 float softmax_probability(std::span<const float> logits, int32_t token) {

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <random>
 #include <set>
 
 #include "core/error.h"
@@ -137,6 +139,43 @@ TEST(Sampling, GreedyIsOneHotOnTheFirstArgmax) {
   EXPECT_EQ(argmax(logits), 1);
   EXPECT_EQ(argmax(std::vector<float>{2.0f, 2.0f}), 0);
   EXPECT_EQ(argmax(std::vector<float>{-3.0f}), 0);
+}
+
+// The rule written as one plain loop: the first index of the largest
+// value; a NaN never wins, a NaN at index 0 is never beaten.
+int32_t argmax_reference(const std::vector<float>& v) {
+  int32_t best = 0;
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i] > v[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+  }
+  return best;
+}
+
+TEST(Sampling, ArgmaxFollowsTheFirstLargestRuleAtEveryLengthAndPosition) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::mt19937 rng(7);
+  // Few distinct values, so ties are common; the specials at random places.
+  const std::vector<float> pool = {-inf, -1.0f, -0.0f, 0.0f, 0.5f, 3.0f, 3.0f, inf, nan};
+  int cases = 0;
+  for (size_t n : {1, 2, 15, 16, 17, 31, 32, 33, 100, 8192}) {
+    for (int rep = 0; rep < 200; ++rep) {
+      std::vector<float> v(n);
+      const size_t distinct = 1 + static_cast<size_t>(rep) % pool.size();
+      for (float& x : v) x = pool[rng() % distinct];
+      ASSERT_EQ(argmax(v), argmax_reference(v)) << "n " << n << " rep " << rep;
+      ++cases;
+    }
+  }
+  EXPECT_EQ(cases, 2000);
+  EXPECT_EQ(argmax(std::vector<float>{nan, 1.0f, 2.0f}), 0);
+  EXPECT_EQ(argmax(std::vector<float>{1.0f, nan, 2.0f, nan}), 2);
+  EXPECT_EQ(argmax(std::vector<float>{-inf, -inf}), 0);
+  std::vector<float> late(40, -1.0f);
+  late[39] = 0.0f;
+  EXPECT_EQ(argmax(late), 39);  // in the scalar tail after the lanes
+  late[20] = 0.0f;
+  EXPECT_EQ(argmax(late), 20);
 }
 
 TEST(Sampling, MaskedLogitsGetNoMass) {
