@@ -11,7 +11,7 @@ only. Used by scripts/bench-serve.sh.
                 --concurrency 8 --requests 16 --max-tokens 64
 
 Every request is greedy (temperature 0 unless --temperature) and sets
-ignore_eos, so each completion is --max-tokens long and the engines compare
+ignore_eos (and cache_prompt false), so each completion is --max-tokens long and the engines compare
 on the same work. Request i uses prompt i mod len(prompts).
 """
 import argparse
@@ -105,9 +105,13 @@ def main():
                                  f"within {args.wait:g} s")
             time.sleep(0.25)
 
+    # cache_prompt false: llama-server would otherwise reuse the KV cache of
+    # a prompt it saw before (the prompts repeat), which specula serve does
+    # not do; both then prefill every prompt (specula ignores the field).
     def body(i, max_tokens=args.max_tokens):
         return {"prompt": prompts[i % len(prompts)], "max_tokens": max_tokens,
-                "temperature": args.temperature, "seed": args.seed + i, "ignore_eos": True}
+                "temperature": args.temperature, "seed": args.seed + i, "ignore_eos": True,
+                "cache_prompt": False}
 
     for i in range(args.warmup):
         status, parsed, _ = client.complete(body(i, min(8, args.max_tokens)))
