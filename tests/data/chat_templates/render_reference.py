@@ -10,8 +10,11 @@ raise_exception and strftime_now).
   render_reference.py --check    re-render and compare with expected.json;
                                  exit 1 and name each difference
 
-expected.json maps "template/conversation/agp=0|1" to {"output": text} or
-{"error": message} when the template raises. specula's test_chat renders the
+expected.json maps "template/conversation/agp=0|1" to {"output": text},
+{"error": message} when the template raises, or {"failed": exception type}
+when jinja2 itself fails on it (e.g. a template adding a null content to a
+string). A conversation's "tools" and "variables" are passed as template
+variables, as apply_chat_template(messages, tools=..., **kwargs) passes them. specula's test_chat renders the
 same pairs with specula's own interpreter and requires the same bytes.
 
 snippets.json holds small templates, one per Jinja feature (and per error a
@@ -47,9 +50,13 @@ class GenerationTag(Extension):
         return caller()
 
 
+class TemplateRaised(TemplateError):
+    """What raise_exception raises, told apart from jinja2's own errors."""
+
+
 def make_environment():
     def raise_exception(message):
-        raise TemplateError(message)
+        raise TemplateRaised(message)
 
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent,
@@ -82,13 +89,19 @@ def render_all():
             for agp in (False, True):
                 context = {"messages": c["messages"], "add_generation_prompt": agp,
                            "bos_token": t["bos_token"], "eos_token": t["eos_token"]}
+                # As apply_chat_template(messages, tools=..., **kwargs) passes
+                # them (chat_template_kwargs in llama-server and vLLM).
                 if "tools" in c:
                     context["tools"] = c["tools"]
+                context.update(c.get("variables", {}))
                 key = "%s/%s/agp=%d" % (t["name"], c["name"], agp)
                 try:
                     results[key] = {"output": compiled.render(**context)}
-                except TemplateError as e:
+                except TemplateRaised as e:
                     results[key] = {"error": str(e)}
+                except Exception as e:  # the template fails on this input (None + str,
+                    # None.strip(), ...): jinja2's TypeError, UndefinedError, ...
+                    results[key] = {"failed": type(e).__name__}
     return results
 
 
@@ -110,7 +123,8 @@ def render_snippets():
             out = env.from_string(s["template"]).render(messages=SNIPPET_MESSAGES)
             results[s["name"]] = {"output": out}
         except Exception as e:  # syntax, undefined, type and sandbox errors alike
-            results[s["name"]] = {"error": type(e).__name__}
+            kind = "TemplateError" if isinstance(e, TemplateRaised) else type(e).__name__
+            results[s["name"]] = {"error": kind}
     return results
 
 
