@@ -304,6 +304,39 @@ TEST(HttpServer, ClientThatHangsUpMidStreamIsCancelled) {
   EXPECT_GE(s.backend.cancels(), 1);
 }
 
+TEST(HttpServer, ClientThatHangsUpWithoutStreamingIsCancelled) {
+  // Nothing is written to a non-streaming client before the end: the
+  // server watches its socket instead.
+  Served s({}, 4, 8, 0.05);  // 60 tokens take 3 s
+  RawConnection c(s.port);
+  c.post("/v1/completions", R"({"prompt": "abc", "max_tokens": 60})");
+  const auto submitted = std::chrono::steady_clock::now();
+  while (s.backend.metrics().running < 1 &&
+         std::chrono::steady_clock::now() - submitted < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(s.backend.metrics().running, 1);
+  c.close();
+  const auto start = std::chrono::steady_clock::now();
+  while (s.backend.metrics().running > 0 &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(s.backend.metrics().running, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_GE(s.backend.cancels(), 1);
+}
+
+TEST(HttpServer, NonStreamingClientThatStaysGetsItsAnswer) {
+  // The probe must not mistake a waiting client for a gone one.
+  Served s({}, 4, 8, 0.02);  // 30 tokens: 0.6 s, several probe periods
+  int status = 0;
+  const json body = post(s, "/v1/completions", R"({"prompt": "abc", "max_tokens": 30})", &status);
+  EXPECT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["usage"]["completion_tokens"], 30);
+  EXPECT_EQ(s.backend.cancels(), 0);
+}
+
 TEST(HttpServer, QueuedClientThatHangsUpIsCancelledByTheKeepAlive) {
   // One slot held by a long request; the second waits, hangs up, and the
   // keep-alive comments find that out.
