@@ -127,6 +127,59 @@ std::string render_chat(const ChatTemplate& chat_template, const nlohmann::json&
   return chat_template.render(nlohmann::ordered_json::parse(messages.dump()), options);
 }
 
+namespace {
+
+bool is_reserved_variable(std::string_view key) {
+  return key == "messages" || key == "add_generation_prompt" || key == "bos_token" ||
+         key == "eos_token";
+}
+
+}  // namespace
+
+void check_chat_tools(const nlohmann::ordered_json& tools) {
+  if (tools.is_null()) return;
+  if (!tools.is_array()) {
+    fail(
+        "tools must be an array of tool objects ({\"type\": \"function\", \"function\": "
+        "{\"name\", \"description\", \"parameters\"}}), not ",
+        tools.type_name());
+  }
+  for (size_t i = 0; i < tools.size(); ++i) {
+    if (!tools[i].is_object()) {
+      fail("tools[", i, "] must be a tool object ({\"type\": \"function\", ...}), not ",
+           tools[i].type_name());
+    }
+  }
+}
+
+void check_chat_template_kwargs(const nlohmann::ordered_json& kwargs) {
+  if (kwargs.is_null()) return;
+  if (!kwargs.is_object()) {
+    fail(
+        "chat_template_kwargs must be an object of template variables (e.g. "
+        "{\"enable_thinking\": false}), not ",
+        kwargs.type_name());
+  }
+  for (const auto& [key, value] : kwargs.items()) {
+    if (is_reserved_variable(key)) {
+      fail("chat_template_kwargs cannot set '", key, "': it comes from the request itself");
+    }
+    if (key == "tools") check_chat_tools(value);
+  }
+}
+
+nlohmann::ordered_json chat_template_variables(const nlohmann::ordered_json& tools,
+                                               const nlohmann::ordered_json& kwargs) {
+  check_chat_tools(tools);
+  check_chat_template_kwargs(kwargs);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  if (!tools.is_null()) out["tools"] = tools;
+  if (!kwargs.is_null()) {
+    for (const auto& [key, value] : kwargs.items()) out[key] = value;
+  }
+  return out;
+}
+
 SpecialTokenTexts special_token_texts(const GgufReader& file) {
   SpecialTokenTexts out;
   const auto tokens = file.get_string_array("tokenizer.ggml.tokens");

@@ -76,6 +76,19 @@ std::string render_chat(const ChatTemplate& chat_template, const nlohmann::order
 std::string render_chat(const ChatTemplate& chat_template, const nlohmann::json& messages,
                         const ChatRenderOptions& options);
 
+// The extra variables of apply_chat_template(messages, tools=tools, **kwargs),
+// for ChatRenderOptions::extra_variables: `tools` (null or an array of
+// objects, OpenAI's function tools) as "tools", then each entry of `kwargs`
+// (null or an object: llama-server's and vLLM's chat_template_kwargs, e.g.
+// {"enable_thinking": false}; a kwarg "tools" replaces the list). The
+// checks throw Error saying what is wrong: a wrong type, or a kwarg naming
+// a variable the options set (messages, add_generation_prompt, bos_token,
+// eos_token).
+void check_chat_tools(const nlohmann::ordered_json& tools);
+void check_chat_template_kwargs(const nlohmann::ordered_json& kwargs);
+nlohmann::ordered_json chat_template_variables(const nlohmann::ordered_json& tools,
+                                               const nlohmann::ordered_json& kwargs);
+
 // Tokenizes a rendered prompt so that special tokens stay where they belong:
 // special-token text the template wrote becomes the special token (as
 // encode(text, parse_special=true) does), while the same text inside user

@@ -5,6 +5,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_template.h"
 #include "serve/api_error.h"
 
 namespace specula {
@@ -362,9 +363,36 @@ nlohmann::ordered_json parse_chat_messages(std::string_view body) {
   return out;
 }
 
+nlohmann::ordered_json parse_chat_template_variables(std::string_view body) {
+  const json object = parse_object(body);
+  if (field(object, "tools") == nullptr && field(object, "chat_template_kwargs") == nullptr) {
+    return nlohmann::ordered_json::object();
+  }
+  // Key order as sent: a template's tojson of the tools shows it.
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(body);
+  const auto value_of = [&](const char* name) {
+    const auto it = ordered.find(name);
+    return it == ordered.end() ? nlohmann::ordered_json() : *it;
+  };
+  const nlohmann::ordered_json tools = value_of("tools");
+  const nlohmann::ordered_json kwargs = value_of("chat_template_kwargs");
+  try {
+    check_chat_tools(tools);
+  } catch (const Error& e) {
+    bad_request("tools", e.what());
+  }
+  try {
+    check_chat_template_kwargs(kwargs);
+  } catch (const Error& e) {
+    bad_request("chat_template_kwargs", e.what());
+  }
+  return chat_template_variables(tools, kwargs);
+}
+
 ChatParams parse_chat_body(std::string_view body) {
   ChatParams chat;
   chat.messages = parse_chat_messages(body);
+  chat.template_variables = parse_chat_template_variables(body);
   const json object = parse_object(body);
   parse_max_tokens(object, "max_tokens", chat.params);
   parse_max_tokens(object, "max_completion_tokens", chat.params);

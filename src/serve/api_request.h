@@ -48,8 +48,19 @@ CompletionParams parse_completion_body(std::string_view body);
 struct ChatParams {
   nlohmann::ordered_json messages;
   CompletionParams params;
+  // For the template: see parse_chat_template_variables.
+  nlohmann::ordered_json template_variables;
 };
 ChatParams parse_chat_body(std::string_view body);
+// The template variables a chat body (or /apply-template's) adds to the
+// messages, as transformers' apply_chat_template(messages, tools=...,
+// **chat_template_kwargs) gets them: "tools" (an array of objects, OpenAI's
+// function tools) and the entries of "chat_template_kwargs" (an object, as
+// llama-server and vLLM take it, e.g. {"enable_thinking": false}); keys in
+// the order sent. An empty object when the body has neither (or both null).
+// 400 naming "tools" or "chat_template_kwargs" for a wrong type or a kwarg
+// naming messages, add_generation_prompt, bos_token or eos_token.
+nlohmann::ordered_json parse_chat_template_variables(std::string_view body);
 // Only the messages (POST /apply-template). 400 naming "messages" when
 // missing, empty, a role that is not system, developer, user, assistant or
 // tool, or a content that is not a string or an array of text parts.

@@ -14,7 +14,6 @@
 #include "serve/api_request.h"
 #include "serve/api_response.h"
 #include "serve/api_stop.h"
-#include "serve/connection_probe.h"
 #include "serve/http_auth.h"
 #include "serve/http_sse.h"
 
@@ -23,9 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-// How often a non-streaming request looks whether its client is still there.
-constexpr std::chrono::milliseconds kDisconnectProbePeriod{200};
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -135,8 +131,7 @@ struct HttpServer::Impl {
       try {
         if (!bearer_authorized(req.get_header_value("Authorization"), options.api_key)) {
           throw ApiError(401,
-                         "missing or wrong API key: send the header "
-                         "\"Authorization: Bearer "
+                         "missing or wrong API key: send the header \"Authorization: Bearer "
                          "<key>\" with the server's --api-key",
                          "", "authentication_error", "invalid_api_key");
         }
@@ -155,11 +150,10 @@ struct HttpServer::Impl {
   void completions(const httplib::Request& req, httplib::Response& res);
   void chat_completions(const httplib::Request& req, httplib::Response& res);
   void apply_template(const httplib::Request& req, httplib::Response& res);
-  // Submits and answers one completion (both APIs; identity.chat picks the
-  // shapes).
+  // Submits and answers one completion (both APIs; identity.chat picks the shapes).
   void run_completion(const ServedModel& m, const CompletionParams& params,
                       std::vector<int32_t> prompt, bool return_tokens, CompletionIdentity identity,
-                      const httplib::Request& req, httplib::Response& res);
+                      httplib::Response& res);
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
 };
@@ -167,8 +161,7 @@ struct HttpServer::Impl {
 namespace {
 
 const char* const kRoutes =
-    "POST /v1/completions, POST /v1/chat/completions, "
-    "POST /apply-template, GET /v1/models, GET "
+    "POST /v1/completions, POST /v1/chat/completions, POST /apply-template, GET /v1/models, GET "
     "/health, GET /metrics, POST /tokenize, POST "
     "/detokenize";
 
@@ -271,33 +264,31 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   if (params.prompt_is_text) {
     if (m.tokenizer == nullptr) {
       bad_request("prompt",
-                  "this model has no supported tokenizer: give the "
-                  "prompt as an array of token "
+                  "this model has no supported tokenizer: give the prompt as an array of token "
                   "ids");
     }
-    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true,
-                                 /*parse_special=*/true);
+    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true, /*parse_special=*/true);
   }
   run_completion(m, params, std::move(prompt), return_tokens, CompletionIdentity{"cmpl-", 0, m.id},
-                 req, res);
+                 res);
 }
 
 namespace {
 
 // The conversation rendered by the model's template, or the 400 saying why not.
-ChatPrompt render_conversation(const ServedModel& m, const nlohmann::ordered_json& messages) {
+ChatPrompt render_conversation(const ServedModel& m, const nlohmann::ordered_json& messages,
+                               const nlohmann::ordered_json& template_variables) {
   if (m.chat_template == nullptr) {
     bad_request("messages",
-                "this model has no chat template "
-                "(tokenizer.chat_template): start the server with "
-                "--chat-template FILE or a built-in name (e.g. "
-                "chatml, llama3), or send a raw "
+                "this model has no chat template (tokenizer.chat_template): start the server with "
+                "--chat-template FILE or a built-in name (e.g. chatml, llama3), or send a raw "
                 "prompt to /v1/completions");
   }
   ChatRenderOptions options;
   options.add_generation_prompt = true;
   options.bos_token = m.special_tokens.bos;
   options.eos_token = m.special_tokens.eos;
+  options.extra_variables = template_variables;
   try {
     return m.chat_template->render_prompt(messages, options);
   } catch (const jinja::TemplateRaised& e) {
@@ -316,7 +307,7 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
   if (m.tokenizer == nullptr) {
     bad_request("messages", "this model has no supported tokenizer: chat needs one");
   }
-  const ChatPrompt prompt = render_conversation(m, chat.messages);
+  const ChatPrompt prompt = render_conversation(m, chat.messages, chat.template_variables);
   std::shared_ptr<const PromptTokenizer> prompt_tokenizer;
   {
     std::shared_lock lock(model_mutex);
@@ -329,19 +320,19 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
     return it != body.end() && it->is_boolean() && it->get<bool>();
   }();
   run_completion(m, chat.params, std::move(ids), return_tokens,
-                 CompletionIdentity{"chatcmpl-", 0, m.id, true}, req, res);
+                 CompletionIdentity{"chatcmpl-", 0, m.id, true}, res);
 }
 
 void HttpServer::Impl::apply_template(const httplib::Request& req, httplib::Response& res) {
   const ServedModel m = ready_model();
   const nlohmann::ordered_json messages = parse_chat_messages(req.body);
-  answer_json(res, 200, {{"prompt", render_conversation(m, messages).text}});
+  const nlohmann::ordered_json variables = parse_chat_template_variables(req.body);
+  answer_json(res, 200, {{"prompt", render_conversation(m, messages, variables).text}});
 }
 
 void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionParams& params,
                                       std::vector<int32_t> prompt, bool return_tokens,
-                                      CompletionIdentity identity, const httplib::Request& req,
-                                      httplib::Response& res) {
+                                      CompletionIdentity identity, httplib::Response& res) {
   uint64_t seed;
   {
     std::lock_guard lock(seeds_mutex);
@@ -442,20 +433,9 @@ void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionPara
   };
 
   if (!params.stream) {
-    // Nothing is written until the end, so the client's socket is watched
-    // instead: one that went away cancels the request within a probe period.
     enter();
-    const ConnectionProbe probe =
-        ConnectionProbe::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
     std::unique_lock lock(state->mutex);
-    while (!state->changed.wait_for(lock, kDisconnectProbePeriod, [&] { return state->done; })) {
-      if (probe.peer_open()) continue;
-      lock.unlock();
-      cancel(*state);  // first: the scheduler then counts it cancelled
-      state->client_gone.store(true);
-      leave();
-      return;  // no one to answer
-    }
+    state->changed.wait(lock, [&] { return state->done; });
     leave();
     if (const auto error = failure(state->result)) throw *error;
     json body = completion_json(identity, state->pending_text, state->result.finish, usage(),
@@ -548,8 +528,7 @@ int HttpServer::listen() {
   } else {
     if (!impl.server.bind_to_port(impl.options.host, impl.options.port)) {
       fail("cannot listen on ", impl.options.host, ":", impl.options.port,
-           ": the port is in use or the address is not this machine's; choose "
-           "another --port or "
+           ": the port is in use or the address is not this machine's; choose another --port or "
            "--host");
     }
     impl.port = impl.options.port;

@@ -127,5 +127,58 @@ TEST(ApiChat, ResponseShapes) {
   EXPECT_EQ(usage_chunk_json(identity, {3, 2})["object"], "chat.completion.chunk");
 }
 
+// tools and chat_template_kwargs become template variables, as
+// apply_chat_template(messages, tools=..., **chat_template_kwargs) gets them.
+TEST(ApiChat, ToolsAndTemplateKwargsBecomeTemplateVariables) {
+  const ChatParams chat = parse_chat_body(
+      R"({"messages": [{"role": "user", "content": "hi"}],
+          "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+          "chat_template_kwargs": {"enable_thinking": false, "date_string": "1 Jan 2025"}})");
+  const nlohmann::ordered_json& v = chat.template_variables;
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : v.items()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"tools", "enable_thinking", "date_string"}));
+  ASSERT_EQ(v["tools"].size(), 1u);
+  EXPECT_EQ(v["tools"][0]["function"]["name"], "f");
+  // The key order as sent, which a template's tojson shows.
+  EXPECT_EQ(v["tools"][0].dump(),
+            R"({"type":"function","function":{"name":"f","parameters":{"type":"object"}}})");
+  EXPECT_EQ(v["enable_thinking"], false);
+  EXPECT_EQ(v["date_string"], "1 Jan 2025");
+  // Neither (or null): no variables.
+  EXPECT_EQ(
+      parse_chat_body(R"({"messages": [{"role": "user", "content": "hi"}]})").template_variables,
+      nlohmann::ordered_json::object());
+  EXPECT_EQ(parse_chat_template_variables(R"({"tools": null, "chat_template_kwargs": null})"),
+            nlohmann::ordered_json::object());
+  // A kwarg "tools" replaces the list, as **kwargs would.
+  EXPECT_EQ(
+      parse_chat_template_variables(R"({"tools": [{}], "chat_template_kwargs": {"tools": []}})")
+          .dump(),
+      R"({"tools":[]})");
+}
+
+TEST(ApiChat, BadToolsOrTemplateKwargsName400TheField) {
+  const std::string m = R"("messages": [{"role": "user", "content": "hi"}])";
+  const auto check = [&](const std::string& extra, const std::string& param,
+                         const std::string& says) {
+    const auto [got_param, message] = error_of("{" + m + ", " + extra + "}");
+    EXPECT_EQ(got_param, param) << extra;
+    EXPECT_NE(message.find(says), std::string::npos) << extra << ": " << message;
+  };
+  check(R"("tools": "get_weather")", "tools", "tools must be an array of tool objects");
+  check(R"("tools": {"type": "function"})", "tools", "not object");
+  check(R"("tools": [{"type": "function"}, 3])", "tools", "tools[1] must be a tool object");
+  check(R"("chat_template_kwargs": [1])", "chat_template_kwargs",
+        "chat_template_kwargs must be an object");
+  check(R"("chat_template_kwargs": "x")", "chat_template_kwargs", "not string");
+  check(R"("chat_template_kwargs": {"add_generation_prompt": false})", "chat_template_kwargs",
+        "cannot set 'add_generation_prompt'");
+  check(R"("chat_template_kwargs": {"messages": []})", "chat_template_kwargs",
+        "cannot set 'messages'");
+  check(R"("chat_template_kwargs": {"tools": 1})", "chat_template_kwargs",
+        "tools must be an array");
+}
+
 }  // namespace
 }  // namespace specula

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "serve/http_server.h"
 #include "serve/http_test_support.h"
@@ -55,7 +57,9 @@ class ChatByteTokenizer final : public Tokenizer {
 };
 
 struct Served {
-  explicit Served(bool with_template = true) : backend(4, 8, 0.001) {
+  explicit Served(bool with_template = true,
+                  std::shared_ptr<const ChatTemplate> chat_template = nullptr)
+      : backend(4, 8, 0.001) {
     signal(SIGPIPE, SIG_IGN);
     HttpServerOptions options;
     options.port = 0;
@@ -63,7 +67,9 @@ struct Served {
     server = std::make_unique<HttpServer>(options);
     port = server->listen();
     ServedModel model{"fake-model", 512, 259, &tokenizer, &backend};
-    if (with_template) {
+    if (chat_template) {
+      model.chat_template = std::move(chat_template);
+    } else if (with_template) {
       model.chat_template =
           std::make_shared<const ChatTemplate>(ChatTemplate::from_name_or_file("chatml"));
     }
@@ -247,6 +253,94 @@ TEST(HttpChat, RaisingTemplateIs400WithItsMessage) {
   EXPECT_EQ(json::parse(res->body)["prompt"], "ok");
   server.detach_backend();
   server.stop();
+}
+
+// tests/data/chat_templates: a template, and a conversation as a request body
+// (its tools as "tools", its variables as "chat_template_kwargs").
+const std::string kTemplates = std::string(SPECULA_TEST_DATA_DIR) + "/chat_templates";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::shared_ptr<const ChatTemplate> data_template(const std::string& name) {
+  return std::make_shared<const ChatTemplate>(
+      read_text(kTemplates + "/templates/" + name + ".jinja"), name);
+}
+
+std::string conversation_body(const std::string& name) {
+  for (const auto& c :
+       nlohmann::ordered_json::parse(read_text(kTemplates + "/conversations.json"))) {
+    if (c["name"] != name) continue;
+    nlohmann::ordered_json body = {{"messages", c["messages"]}};
+    if (c.contains("tools")) body["tools"] = c["tools"];
+    if (c.contains("variables")) body["chat_template_kwargs"] = c["variables"];
+    return body.dump();
+  }
+  ADD_FAILURE() << "no conversation " << name;
+  return "";
+}
+
+std::string jinja2_output(const std::string& key) {
+  const auto expected = json::parse(read_text(kTemplates + "/expected.json"));
+  EXPECT_TRUE(expected.contains(key) && expected[key].contains("output")) << key;
+  return expected.contains(key) ? expected[key].value("output", "") : "";
+}
+
+// /apply-template with tools (and chat_template_kwargs) gives jinja2's bytes:
+// Qwen2.5 with a tool call and the tool's reply, Llama 3.1's template with
+// the tools in the system turn and a date from the kwargs.
+TEST(HttpChat, ApplyTemplatePassesToolsAndKwargsAsJinja2Does) {
+  struct Case {
+    const char* template_name;
+    const char* conversation;
+  };
+  for (const Case& c :
+       {Case{"qwen2.5", "tool-call-and-reply"}, Case{"qwen2.5", "with-tools"},
+        Case{"llama3.3", "template-variables"}, Case{"llama3.3", "tool-call-and-reply"}}) {
+    SCOPED_TRACE(std::string(c.template_name) + "/" + c.conversation);
+    Served s(true, data_template(c.template_name));
+    int status = 0;
+    const json body = s.post("/apply-template", conversation_body(c.conversation), &status);
+    ASSERT_EQ(status, 200) << body.dump();
+    // The server's bos/eos are the (byte) vocabulary's: none and "".
+    std::string want =
+        jinja2_output(std::string(c.template_name) + "/" + c.conversation + "/agp=1");
+    if (std::string(c.template_name) == "llama3.3")
+      want.erase(0, std::string("<|begin_of_text|>").size());
+    EXPECT_EQ(body["prompt"], want);
+  }
+}
+
+// /v1/chat/completions renders with them too (the fake repeats the prompt).
+TEST(HttpChat, ChatCompletionsPassesToolsAndKwargs) {
+  Served s(true, std::make_shared<const ChatTemplate>(
+                     "{{ tools | map(attribute='function') | map(attribute='name') | join(',') }}"
+                     "|{{ enable_thinking }}|{{ messages[0].content }}",
+                     "test template"));
+  int status = 0;
+  const json body = s.post("/v1/chat/completions",
+                           R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 12,
+                               "tools": [{"type": "function", "function": {"name": "a"}},
+                                         {"type": "function", "function": {"name": "b"}}],
+                               "chat_template_kwargs": {"enable_thinking": false}})",
+                           &status);
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "a,b|False|hi");
+  for (const char* path : {"/v1/chat/completions", "/apply-template"}) {
+    const json bad =
+        s.post(path, R"({"messages": [{"role": "user", "content": "hi"}], "tools": "a"})", &status);
+    EXPECT_EQ(status, 400) << path;
+    EXPECT_EQ(bad["error"]["param"], "tools") << path;
+    const json bad_kwargs = s.post(
+        path, R"({"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": [1]})",
+        &status);
+    EXPECT_EQ(status, 400) << path;
+    EXPECT_EQ(bad_kwargs["error"]["param"], "chat_template_kwargs") << path;
+  }
 }
 
 }  // namespace
