@@ -14,6 +14,7 @@
 #include "serve/api_request.h"
 #include "serve/api_response.h"
 #include "serve/api_stop.h"
+#include "serve/connection_probe.h"
 #include "serve/http_auth.h"
 #include "serve/http_sse.h"
 
@@ -22,6 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+// How often a non-streaming request looks whether its client is still there.
+constexpr std::chrono::milliseconds kDisconnectProbePeriod{200};
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -131,7 +135,8 @@ struct HttpServer::Impl {
       try {
         if (!bearer_authorized(req.get_header_value("Authorization"), options.api_key)) {
           throw ApiError(401,
-                         "missing or wrong API key: send the header \"Authorization: Bearer "
+                         "missing or wrong API key: send the header "
+                         "\"Authorization: Bearer "
                          "<key>\" with the server's --api-key",
                          "", "authentication_error", "invalid_api_key");
         }
@@ -150,10 +155,11 @@ struct HttpServer::Impl {
   void completions(const httplib::Request& req, httplib::Response& res);
   void chat_completions(const httplib::Request& req, httplib::Response& res);
   void apply_template(const httplib::Request& req, httplib::Response& res);
-  // Submits and answers one completion (both APIs; identity.chat picks the shapes).
+  // Submits and answers one completion (both APIs; identity.chat picks the
+  // shapes).
   void run_completion(const ServedModel& m, const CompletionParams& params,
                       std::vector<int32_t> prompt, bool return_tokens, CompletionIdentity identity,
-                      httplib::Response& res);
+                      const httplib::Request& req, httplib::Response& res);
   void tokenize(const httplib::Request& req, httplib::Response& res);
   void detokenize(const httplib::Request& req, httplib::Response& res);
 };
@@ -161,7 +167,8 @@ struct HttpServer::Impl {
 namespace {
 
 const char* const kRoutes =
-    "POST /v1/completions, POST /v1/chat/completions, POST /apply-template, GET /v1/models, GET "
+    "POST /v1/completions, POST /v1/chat/completions, "
+    "POST /apply-template, GET /v1/models, GET "
     "/health, GET /metrics, POST /tokenize, POST "
     "/detokenize";
 
@@ -264,13 +271,15 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   if (params.prompt_is_text) {
     if (m.tokenizer == nullptr) {
       bad_request("prompt",
-                  "this model has no supported tokenizer: give the prompt as an array of token "
+                  "this model has no supported tokenizer: give the "
+                  "prompt as an array of token "
                   "ids");
     }
-    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true, /*parse_special=*/true);
+    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true,
+                                 /*parse_special=*/true);
   }
   run_completion(m, params, std::move(prompt), return_tokens, CompletionIdentity{"cmpl-", 0, m.id},
-                 res);
+                 req, res);
 }
 
 namespace {
@@ -280,8 +289,10 @@ ChatPrompt render_conversation(const ServedModel& m, const nlohmann::ordered_jso
                                const nlohmann::ordered_json& template_variables) {
   if (m.chat_template == nullptr) {
     bad_request("messages",
-                "this model has no chat template (tokenizer.chat_template): start the server with "
-                "--chat-template FILE or a built-in name (e.g. chatml, llama3), or send a raw "
+                "this model has no chat template "
+                "(tokenizer.chat_template): start the server with "
+                "--chat-template FILE or a built-in name (e.g. "
+                "chatml, llama3), or send a raw "
                 "prompt to /v1/completions");
   }
   ChatRenderOptions options;
@@ -320,7 +331,7 @@ void HttpServer::Impl::chat_completions(const httplib::Request& req, httplib::Re
     return it != body.end() && it->is_boolean() && it->get<bool>();
   }();
   run_completion(m, chat.params, std::move(ids), return_tokens,
-                 CompletionIdentity{"chatcmpl-", 0, m.id, true}, res);
+                 CompletionIdentity{"chatcmpl-", 0, m.id, true}, req, res);
 }
 
 void HttpServer::Impl::apply_template(const httplib::Request& req, httplib::Response& res) {
@@ -332,7 +343,8 @@ void HttpServer::Impl::apply_template(const httplib::Request& req, httplib::Resp
 
 void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionParams& params,
                                       std::vector<int32_t> prompt, bool return_tokens,
-                                      CompletionIdentity identity, httplib::Response& res) {
+                                      CompletionIdentity identity, const httplib::Request& req,
+                                      httplib::Response& res) {
   uint64_t seed;
   {
     std::lock_guard lock(seeds_mutex);
@@ -433,9 +445,20 @@ void HttpServer::Impl::run_completion(const ServedModel& m, const CompletionPara
   };
 
   if (!params.stream) {
+    // Nothing is written until the end, so the client's socket is watched
+    // instead: one that went away cancels the request within a probe period.
     enter();
+    const ConnectionProbe probe =
+        ConnectionProbe::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
     std::unique_lock lock(state->mutex);
-    state->changed.wait(lock, [&] { return state->done; });
+    while (!state->changed.wait_for(lock, kDisconnectProbePeriod, [&] { return state->done; })) {
+      if (probe.peer_open()) continue;
+      lock.unlock();
+      cancel(*state);  // first: the scheduler then counts it cancelled
+      state->client_gone.store(true);
+      leave();
+      return;  // no one to answer
+    }
     leave();
     if (const auto error = failure(state->result)) throw *error;
     json body = completion_json(identity, state->pending_text, state->result.finish, usage(),
@@ -528,7 +551,8 @@ int HttpServer::listen() {
   } else {
     if (!impl.server.bind_to_port(impl.options.host, impl.options.port)) {
       fail("cannot listen on ", impl.options.host, ":", impl.options.port,
-           ": the port is in use or the address is not this machine's; choose another --port or "
+           ": the port is in use or the address is not this machine's; choose "
+           "another --port or "
            "--host");
     }
     impl.port = impl.options.port;
