@@ -135,8 +135,7 @@ struct HttpServer::Impl {
       try {
         if (!bearer_authorized(req.get_header_value("Authorization"), options.api_key)) {
           throw ApiError(401,
-                         "missing or wrong API key: send the header "
-                         "\"Authorization: Bearer "
+                         "missing or wrong API key: send the header \"Authorization: Bearer "
                          "<key>\" with the server's --api-key",
                          "", "authentication_error", "invalid_api_key");
         }
@@ -155,8 +154,7 @@ struct HttpServer::Impl {
   void completions(const httplib::Request& req, httplib::Response& res);
   void chat_completions(const httplib::Request& req, httplib::Response& res);
   void apply_template(const httplib::Request& req, httplib::Response& res);
-  // Submits and answers one completion (both APIs; identity.chat picks the
-  // shapes).
+  // Submits and answers one completion (both APIs; identity.chat picks the shapes).
   void run_completion(const ServedModel& m, const CompletionParams& params,
                       std::vector<int32_t> prompt, bool return_tokens, CompletionIdentity identity,
                       const httplib::Request& req, httplib::Response& res);
@@ -167,8 +165,7 @@ struct HttpServer::Impl {
 namespace {
 
 const char* const kRoutes =
-    "POST /v1/completions, POST /v1/chat/completions, "
-    "POST /apply-template, GET /v1/models, GET "
+    "POST /v1/completions, POST /v1/chat/completions, POST /apply-template, GET /v1/models, GET "
     "/health, GET /metrics, POST /tokenize, POST "
     "/detokenize";
 
@@ -271,12 +268,10 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
   if (params.prompt_is_text) {
     if (m.tokenizer == nullptr) {
       bad_request("prompt",
-                  "this model has no supported tokenizer: give the "
-                  "prompt as an array of token "
+                  "this model has no supported tokenizer: give the prompt as an array of token "
                   "ids");
     }
-    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true,
-                                 /*parse_special=*/true);
+    prompt = m.tokenizer->encode(params.prompt_text, /*add_special=*/true, /*parse_special=*/true);
   }
   run_completion(m, params, std::move(prompt), return_tokens, CompletionIdentity{"cmpl-", 0, m.id},
                  req, res);
@@ -289,10 +284,8 @@ ChatPrompt render_conversation(const ServedModel& m, const nlohmann::ordered_jso
                                const nlohmann::ordered_json& template_variables) {
   if (m.chat_template == nullptr) {
     bad_request("messages",
-                "this model has no chat template "
-                "(tokenizer.chat_template): start the server with "
-                "--chat-template FILE or a built-in name (e.g. "
-                "chatml, llama3), or send a raw "
+                "this model has no chat template (tokenizer.chat_template): start the server with "
+                "--chat-template FILE or a built-in name (e.g. chatml, llama3), or send a raw "
                 "prompt to /v1/completions");
   }
   ChatRenderOptions options;
@@ -551,8 +544,7 @@ int HttpServer::listen() {
   } else {
     if (!impl.server.bind_to_port(impl.options.host, impl.options.port)) {
       fail("cannot listen on ", impl.options.host, ":", impl.options.port,
-           ": the port is in use or the address is not this machine's; choose "
-           "another --port or "
+           ": the port is in use or the address is not this machine's; choose another --port or "
            "--host");
     }
     impl.port = impl.options.port;
