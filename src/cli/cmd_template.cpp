@@ -1,7 +1,9 @@
 // `specula template`: renders a conversation with a chat template and prints
 // the prompt byte for byte (no newline added), for scripts and for checking
 // what a model will see. The template is the model's own
-// (tokenizer.chat_template in its GGUF file) or --chat-template FILE|NAME.
+// (tokenizer.chat_template in its GGUF file) or --chat-template FILE|NAME;
+// --tools and --kwargs add template variables as apply_chat_template's
+// tools= and **kwargs (the server's tools and chat_template_kwargs) do.
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -25,6 +27,8 @@ struct TemplateOptions {
   bool add_generation_prompt = false;
   std::string bos;
   std::string eos;
+  std::string tools;
+  std::string kwargs;
 };
 
 void add_flags(CLI::App& sub, TemplateOptions& options) {
@@ -40,6 +44,12 @@ void add_flags(CLI::App& sub, TemplateOptions& options) {
                "End with the opening of an assistant turn");
   sub.add_option("--bos", options.bos, "bos_token text (default: the model's, else empty)");
   sub.add_option("--eos", options.eos, "eos_token text (default: the model's, else empty)");
+  sub.add_option("--tools", options.tools,
+                 "JSON file: the tools, an array of {\"type\": \"function\", \"function\": "
+                 "{...}} (the template variable tools)");
+  sub.add_option("--kwargs", options.kwargs,
+                 "Extra template variables: a JSON object, inline ('{\"enable_thinking\": "
+                 "false}') or a file, as chat_template_kwargs");
 }
 
 nlohmann::ordered_json read_messages(const std::string& path) {
@@ -50,6 +60,47 @@ nlohmann::ordered_json read_messages(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     fail("--messages ", path, ": not valid JSON (", e.what(), ")");
   }
+}
+
+nlohmann::ordered_json parse_json(const std::string& text, const std::string& what) {
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(what, ": not valid JSON (", e.what(), ")");
+  }
+}
+
+// --kwargs: inline JSON when it starts with '{', else a file.
+nlohmann::ordered_json read_kwargs(const std::string& value) {
+  const size_t first = value.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && value[first] == '{') return parse_json(value, "--kwargs");
+  return parse_json(read_input_file(value, "--kwargs"), "--kwargs " + value);
+}
+
+// The variables --tools and --kwargs add, as apply_chat_template's tools=
+// and **kwargs: over those of the --messages object.
+void add_tools_and_kwargs(const TemplateOptions& options, nlohmann::ordered_json& variables) {
+  nlohmann::ordered_json tools, kwargs;
+  if (!options.tools.empty()) {
+    tools = parse_json(read_input_file(options.tools, "--tools"), "--tools " + options.tools);
+    if (tools.is_null()) fail("--tools ", options.tools, ": null is not a list of tools");
+    try {
+      check_chat_tools(tools);
+    } catch (const Error& e) {
+      fail("--tools ", options.tools, ": ", e.what());
+    }
+  }
+  if (!options.kwargs.empty()) {
+    kwargs = read_kwargs(options.kwargs);
+    try {
+      check_chat_template_kwargs(kwargs);
+    } catch (const Error& e) {
+      fail("--kwargs: ", e.what());
+    }
+  }
+  if (variables.is_null()) variables = nlohmann::ordered_json::object();
+  const nlohmann::ordered_json added = chat_template_variables(tools, kwargs);
+  for (const auto& [key, value] : added.items()) variables[key] = value;
 }
 
 void run(const TemplateOptions& options, const CLI::App& sub) {
@@ -91,6 +142,7 @@ void run(const TemplateOptions& options, const CLI::App& sub) {
     fail("--messages ", options.messages,
          ": expected a JSON array of messages or an object with \"messages\"");
   }
+  add_tools_and_kwargs(options, render.extra_variables);
   const std::string prompt = render_chat(*chat_template, messages, render);
   std::cout.write(prompt.data(), static_cast<std::streamsize>(prompt.size()));
   std::cout.flush();

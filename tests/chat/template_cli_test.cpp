@@ -38,11 +38,28 @@ std::string messages_file(const TempDir& dir, const std::string& name) {
     if (c["name"] == name) {
       nlohmann::ordered_json input = {{"messages", c["messages"]}};
       if (c.contains("tools")) input["tools"] = c["tools"];
+      if (c.contains("variables")) input.update(c["variables"]);
       return write(dir, name + ".json", input.dump());
     }
   }
   ADD_FAILURE() << "no conversation " << name;
   return "";
+}
+
+// A field of conversations.json's `name` ("messages", "tools", "variables").
+nlohmann::ordered_json conversation_field(const std::string& name, const std::string& field) {
+  for (const auto& c : read_json(kDir + "/conversations.json")) {
+    if (c["name"] == name) return c.value(field, nlohmann::ordered_json());
+  }
+  ADD_FAILURE() << "no conversation " << name;
+  return {};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 std::string expected_output(const std::string& key) {
@@ -155,6 +172,108 @@ TEST(TemplateCli, BadInputIsOneClearMessage) {
     const auto result = run_cli("template " + c.args);
     EXPECT_EQ(result.exit_code, 1) << c.args << "\n" << result.output;
     EXPECT_NE(result.output.find(c.message), std::string::npos) << c.args << "\n" << result.output;
+  }
+}
+
+// --tools FILE and --kwargs JSON|FILE pass what apply_chat_template's tools=
+// and **kwargs pass: the same bytes as jinja2 with Qwen2.5 and Llama 3.1's
+// template.
+TEST(TemplateCli, ToolsAndKwargsFlagsGiveJinja2sBytes) {
+  TempDir dir;
+  const std::string messages =
+      write(dir, "call.json", conversation_field("tool-call-and-reply", "messages").dump());
+  const std::string tools =
+      write(dir, "tools.json", conversation_field("tool-call-and-reply", "tools").dump());
+  auto result =
+      run_cli("template --chat-template " + kDir + "/templates/qwen2.5.jinja" + " --messages " +
+              messages + " --tools " + tools + " --add-generation-prompt");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, expected_output("qwen2.5/tool-call-and-reply/agp=1"));
+  // Without --tools the template takes its other branch.
+  result = run_cli("template --chat-template " + kDir + "/templates/qwen2.5.jinja" +
+                   " --messages " + messages + " --add-generation-prompt");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output, expected_output("qwen2.5/tool-call-and-reply/agp=1"));
+
+  const std::string llama =
+      " --chat-template " + kDir + "/templates/llama3.3.jinja" +
+      " --bos '<|begin_of_text|>' --eos '<|eot_id|>' --messages " +
+      write(dir, "vars.json", conversation_field("template-variables", "messages").dump()) +
+      " --tools " +
+      write(dir, "vars-tools.json", conversation_field("template-variables", "tools").dump());
+  const nlohmann::ordered_json kwargs = conversation_field("template-variables", "variables");
+  ASSERT_TRUE(kwargs.is_object());
+  const std::string want = expected_output("llama3.3/template-variables/agp=0");
+  // Inline JSON, and a file.
+  result = run_cli("template" + llama + " --kwargs '" + kwargs.dump() + "'");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, want);
+  result = run_cli("template" + llama + " --kwargs " + write(dir, "kwargs.json", kwargs.dump()));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, want);
+  // The kwargs matter: without them the date and the tools' place differ.
+  result = run_cli("template" + llama);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output, want);
+}
+
+TEST(TemplateCli, BadToolsOrKwargsAreOneClearMessage) {
+  TempDir dir;
+  const std::string good = write(dir, "good.json", R"([{"role": "user", "content": "x"}])");
+  const std::string base = "template --chat-template chatml --messages " + good;
+  const struct {
+    std::string args, message;
+  } cases[] = {
+      {" --tools " + write(dir, "obj.json", R"({"type": "function"})"),
+       "tools must be an array of tool objects"},
+      {" --tools " + write(dir, "num.json", R"([{"type": "function"}, 7])"),
+       "tools[1] must be a tool object"},
+      {" --tools " + write(dir, "bad.json", "[{"), "--tools"},
+      {" --tools " + dir.file("missing.json"), "--tools"},
+      {" --kwargs '{\"enable_thinking\": '", "--kwargs: not valid JSON"},
+      {" --kwargs '{\"bos_token\": \"x\"}'", "cannot set 'bos_token'"},
+      {" --kwargs " + write(dir, "list.json", "[1, 2]"), "chat_template_kwargs must be an object"},
+      {" --kwargs " + dir.file("nofile.json"), "--kwargs"},
+  };
+  for (const auto& c : cases) {
+    const auto result = run_cli(base + c.args);
+    EXPECT_EQ(result.exit_code, 1) << c.args << "\n" << result.output;
+    EXPECT_NE(result.output.find(c.message), std::string::npos) << c.args << "\n" << result.output;
+  }
+}
+
+// A GGUF file that carries Qwen2.5's or Llama 3.1's own template text in
+// tokenizer.chat_template (and Llama's BOS/EOS tokens in its vocabulary):
+// `specula template -m` prints exactly jinja2's render.
+TEST(TemplateCli, ModelsOwnRealTemplateGivesJinja2sBytes) {
+  TempDir dir;
+  const auto make_model = [&](const std::string& name, const std::string& template_name,
+                              const std::vector<std::string>& tokens) {
+    GgufWriter writer;
+    writer.set_string("general.architecture", "llama");
+    writer.set_string("tokenizer.ggml.model", "gpt2");
+    writer.set_string_array("tokenizer.ggml.tokens", tokens);
+    writer.set_uint32("tokenizer.ggml.bos_token_id", 0);
+    writer.set_uint32("tokenizer.ggml.eos_token_id", 1);
+    writer.set_string("tokenizer.chat_template",
+                      read_text(kDir + "/templates/" + template_name + ".jinja"));
+    const std::string path = dir.file(name);
+    writer.write(path);
+    return path;
+  };
+  const std::string qwen = make_model("qwen.gguf", "qwen2.5", {"<|endoftext|>", "<|im_end|>", "a"});
+  const std::string llama =
+      make_model("llama.gguf", "llama3.3", {"<|begin_of_text|>", "<|eot_id|>", "a"});
+  for (const char* conversation : {"system-multi-turn", "with-tools", "tool-call-and-reply"}) {
+    SCOPED_TRACE(conversation);
+    const std::string messages = messages_file(dir, conversation);
+    for (const auto& [model, name] :
+         {std::pair{qwen, std::string("qwen2.5")}, std::pair{llama, std::string("llama3.3")}}) {
+      const auto result =
+          run_cli("template -m " + model + " --messages " + messages + " --add-generation-prompt");
+      EXPECT_EQ(result.exit_code, 0) << result.output;
+      EXPECT_EQ(result.output, expected_output(name + "/" + conversation + "/agp=1")) << name;
+    }
   }
 }
 
