@@ -76,6 +76,16 @@ HWY_INLINE void AccumulateValues(DF df, const float* weights, int64_t block_len,
   for (int i = 0; i < kVectors; ++i) hn::StoreU(acc[i], df, out + i * lanes);
 }
 
+// How far ahead of the key being scored its successors are fetched.
+constexpr int64_t kKeysAhead = 16;
+
+// Brings the cache lines of one head's row of n floats towards L1.
+HWY_INLINE void PrefetchRow(const float* p, int64_t n, bool valid) {
+  if (!valid) return;
+  constexpr int64_t kFloatsPerLine = 64 / sizeof(float);
+  for (int64_t d = 0; d < n; d += kFloatsPerLine) __builtin_prefetch(p + d);
+}
+
 HWY_NOINLINE void AttendOneHead(const AttentionShape& shape, const AttentionRow& row,
                                 int64_t head) {
   const DF df;
@@ -101,6 +111,12 @@ HWY_NOINLINE void AttendOneHead(const AttentionShape& shape, const AttentionRow&
     const float* block_values = values + block_start * kv_dim;
     float block_max = lowest;
     for (int64_t j = 0; j < block_len; ++j) {
+      // Key and value rows are a KV row apart (kv_dim floats, often 1 KB or
+      // more): the loads waited on memory. Fetch the key kKeysAhead rows on
+      // and this row's values, which the weighted sum below reads.
+      PrefetchRow(keys + (block_start + j + kKeysAhead) * kv_dim, head_dim,
+                  block_start + j + kKeysAhead < row.n_keys);
+      PrefetchRow(block_values + j * kv_dim, head_dim, true);
       scores[j] = Dot(df, q, block_keys + j * kv_dim, head_dim) * shape.scale;
       block_max = std::max(block_max, scores[j]);
     }
