@@ -107,5 +107,47 @@ TEST(ChatTemplates, EveryTemplateNamesItsSource) {
   }
 }
 
+// chat_template_variables: tools= then **kwargs, as apply_chat_template.
+TEST(ChatTemplates, TemplateVariablesAsApplyChatTemplateTakesThem) {
+  using nlohmann::ordered_json;
+  const ordered_json tools =
+      ordered_json::parse(R"([{"type": "function", "function": {"name": "f"}}])");
+  const ordered_json kwargs = ordered_json::parse(R"({"enable_thinking": false, "x": [1]})");
+  const ordered_json v = chat_template_variables(tools, kwargs);
+  EXPECT_EQ(
+      v.dump(),
+      R"({"tools":[{"type":"function","function":{"name":"f"}}],"enable_thinking":false,"x":[1]})");
+  EXPECT_EQ(chat_template_variables(nullptr, nullptr), ordered_json::object());
+  EXPECT_EQ(chat_template_variables(tools, ordered_json::parse(R"({"tools": []})")).dump(),
+            R"({"tools":[]})");
+  // What a template sees.
+  const ChatTemplate t("{{ tools[0].function.name }}|{{ enable_thinking }}|{{ x | tojson }}", "t");
+  ChatRenderOptions options;
+  options.extra_variables = v;
+  EXPECT_EQ(t.render(ordered_json::array(), options), "f|False|[1]");
+  const auto message_of = [](const auto& call) -> std::string {
+    try {
+      call();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message_of([] { check_chat_tools(ordered_json("f")); }).find("tools must be an array"),
+            std::string::npos);
+  EXPECT_NE(message_of([] {
+              check_chat_tools(ordered_json::parse("[{}, null]"));
+            }).find("tools[1] must be a tool object"),
+            std::string::npos);
+  EXPECT_NE(message_of([] {
+              check_chat_template_kwargs(ordered_json::array());
+            }).find("chat_template_kwargs must be an object"),
+            std::string::npos);
+  EXPECT_NE(message_of([] {
+              check_chat_template_kwargs(ordered_json::parse(R"({"eos_token": ""})"));
+            }).find("cannot set 'eos_token'"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace specula
