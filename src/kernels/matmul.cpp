@@ -17,6 +17,14 @@ namespace {
 // SIMD kernels.
 constexpr int64_t kRowAlign = 4;
 
+// Below this many multiply-adds (m x n_in x n_out) a product runs on the
+// calling thread: a few microseconds of work, about what waking the pool
+// and meeting at its barrier costs. A draft-sized model (width 128-256) is
+// made almost entirely of such products, and at 2 threads decoded slower
+// than at 1. Which thread computes a row never changes its result, so this
+// changes no output.
+constexpr int64_t kMinParallelMultiplyAdds = int64_t{1} << 18;
+
 // Prepared activations of the calling thread, reused across calls.
 struct ActivationScratch {
   AlignedBuffer<int8_t> values;
@@ -146,7 +154,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPo
   const MatmulJob job = make_job(w, x, m, y, true);
   const bool int_dot = is_int_dot_type(w.type);
   const int64_t n_units = (w.n_out + kRowAlign - 1) / kRowAlign;
-  const int64_t n_tasks = pool == nullptr ? 1 : std::min<int64_t>(pool->n_threads(), n_units);
+  const bool small = m * w.n_in * w.n_out < kMinParallelMultiplyAdds;
+  const int64_t n_tasks =
+      pool == nullptr || small ? 1 : std::min<int64_t>(pool->n_threads(), n_units);
   auto task = [&](int64_t t) {
     const int64_t begin = std::min(w.n_out, n_units * t / n_tasks * kRowAlign);
     const int64_t end = std::min(w.n_out, n_units * (t + 1) / n_tasks * kRowAlign);
