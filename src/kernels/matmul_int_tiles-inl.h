@@ -1,0 +1,115 @@
+// Register-blocked integer dots for more than 8 activation rows (AVX3_DL,
+// vpdpbusd): the prefill and long-verification kernel of
+// matmul_int_simd.cpp, for every integer type but Q6_K.
+// Included by that file once per target, inside its namespace and inside
+// its AVX-512 VNNI attribute region, after DotGroup and FusedRows (whose
+// helpers it uses); it has no include guard for that reason.
+//
+// FusedRows and DotRows run one weight row at a time: every vpdpbusd reads
+// its activation vector from memory, so 16 rows cost about twice 8 (Zen 4
+// here sustains about as many 512-bit loads as vpdpbusd per second, from
+// L1). Here kTileRows weight rows are decoded group by
+// group into an L1 scratch, and tiles of kTileRows x MT (weight row,
+// activation row) pairs keep their integer sums in registers: per vector
+// k of a group, kTileRows weight loads and MT activation loads feed
+// kTileRows x MT vpdpbusd. The float running sums live in a per-thread
+// array between groups.
+//
+// Every pair sees exactly the arithmetic of DotGroup: the same exact
+// integer sum per block, then acc = fma(float(s), ws * dx, acc) (and the
+// min term), group after group, and the same final reduce_add; so a row's
+// outputs are bit-identical to m = 1 and to every other tile.
+
+constexpr int kTileRows = 4;  // weight rows per block
+constexpr int kTileActs = 4;  // activation rows per tile: 16 sums + 4 weights in registers
+
+// Group g for weight rows dec[0..R) and activation rows [m0, m0 + MT):
+// acc + (r m + i) 16 holds pair (r, i)'s running float sums.
+template <int R, int MT, int kBiasShift, bool kMin>
+HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int64_t m, int64_t m0,
+                          int64_t g, float* HWY_RESTRICT acc) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  const int8_t* x[MT];
+  __m512i s[R][MT];
+  for (int i = 0; i < MT; ++i) {
+    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+    x[i] = a.values + at * 32;
+    const __m512i init = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
+                                                             kBiasShift >= 0 ? kBiasShift : 0)
+                                         : _mm512_setzero_si512();
+    for (int r = 0; r < R; ++r) s[r][i] = init;
+  }
+  for (int k = 0; k < kGroupVectors; ++k) {
+    __m512i w[R];
+    for (int r = 0; r < R; ++r) w[r] = _mm512_load_si512(dec[r].q[k]);
+    for (int i = 0; i < MT; ++i) {
+      const __m512i xv = _mm512_load_si512(x[i] + 64 * k);
+      for (int r = 0; r < R; ++r) s[r][i] = _mm512_dpbusd_epi32(s[r][i], w[r], xv);
+    }
+  }
+  for (int i = 0; i < MT; ++i) {
+    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+    const __m512 dx = _mm512_load_ps(a.scales + at);
+    for (int r = 0; r < R; ++r) {
+      float* p = acc + (r * m + m0 + i) * 16;
+      __m512 v =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]),
+                          _mm512_mul_ps(_mm512_load_ps(dec[r].scale), dx), _mm512_load_ps(p));
+      if constexpr (kMin) {
+        v = _mm512_fmadd_ps(_mm512_load_ps(dec[r].min), _mm512_load_ps(a.scaled_sums + at), v);
+      }
+      _mm512_store_ps(p, v);
+    }
+  }
+}
+
+// Weight rows [r0, r0 + R) for all job.m activation rows.
+template <DType kType, int R, int kBiasShift, bool kMin>
+HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int64_t r0,
+                               int64_t row_end, float* HWY_RESTRICT acc) {
+  const int64_t m = job.m;
+  std::fill(acc, acc + R * m * 16, 0.0f);
+  const int64_t share = NextRowShare(job);
+  const auto row_bytes = static_cast<int64_t>(job.row_bytes);
+  // The next block's rows, prefetched group by group into L2.
+  const int64_t n_next = std::min<int64_t>(kTileRows, row_end - (r0 + R));
+  DecodedGroup dec[R];
+  for (int64_t g = 0; g < job.acts.n_groups; ++g) {
+    for (int64_t r = 0; r < n_next; ++r) {
+      PrefetchNextRowShare(job.weights + (r0 + R + r) * row_bytes, row_bytes, share, g, true);
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* row = job.weights + (r0 + r) * row_bytes;
+      if (!DecodeWholeGroup<kType>(row, job.n_in, g, dec + r)) {
+        DecodeGroupGather(kType, plan, row, job.n_in, g, dec + r);
+      }
+    }
+    for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
+      const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
+      WithTileHeight<kTileActs>(mt, [&](auto acts) {
+        TileGroup<R, decltype(acts)::value, kBiasShift, kMin>(dec, job.acts, m, m0, g, acc);
+      });
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int64_t i = 0; i < m; ++i) {
+      job.y[i * job.n_out + r0 + r] = _mm512_reduce_add_ps(_mm512_load_ps(acc + (r * m + i) * 16));
+    }
+  }
+}
+
+// Weight rows [row_begin, row_end) in blocks of kTileRows (the last block
+// may be shorter), for all job.m activation rows.
+template <DType kType, int kBiasShift, bool kMin>
+void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, int64_t row_end) {
+  thread_local AlignedBuffer<float> acc;
+  const auto need = static_cast<size_t>(kTileRows * job.m * 16);
+  if (acc.size() < need) acc.resize(need);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
+    WithTileHeight<kTileRows>(rows, [&](auto block) {
+      TileRowBlock<kType, decltype(block)::value, kBiasShift, kMin>(job, plan, r0, row_end,
+                                                                    acc.data());
+    });
+  }
+}
