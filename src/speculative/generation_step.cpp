@@ -150,9 +150,9 @@ void start_sequence(SequenceState& state, const SequenceSetup& setup,
   state.recorder.begin(static_cast<int64_t>(prompt.size()), draft_max, policy, setup.drafters);
 }
 
-void append_prefill_rows(const SequenceState& state, TargetBatch& batch) {
+void append_prefill_rows(const SequenceState& state, TargetBatch& batch, int32_t first) {
   const std::vector<int32_t>& tokens = state.tokens;
-  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+  for (size_t i = static_cast<size_t>(std::max(first, 0)); i + 1 < tokens.size(); ++i) {
     batch.rows.push_back({state.setup.seq, static_cast<int32_t>(i), tokens[i], false});
   }
 }

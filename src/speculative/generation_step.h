@@ -105,9 +105,10 @@ struct TargetBatch {
 // for `prompt`. Does not touch the cache, drafters, policy or bandit.
 void start_sequence(SequenceState& state, const SequenceSetup& setup,
                     std::span<const int32_t> prompt);
-// The prompt's tokens but the last (no logits); the caller clears the
-// sequence's cache rows first (KvCache::truncate(seq, 0)).
-void append_prefill_rows(const SequenceState& state, TargetBatch& batch);
+// The prompt's tokens but the last (no logits), from position `first` on;
+// the caller truncates the sequence's cache rows to `first` first
+// (KvCache::truncate(seq, first)), keeping rows of the same tokens.
+void append_prefill_rows(const SequenceState& state, TargetBatch& batch, int32_t first = 0);
 // After the prefill forward: the drafters, policy and bandit begin the
 // sequence (the caller then records the prefill time in state.recorder).
 void begin_drafting(SequenceState& state);

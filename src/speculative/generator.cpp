@@ -1,5 +1,6 @@
 #include "speculative/generator.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -33,6 +34,19 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
                                      const Speculation& speculation,
                                      const GeneratorOptions& options,
                                      const TokenCallback& on_token) {
+  return run(prompt, speculation, options, on_token, false);
+}
+
+GenerationOutput Generator::generate_continuing(std::span<const int32_t> prompt,
+                                                const Speculation& speculation,
+                                                const GeneratorOptions& options,
+                                                const TokenCallback& on_token) {
+  return run(prompt, speculation, options, on_token, true);
+}
+
+GenerationOutput Generator::run(std::span<const int32_t> prompt, const Speculation& speculation,
+                                const GeneratorOptions& options, const TokenCallback& on_token,
+                                bool keep_prefix) {
   const Clock::time_point start = Clock::now();
   SequenceSetup setup;
   setup.n_ctx = n_ctx_;
@@ -44,10 +58,21 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
   SequenceState& sequence = sequence_;
   start_sequence(sequence, setup, prompt);
 
-  // Prefill: every prompt token but the last, in one batched forward.
-  cache_.clear();
+  // The last prompt token's row opens the first verify pass: never reused.
+  size_t reused = 0;
+  if (keep_prefix) {
+    const size_t limit = std::min(cached_tokens_.size(), prompt.size() - 1);
+    while (reused < limit && cached_tokens_[reused] == prompt[reused]) ++reused;
+  }
+  cached_tokens_.clear();  // until the loop is done, should anything throw
+  reused_tokens_ = static_cast<int32_t>(reused);
+  prefilled_tokens_ = static_cast<int32_t>(prompt.size() - reused);
+
+  // Prefill: every prompt token but the last (and but those kept), in one
+  // batched forward.
+  cache_.truncate(0, reused_tokens_);
   batch_.clear();
-  append_prefill_rows(sequence, batch_);
+  append_prefill_rows(sequence, batch_, reused_tokens_);
   if (!batch_.rows.empty()) target_.forward(batch_.rows, cache_, batch_.logits, pool_);
   begin_drafting(sequence);
   sequence.recorder.record_prefill(seconds_since(start));
@@ -65,6 +90,7 @@ GenerationOutput Generator::generate(std::span<const int32_t> prompt,
     verify_step(sequence, logits);
     commit_step(sequence, logits, cache_, on_token);
   }
+  cached_tokens_.assign(sequence.tokens.begin(), sequence.tokens.begin() + cache_.length(0));
   return finish_sequence(sequence, seconds_since(start));
 }
 

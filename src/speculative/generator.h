@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/model.h"
@@ -39,6 +40,19 @@ class Generator {
   // One drafter (null: plain decoding), g = options.draft_max every step.
   GenerationOutput generate(std::span<const int32_t> prompt, Drafter* drafter,
                             const GeneratorOptions& options, const TokenCallback& on_token = {});
+  // generate(), keeping the cache rows of the longest prefix `prompt` shares
+  // with the previous call's sequence (its prompt and generated tokens) and
+  // prefilling only the rest: the next turn of a conversation costs only its
+  // new tokens. Forwards are bit-identical whatever the batch (docs/
+  // kernels.md), so the tokens are exactly those of generate(prompt).
+  GenerationOutput generate_continuing(std::span<const int32_t> prompt,
+                                       const Speculation& speculation,
+                                       const GeneratorOptions& options,
+                                       const TokenCallback& on_token = {});
+  // Of the last call's prompt: the tokens whose cache rows were kept, and
+  // those run through the target (the prefill and the first verify row).
+  int32_t reused_tokens() const { return reused_tokens_; }
+  int32_t prefilled_tokens() const { return prefilled_tokens_; }
 
  private:
   const Model& target_;
@@ -49,6 +63,14 @@ class Generator {
   SequenceState sequence_;
   TargetBatch batch_;
   FixedPolicy default_policy_{PolicyOptions{.kind = PolicyKind::kFixed}};
+  // The tokens whose rows cache_ holds, for generate_continuing.
+  std::vector<int32_t> cached_tokens_;
+  int32_t reused_tokens_ = 0;
+  int32_t prefilled_tokens_ = 0;
+
+  GenerationOutput run(std::span<const int32_t> prompt, const Speculation& speculation,
+                       const GeneratorOptions& options, const TokenCallback& on_token,
+                       bool keep_prefix);
 };
 
 }  // namespace specula
