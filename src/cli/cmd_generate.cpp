@@ -1,7 +1,5 @@
 // `specula generate`: text (or token ids) in, a continuation streamed out,
 // by plain decoding or, with --draft, exact speculative decoding.
-#include <array>
-#include <charconv>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -11,9 +9,10 @@
 
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
+#include "cli/generation_flags.h"
+#include "cli/generation_summary.h"
 #include "cli/online_distill_flags.h"
 #include "cli/prompt_file.h"
-#include "cli/seed_flag.h"
 #include "cli/stop_on_signals.h"
 #include "core/error.h"
 #include "core/split_list.h"
@@ -23,53 +22,16 @@
 namespace specula::cli {
 namespace {
 
-// The flag of each EngineConfig and GenerateOptions field the library's
-// errors name (the --osd-* ones: kOnlineDistillFlags).
-constexpr std::array<FieldFlag, 10> kGenerateFlags = {{
-    {"EngineConfig::model_path", "--model"},
-    {"EngineConfig::draft_path", "--draft"},
-    {"Engine::generate_from_tokens", "--prompt-ids"},
-    {"GeneratorOptions::max_new_tokens", "-n"},
-    {"GeneratorOptions::draft_max", "--draft-max"},
-    {"PolicyOptions::confidence_threshold", "--confidence-threshold"},
-    {"EngineConfig::drafters", "--drafter"},
-    {"EngineConfig::suffix_cache_tokens", "--suffix-cache-tokens"},
-    {"GenerateOptions::n_ctx", "--ctx"},
-    {"GenerateOptions::max_new_tokens", "-n"},
-}};
-
-struct GenerateFlags {
+struct GenerateFlags : GenerationFlags {
   std::string prompt_positional;
   std::string prompt;
   std::string prompt_ids;
   std::string prompt_file;  // several prompts, one engine
   std::string prompt_separator = "---";
   std::string osd_save;  // where the learned draft goes at exit
-  EngineConfig engine;
-  GenerateOptions options;
-  std::string policy = "adaptive";
-  std::string drafters;  // "model,lookup"; empty: the engine's default
   bool json = false;
   bool quiet = false;
 };
-
-double mib(uint64_t bytes) {
-  return static_cast<double>(bytes) / (1024.0 * 1024.0);
-}
-
-void print_learning(const OnlineLearningStats& l) {
-  std::fprintf(stderr,
-               "specula: online distillation: %llu steps, %llu weight versions (drafting with "
-               "v%llu), %llu target rows observed; buffer %.1f MiB (%llu windows, %llu dropped, "
-               "%llu evicted); last loss %.4f\n",
-               static_cast<unsigned long long>(l.steps),
-               static_cast<unsigned long long>(l.publishes),
-               static_cast<unsigned long long>(l.weight_version),
-               static_cast<unsigned long long>(l.observed_rows), mib(l.buffer_bytes),
-               static_cast<unsigned long long>(l.buffer_samples),
-               static_cast<unsigned long long>(l.dropped_samples),
-               static_cast<unsigned long long>(l.evicted_samples), l.last_loss);
-}
 
 // One line per request of a --prompt-file run.
 void print_request_line(size_t index, size_t count, const GenerateResult& result) {
@@ -90,43 +52,9 @@ void print_request_line(size_t index, size_t count, const GenerateResult& result
 
 void print_summary(const GenerateResult& result, bool speculative) {
   const GenerationStats& s = result.stats;
-  std::fprintf(stderr,
-               "\nspecula: %lld tokens in %.2f s: %.1f tokens/s after a %lld-token prompt "
-               "(%.1f tokens/s); stop: %s\n",
-               static_cast<long long>(s.generated_tokens), s.total_seconds,
-               s.decode_tokens_per_second(), static_cast<long long>(s.prompt_tokens),
-               s.prefill_tokens_per_second(), std::string(stop_reason_name(s.stop_reason)).c_str());
-  if (speculative) {
-    std::string histogram;
-    for (size_t g = 0; g < s.draft_length_steps.size(); ++g) {
-      if (s.draft_length_steps[g] == 0) continue;
-      histogram += " " + std::to_string(g) + ":" + std::to_string(s.draft_length_steps[g]);
-    }
-    std::fprintf(stderr,
-                 "specula: policy %s: steps by chosen g%s; %lld probes, %lld early stops; "
-                 "speedup over plain estimated %.2fx, realised %.2fx\n",
-                 s.policy.c_str(), histogram.c_str(), static_cast<long long>(s.probe_steps),
-                 static_cast<long long>(s.early_stops), s.estimated_speedup, s.realised_speedup);
-    for (const DrafterUsage& d : s.drafters) {
-      std::fprintf(
-          stderr, "specula: drafter %s: %lld steps, %lld drafted, %lld accepted (%.1f%%)\n",
-          d.name.c_str(), static_cast<long long>(d.steps), static_cast<long long>(d.drafted_tokens),
-          static_cast<long long>(d.accepted_tokens), 100.0 * d.acceptance_rate());
-    }
-    std::string per_position;
-    for (size_t i = 0; i < s.drafted_at.size(); ++i) {
-      char buffer[16];
-      std::snprintf(buffer, sizeof buffer, " %.2f", s.acceptance_at(i));
-      per_position += buffer;
-    }
-    std::fprintf(stderr,
-                 "specula: draft up to %d: %lld drafted, %lld accepted (%.1f%%), %.2f tokens per "
-                 "target pass; acceptance by position:%s\n",
-                 s.draft_max, static_cast<long long>(s.drafted_tokens),
-                 static_cast<long long>(s.accepted_tokens), 100.0 * s.acceptance_rate(),
-                 s.tokens_per_pass(), per_position.c_str());
-  }
-  if (result.learning.enabled) print_learning(result.learning);
+  std::fprintf(stderr, "\n");
+  print_generation_stats(stderr, s, speculative);
+  if (result.learning.enabled) print_learning(stderr, result.learning);
   std::fprintf(stderr,
                "specula: time: prefill %.3f s, draft %.3f s, target %.3f s (%lld passes), "
                "sampling %.3f s; peak memory %.1f MiB\n",
@@ -216,14 +144,9 @@ void check_save_path(const std::string& path, bool online_distill) {
   }
 }
 
-void run(GenerateFlags& flags) {
+void run(GenerateFlags& flags, const CLI::App& sub) {
   const Prompts prompts = read_prompts(flags);
-  flags.options.policy = parse_policy(flags.policy);
-  if (!flags.drafters.empty()) flags.engine.drafters = split_list(flags.drafters, "--drafter");
-  if (flags.engine.suffix_cache_tokens < 1) {
-    fail("--suffix-cache-tokens is ", flags.engine.suffix_cache_tokens,
-         ": the suffix cache needs a budget of at least 1 token (default 65536)");
-  }
+  resolve_generation_flags(flags, sub);
   check_save_path(flags.osd_save, flags.engine.online_distill.enabled);
 
   const std::unique_ptr<Engine> engine = Engine::load(flags.engine);
@@ -299,7 +222,7 @@ void run(GenerateFlags& flags) {
             ? 100.0 * static_cast<double>(total_accepted) / static_cast<double>(total_drafted)
             : 0.0);
     const OnlineLearningStats learning = engine->online_learning_stats();
-    if (learning.enabled) print_learning(learning);
+    if (learning.enabled) print_learning(stderr, learning);
   }
   if (!flags.osd_save.empty()) {
     engine->save_learned_draft(flags.osd_save);
@@ -331,45 +254,8 @@ const bool registered = register_command({
       sub.add_option("--prompt-separator", flags->prompt_separator,
                      "The line between prompts in --prompt-file (also printed between outputs)")
           ->capture_default_str();
-      sub.add_option("-m,--model", flags->engine.model_path, "Target model (GGUF)")->required();
-      sub.add_option("-d,--draft", flags->engine.draft_path,
-                     "Draft model (GGUF) with the target's vocabulary: turns on speculative "
-                     "decoding");
-      sub.add_option("--draft-max", o.draft_max,
-                     "The most tokens drafted per step (g); the policy chooses within it; 0 "
-                     "decodes plainly")
-          ->capture_default_str();
-      sub.add_option("--policy", flags->policy,
-                     "How g is chosen: adaptive (cost-aware, falls back to plain decoding), "
-                     "fixed (g = --draft-max), heuristic (+2/-1), confidence (stop below "
-                     "--confidence-threshold)")
-          ->capture_default_str();
-      sub.add_option("--drafter", flags->drafters,
-                     "Drafters to choose among: model, lookup[:N|:MIN-MAX], suffix, self[:K], e.g. "
-                     "model,lookup,suffix,self (default: model when --draft is given, and "
-                     "lookup); several: a bandit picks per step");
-      sub.add_option("--suffix-cache-tokens", flags->engine.suffix_cache_tokens,
-                     "Memory budget of the suffix drafter's cache, in tokens (~300-900 "
-                     "bytes each); the oldest are evicted beyond it")
-          ->capture_default_str();
-      sub.add_option("--confidence-threshold", o.confidence_threshold,
-                     "For --policy confidence: stop a draft after a token the drafter gives "
-                     "less than this probability")
-          ->capture_default_str();
+      add_generation_flags(sub, *flags);
       sub.add_option("-n,--n-predict", o.max_new_tokens, "Tokens to generate at most")
-          ->capture_default_str();
-      sub.add_option("--temp", o.temperature, "Temperature; 0 is greedy")->capture_default_str();
-      sub.add_option("--top-k", o.top_k, "Keep the k most probable tokens; 0 is off")
-          ->capture_default_str();
-      sub.add_option("--top-p", o.top_p, "Keep the most probable tokens up to this mass; 1 is off")
-          ->capture_default_str();
-      sub.add_option("--min-p", o.min_p,
-                     "Keep tokens at least this fraction as probable as the best; 0 is off")
-          ->capture_default_str();
-      sub.add_option("--seed", o.seed, "Random seed: the same seed replays the same tokens")
-          ->check(seed_value())
-          ->capture_default_str();
-      sub.add_option("-t,--threads", flags->engine.n_threads, "Threads; 0 uses every core")
           ->capture_default_str();
       sub.add_option("-c,--ctx", o.n_ctx,
                      "Context size in tokens; 0 sizes it to the prompt and -n, capped at the "
@@ -386,13 +272,8 @@ const bool registered = register_command({
                      "end (load it later with --draft)")
           ->group("Online distillation (the draft learns while generating)");
       sub.callback([flags, &sub] {
-        if (sub.count("--drafter") > 0 && flags->drafters.empty()) {
-          fail(
-              "--drafter is empty: name the drafters, e.g. --drafter model,lookup, or leave the "
-              "flag out for the default");
-        }
         with_flag_names(kOnlineDistillFlags,
-                        [&] { with_flag_names(kGenerateFlags, [&] { run(*flags); }); });
+                        [&] { with_flag_names(kGenerationFlagNames, [&] { run(*flags, sub); }); });
       });
     },
 });
