@@ -9,6 +9,7 @@ packages=(
   libhwy-dev libpcre2-dev nlohmann-json3-dev libcli11-dev jq gnuplot-nox libdnnl-dev
   libcpp-httplib-dev  # specula serve
   python3-jinja2  # the reference renderer the chat-template tests compare with
+  tmux  # the specula chat terminal tests (tests/cli/chat_tmux_test.cpp)
   clang-14 libfuzzer-14-dev  # the fuzzing harnesses (fuzz/)
   libpython3-stdlib  # the corpus of the shipped model pair (make models)
 )
