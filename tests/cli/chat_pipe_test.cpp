@@ -145,5 +145,35 @@ TEST_F(ChatPipe, AFullContextAsksForClearInsteadOfFailing) {
   EXPECT_NE(run.err.find("type /clear"), std::string::npos) << run.err;
 }
 
+// A real vocabulary (Phi-3's SentencePiece, 32064 tokens) and its own
+// template from the file: special tokens such as <|user|> and <|end|>, a BOS
+// the template writes, and answers that do not tokenize back to the same ids
+// (SentencePiece merges differently), so less of the cache is kept. The
+// answers must still be exact.
+TEST(ChatPipeRealVocabulary, TheModelsOwnTemplateAndTokenizerGiveExactAnswers) {
+  TempDir dir;
+  const std::string model = dir.file("phi3-vocab.gguf");
+  const CliResult made = run_cli("make-model --tokenizer-from " SPECULA_TEST_DATA_DIR
+                                 "/vocab/ggml-vocab-phi-3.gguf --out " +
+                                 model + " --embd 32 --layers 2 --heads 2 --ff 64");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const int32_t n = 10;
+  ChatReference reference(model, "", "", n);
+  const ReferenceTurn first = reference.say("Hello there");
+  const ReferenceTurn second = reference.say("What is <|end|> for?");
+  const ChatRun run = run_chat(dir, "Hello there\nWhat is <|end|> for?\n/stats\n",
+                               "-m " + model + " -t 1 --temp 0 -n " + std::to_string(n));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const std::string expected = first.text + "\n" + second.text + "\n";
+  ASSERT_GE(run.out.size(), expected.size()) << run.err;
+  EXPECT_EQ(run.out.substr(0, expected.size()), expected);
+  const std::vector<int> counts = prefilled_counts(run.out);
+  ASSERT_EQ(counts.size(), 1u) << run.out;
+  // At least the first prompt up to its assistant header (its last token,
+  // the "\n" after <|assistant|>, may merge with the answer's text now).
+  EXPECT_LE(counts[0], static_cast<int>(second.prompt.size() - first.prompt.size() + 1));
+  EXPECT_GT(counts[0], 0);
+}
+
 }  // namespace
 }  // namespace specula::testing

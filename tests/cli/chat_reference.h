@@ -31,13 +31,15 @@ struct ReferenceTurn {
 
 class ChatReference {
  public:
+  // `chat_template`: a built-in name or file; empty: the model's own.
   ChatReference(const std::string& model, const std::string& chat_template,
                 const std::string& system, int32_t max_tokens)
       : engine_(Engine::load({.model_path = model, .n_threads = 1})),
         file_(GgufReader::open(model)),
         tokenizer_(Tokenizer::from_gguf(*file_)),
         prompt_tokenizer_(*tokenizer_),
-        template_(ChatTemplate::from_name_or_file(chat_template)),
+        template_(chat_template.empty() ? *ChatTemplate::from_gguf(*file_)
+                                        : ChatTemplate::from_name_or_file(chat_template)),
         max_tokens_(max_tokens) {
     const SpecialTokenTexts texts = special_token_texts(*file_);
     render_.bos_token = texts.bos;
