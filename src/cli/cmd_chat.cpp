@@ -145,7 +145,7 @@ void run(const ChatFlags& parsed, const CLI::App& sub) {
   ChatInterrupts interrupts;
   std::atomic<bool>& interrupted = ChatInterrupts::flag();
   if (interactive) {
-    std::fprintf(stderr, "specula chat: %s, template %s, context %d tokens, %s\n%s\n",
+    std::fprintf(stderr, "specula chat: %s; chat template: %s; context %d tokens; %s\n%s\n",
                  flags.engine.model_path.c_str(), session.template_origin().c_str(),
                  session.n_ctx(), session.speculative() ? "speculative decoding" : "plain decoding",
                  kCommandsHelp);
