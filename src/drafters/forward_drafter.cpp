@@ -15,8 +15,12 @@ void ForwardDrafter::replace_cache(KvCache cache) {
 }
 
 void ForwardDrafter::begin(std::span<const int32_t> context) {
-  cache_.clear();
-  cached_tokens_.clear();
+  // The rows of the prefix this context shares with the cached tokens stay:
+  // a row's keys and values depend only on the tokens up to it (and the
+  // weights, whose change clears the cache: replace_cache). A chat's next
+  // turn, which repeats the conversation so far, then prefills only what
+  // is new.
+  roll_back(context, context.empty() ? 0 : context.size() - 1);
   if (context.size() > 1) feed(context.first(context.size() - 1), false);
 }
 

@@ -24,7 +24,8 @@ class ForwardDrafter : public Drafter {
   // The drafter's own cache (for memory statistics).
   const KvCache& cache() const { return cache_; }
 
-  // Prefills the cache with all of `context` but the last token.
+  // Prefills the cache with all of `context` but the last token, keeping
+  // the rows of the prefix it shares with what the cache holds.
   void begin(std::span<const int32_t> context) override;
   // Catches the cache up with `context` (the tokens it lacks: usually the
   // last accepted and the correction or bonus token), then runs single-row

@@ -130,6 +130,37 @@ TEST(ForwardDrafter, AfterAcceptOnlyTheMissingTokensRun) {
   EXPECT_EQ(out.tokens, (std::vector<int32_t>{2, 3}));
 }
 
+TEST(ForwardDrafter, BeginKeepsTheRowsOfASharedPrefix) {
+  ScriptedDrafter drafter(32, kMargin);
+  Rng rng(1);
+  DraftProposal out;
+  const std::vector<int32_t> first = {0, 1, 2, 3};
+  drafter.begin(first);                                  // rows 0 1 2
+  drafter.propose(first, 2, greedy_params(), rng, out);  // the cache: 0 1 2 3 0
+
+  // A next turn repeating the first and adding two tokens: only the rows
+  // past the shared prefix 0 1 2 3 run.
+  const std::vector<int32_t> next = {0, 1, 2, 3, 2, 2};
+  drafter.forwards.clear();
+  drafter.begin(next);
+  ASSERT_EQ(drafter.forwards.size(), 1u);
+  ASSERT_EQ(drafter.forwards[0].size(), 1u);
+  EXPECT_EQ(drafter.forwards[0][0].position, 4);
+  EXPECT_EQ(drafter.forwards[0][0].token, 2);
+  EXPECT_EQ(drafter.cache().length(0), 5);
+  drafter.propose(next, 2, greedy_params(), rng, out);
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{3, 0}));
+
+  // A context that differs from the first token on starts over.
+  const std::vector<int32_t> other = {3, 1, 2};
+  drafter.forwards.clear();
+  drafter.begin(other);
+  ASSERT_EQ(drafter.forwards.size(), 1u);
+  EXPECT_EQ(drafter.forwards[0].size(), 2u);
+  EXPECT_EQ(drafter.forwards[0][0].position, 0);
+  EXPECT_EQ(drafter.cache().length(0), 2);
+}
+
 TEST(ForwardDrafter, StopsAfterATokenBelowTheConfidenceThreshold) {
   // margin ln 3: confidence 3 / 6 = 0.5.
   ScriptedDrafter drafter(32, std::log(3.0f));
