@@ -1,14 +1,14 @@
-// Register-blocked integer dots for more than 8 activation rows (AVX3_DL,
-// vpdpbusd): the prefill and long-verification kernel of
-// matmul_int_simd.cpp, for every integer type but Q6_K.
+// Register-blocked integer dots for 5 or more activation rows (AVX3_DL,
+// vpdpbusd): the verification and prefill kernel of matmul_int_simd.cpp,
+// for every integer type but Q6_K.
 // Included by that file once per target, inside its namespace and inside
 // its AVX-512 VNNI attribute region, after DotGroup and FusedRows (whose
 // helpers it uses); it has no include guard for that reason.
 //
 // FusedRows and DotRows run one weight row at a time: every vpdpbusd reads
-// its activation vector from memory, so 16 rows cost about twice 8 (Zen 4
-// here sustains about as many 512-bit loads as vpdpbusd per second, from
-// L1). Here kTileRows weight rows are decoded group by
+// its activation vector from memory (Zen 4 here sustains about as many
+// 512-bit loads as vpdpbusd per second, from L1), and FusedRows spills its
+// accumulators past 4 rows. Here kTileRows weight rows are decoded group by
 // group into an L1 scratch, and tiles of kTileRows x MT (weight row,
 // activation row) pairs keep their integer sums in registers: per vector
 // k of a group, kTileRows weight loads and MT activation loads feed
