@@ -64,16 +64,34 @@ void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row
 
 void attention(const AttentionShape& shape, std::span<const AttentionRow> rows, ThreadPool* pool) {
   check_shape(shape);
-  const int64_t n_tasks = static_cast<int64_t>(rows.size()) * shape.n_head;
-  auto task = [&](int64_t t) {
-    const AttentionRow& row = rows[static_cast<size_t>(t / shape.n_head)];
-    assert(row.n_keys >= 1);
-    attend_one_head_simd(shape, row, t % shape.n_head);
-  };
   int64_t multiply_adds = 0;
   for (const AttentionRow& row : rows) multiply_adds += row.n_keys;
   multiply_adds *= 2 * shape.n_head * shape.head_dim;
-  if (pool != nullptr && pool->n_threads() > 1 && multiply_adds >= kMinParallelMultiplyAdds) {
+  const bool parallel =
+      pool != nullptr && pool->n_threads() > 1 && multiply_adds >= kMinParallelMultiplyAdds;
+  // A task is a row and a run of query heads of one KV group: the whole
+  // group (its keys read once), unless that leaves fewer than two tasks per
+  // thread; then the groups are cut into shorter runs.
+  const int64_t group = shape.n_head / shape.n_head_kv;
+  const int64_t n_rows = static_cast<int64_t>(rows.size());
+  int64_t runs_per_group = (group + kMaxAttentionHeadRun - 1) / kMaxAttentionHeadRun;
+  if (parallel) {
+    const int64_t wanted = 2 * pool->n_threads();
+    const int64_t groups = n_rows * shape.n_head_kv;
+    runs_per_group = std::max(runs_per_group, std::min(group, (wanted + groups - 1) / groups));
+  }
+  const int64_t runs_per_row = shape.n_head_kv * runs_per_group;
+  auto task = [&](int64_t t) {
+    const AttentionRow& row = rows[static_cast<size_t>(t / runs_per_row)];
+    assert(row.n_keys >= 1);
+    const int64_t run = t % runs_per_row;
+    const int64_t first = (run / runs_per_group) * group;
+    const int64_t part = run % runs_per_group;
+    attend_heads_simd(shape, row, first + group * part / runs_per_group,
+                      first + group * (part + 1) / runs_per_group);
+  };
+  const int64_t n_tasks = n_rows * runs_per_row;
+  if (parallel) {
     pool->parallel_for(n_tasks, task);
   } else {
     for (int64_t t = 0; t < n_tasks; ++t) task(t);

@@ -1,4 +1,4 @@
-// The per-(row, head) kernels behind attention(): internal to src/kernels.
+// The per-row kernels behind attention(): internal to src/kernels.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,14 @@ inline constexpr int64_t kAttentionKeysPerBlock = 64;
 // softmax); the output slice doubles as the accumulator.
 void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row, int64_t head);
 
-// The same for the best SIMD target of this CPU (attention_simd.cpp).
-void attend_one_head_simd(const AttentionShape& shape, const AttentionRow& row, int64_t head);
+// The same for query heads [head_begin, head_end) of one KV group (at most
+// 64 of them), for the best SIMD target of this CPU (attention_simd.cpp):
+// each head's result is what it would be alone, and the group reads each
+// block of keys and values once.
+void attend_heads_simd(const AttentionShape& shape, const AttentionRow& row, int64_t head_begin,
+                       int64_t head_end);
+
+// The largest head run attend_heads_simd takes.
+inline constexpr int64_t kMaxAttentionHeadRun = 64;
 
 }  // namespace specula

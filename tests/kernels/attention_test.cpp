@@ -96,6 +96,8 @@ const std::vector<Case>& cases() {
       {2, 2, 80, {130, 7}},          // 4 vectors + tail on AVX-512, blocks crossed
       {8, 4, 64, {200, 201, 5, 1}},  // the common shape, enough work to go parallel
       {2, 1, 5, {17}},               // narrower than any vector
+      {32, 4, 128, {300, 1}},  // GQA groups of 8 (Llama 3): runs of heads split across threads
+      {66, 1, 8, {70}},        // a group longer than the longest head run (64)
   };
   return all;
 }
@@ -118,11 +120,11 @@ TEST(Attention, EveryTargetMatchesScalarTwinAndDoubleReference) {
   }
 }
 
-TEST(Attention, IdenticalFor1To3Threads) {
+TEST(Attention, IdenticalForAnyThreadCount) {
   for (size_t c = 0; c < cases().size(); ++c) {
     const Problem problem(cases()[c], static_cast<uint32_t>(c + 11));
     const std::vector<float> one = problem.run(false, nullptr);
-    for (int n_threads : {2, 3}) {
+    for (int n_threads : {2, 3, 16}) {
       ThreadPool pool(n_threads);
       EXPECT_EQ(problem.run(false, &pool), one) << "case " << c << ", " << n_threads << " threads";
     }
