@@ -1,0 +1,183 @@
+// The multi-row (prefill and verification, m >= 2) float-weight tiles of
+// matmul_simd.cpp: FloatRowsBlocked and its helpers. Included by that file
+// once per target, inside its namespace, after FloatTile (whose helpers
+// it uses); it has no include guard for that reason.
+
+// Keeps v in a register: without this GCC folds the activation load into
+// every FMA that uses it (R loads of the same vector instead of one), and
+// on AVX-512 the loads, not the FMAs, then set the pace. An empty asm, so
+// the values and the arithmetic are unchanged.
+template <class V>
+HWY_INLINE void KeepInRegister(V& v) {
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) && \
+    (defined(__GNUC__) || defined(__clang__))
+  asm("" : "+v"(v.raw));
+#else
+  (void)v;
+#endif
+}
+
+// Prefill and verification (m >= 2): the same tiles, blocked over k.
+// Unblocked, a tile of 2 weight rows x 8 activation rows streams all 8
+// activation rows (8 x 16 KB for n_in = 4096) from L2 for every pair of
+// weight rows, and L2 bandwidth, not the FMA units, sets the pace. Here a
+// block of kRowBlock weight rows runs chunk by chunk over k: the kChunk
+// values of the activation rows stay in L1 while every tile of the block
+// passes over them, and the accumulators wait in a small per-thread array
+// between chunks. Each (weight row, activation row) accumulator still
+// sees the k values in the same order, and the final sum is the same, so
+// results are bit-identical to the unblocked tiles (and to m = 1).
+constexpr int64_t kRowBlock = 24;  // a multiple of every tile height R
+constexpr int64_t kChunk = 512;    // floats: up to 12 rows x 2 KB of activations
+
+// Chunk [k0, k1) of tile (r0, m0); state holds R x MT accumulator vectors,
+// xc the chunk's activations packed: row i's value k at xc[i kChunk + k - k0].
+// next: the weights the next tile will read in its chunk, at the byte where
+// it starts (row 0; rows 1.. follow row_bytes apart), or null. They are
+// prefetched alongside: the tiles jump between rows every kChunk values,
+// and Zen 4's prefetchers do not follow the jumps, so without this every
+// chunk of every row starts with a wait on memory.
+template <DType kType, int R, int MT>
+HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const float* HWY_RESTRICT xc,
+                                 int64_t k0, int64_t k1, float* HWY_RESTRICT state,
+                                 const uint8_t* next) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
+  V acc[R][MT];
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < MT; ++i) {
+      acc[r][i] = k0 == 0 ? hn::Zero(df) : hn::Load(df, state + (r * MT + i) * n);
+    }
+  }
+  constexpr int64_t kSize = kType == DType::kF32 ? 4 : 2;
+  for (int64_t k = k0; k < k1; k += n) {
+    if (next != nullptr) {
+      for (int r = 0; r < R; ++r) {
+        hwy::Prefetch(next + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize);
+      }
+    }
+    V w[R];
+    for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
+    for (int i = 0; i < MT; ++i) {
+      V x = hn::LoadU(df, xc + i * kChunk + (k - k0));
+      KeepInRegister(x);
+      for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w[r], x, acc[r][i]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < MT; ++i) hn::Store(acc[r][i], df, state + (r * MT + i) * n);
+  }
+}
+
+// The tiles of R rows in [r_begin, r_end) (a multiple of R rows) for
+// activation rows [m0, m0 + MT), chunk by chunk, then their sums and
+// scalar tails as in FloatTile.
+template <DType kType, int R, int MT>
+void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
+                     const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+  const hn::ScalableTag<float> df;
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t k_vec = job.n_in / n * n;
+  const int64_t tile_floats = R * MT * n;
+  constexpr int64_t kSize = kType == DType::kF32 ? 4 : 2;
+  for (int64_t k0 = 0;; k0 += kChunk) {
+    const int64_t k1 = std::min(k0 + kChunk, k_vec);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
+      // The next tile of this chunk, else the first tile's next chunk.
+      const uint8_t* next = nullptr;
+      if (r0 + R < r_end) {
+        next = job.weights + (r0 + R) * job.row_bytes + k0 * kSize;
+      } else if (k1 < k_vec) {
+        next = job.weights + r_begin * job.row_bytes + k1 * kSize;
+      }
+      FloatTileChunk<kType, R, MT>(job, r0, packed + k0 * MT, k0, k1,
+                                   state + (r0 - r_begin) / R * tile_floats, next);
+    }
+    if (k1 >= k_vec) break;
+  }
+  for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
+    const float* tile = state + (r0 - r_begin) / R * tile_floats;
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* row = job.weights + (r0 + r) * job.row_bytes;
+      for (int i = 0; i < MT; ++i) {
+        const float* x = job.x + (m0 + i) * job.n_in;
+        float sum = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, tile + (r * MT + i) * n)));
+        for (int64_t t = k_vec; t < job.n_in; ++t) sum += LoadWeightScalar<kType>(row, t) * x[t];
+        job.y[(m0 + i) * job.n_out + r0 + r] = Scaled(job, m0 + i, sum);
+      }
+    }
+  }
+}
+
+// One row block for activation rows [m0, m0 + MT): tiles of R rows (4
+// for the smaller MT, so that enough accumulator chains hide the FMA
+// latency and each activation vector feeds more rows, as long as R x MT
+// accumulators fit the registers: on AVX-512 4 up to MT = 4, 3 up to 8,
+// 2 up to 12; elsewhere 4 or 2), the leftover rows one by one.
+template <DType kType, int MT>
+void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
+                const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+  constexpr int R = kFloatTileM == 12       ? (MT <= 4   ? 4
+                                               : MT <= 8 ? 3
+                                                         : 2)
+                    : 2 * MT <= kFloatTileM ? 4
+                                            : 2;
+  const int64_t r_tiled = r_begin + (r_end - r_begin) / R * R;
+  if (r_tiled > r_begin) {
+    FloatBlockTiles<kType, R, MT>(job, r_begin, r_tiled, m0, packed, state);
+  }
+  if (r_end > r_tiled) FloatBlockTiles<kType, 1, MT>(job, r_tiled, r_end, m0, packed, state);
+}
+
+// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax].
+template <int kMax, typename F>
+HWY_INLINE void WithFloatTileHeight(int n, const F& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return WithFloatTileHeight<kMax - 1>(n, f);
+  }
+  f(std::integral_constant<int, kMax>{});
+}
+
+template <DType kType>
+void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  const hn::ScalableTag<float> df;
+  thread_local AlignedBuffer<float> state;
+  const auto need = static_cast<size_t>(kRowBlock * kFloatTileM * hn::Lanes(df));
+  if (state.size() < need) state.resize(need);
+  // The activations packed chunk by chunk: for the tile of MT rows from
+  // m0, chunk k0 / kChunk holds row i's values k0.. at packed + m0 k_pad +
+  // k0 MT + i kChunk. Rows of n_in = 4096 floats sit 16 KB apart, so the
+  // 8 rows of a tile (and the weight rows, 8 KB apart) all map to the same
+  // L1 sets and evict each other; packed, a chunk is contiguous (up to 24
+  // KB for 12 rows).
+  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t k_vec = job.n_in / n * n;
+  const int64_t k_pad = std::max<int64_t>(kChunk, (k_vec + kChunk - 1) / kChunk * kChunk);
+  thread_local AlignedBuffer<float> packed;
+  if (packed.size() < static_cast<size_t>(job.m * k_pad)) {
+    packed.resize(static_cast<size_t>(job.m * k_pad));
+  }
+  for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
+    const int64_t mt = std::min<int64_t>(kFloatTileM, job.m - m0);
+    for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk) {
+      const int64_t len = std::min(kChunk, k_vec - k0);
+      for (int64_t i = 0; i < mt; ++i) {
+        std::copy(job.x + (m0 + i) * job.n_in + k0, job.x + (m0 + i) * job.n_in + k0 + len,
+                  packed.data() + m0 * k_pad + k0 * mt + i * kChunk);
+      }
+    }
+  }
+  for (int64_t rb = row_begin; rb < row_end; rb += kRowBlock) {
+    const int64_t re = std::min(rb + kRowBlock, row_end);
+    for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
+      const int mt = static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0));
+      WithFloatTileHeight<kFloatTileM>(mt, [&](auto rows) {
+        FloatBlock<kType, decltype(rows)::value>(job, rb, re, m0, packed.data() + m0 * k_pad,
+                                                 state.data());
+      });
+    }
+  }
+}
