@@ -17,6 +17,7 @@
 #include "serve/connection_probe.h"
 #include "serve/http_auth.h"
 #include "serve/http_sse.h"
+#include "serve/listen_backlog.h"
 
 namespace specula {
 namespace {
@@ -26,6 +27,10 @@ using nlohmann::json;
 
 // How often a non-streaming request looks whether its client is still there.
 constexpr std::chrono::milliseconds kDisconnectProbePeriod{200};
+
+// Connections the kernel queues before the accept thread takes them
+// (httplib's own is 5; see listen_backlog.h).
+constexpr int kListenBacklog = 1024;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -549,6 +554,7 @@ int HttpServer::listen() {
     }
     impl.port = impl.options.port;
   }
+  raise_listen_backlog(impl.port, kListenBacklog);  // best effort: 5 still works, less well
   impl.thread = std::thread([&impl] { impl.server.listen_after_bind(); });
   // httplib's stop() does nothing until the loop runs: wait for it, so that
   // a stop() right after listen() (a model that fails to load) is not lost.
