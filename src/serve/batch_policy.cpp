@@ -5,12 +5,12 @@
 namespace specula {
 
 DraftAllocation allocate_draft_lengths(std::span<const DraftCandidate> candidates,
-                                       int32_t base_rows, int32_t max_rows,
+                                       int32_t base_rows, int32_t prefill_rows, int32_t max_rows,
                                        const std::function<double(int32_t)>& target_seconds) {
   DraftAllocation out;
   const size_t n = candidates.size();
   out.g.assign(n, 0);
-  double tokens = 0, draft_seconds = 0;
+  double tokens = prefill_rows, draft_seconds = 0;
   int32_t rows = base_rows;
   for (size_t i = 0; i < n; ++i) {
     const DraftCandidate& c = candidates[i];

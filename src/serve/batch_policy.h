@@ -2,7 +2,7 @@
 // g_i of all decoding sequences are chosen together to maximise the batch's
 // expected tokens per second,
 //
-//   rate(g) = sum_i E_i(g_i) / (sum_i d_i(g_i) + t_target(R + sum_i g_i)),
+//   rate(g) = (P + sum_i E_i(g_i)) / (sum_i d_i(g_i) + t_target(R + sum_i g_i)),
 //   d_i(g) = g * t_draft,i + [g > 0] * s_i,
 //
 // where E_i(g) = 1 + sum_{j=1..g} prod_{k<j} a_i,k is sequence i's expected
@@ -10,8 +10,14 @@
 // t_draft,i its drafter's seconds per drafted token, s_i what catching its
 // drafter up costs before the first drafted token (a draft model that sat
 // out k steps must first run the k tokens it missed), R the rows the pass
-// carries anyway (one per decoding sequence and the prefill chunks), and
-// t_target the measured cost curve (cost_curve.h). While extra rows are
+// carries anyway (one per decoding sequence and the prefill chunks), P the
+// prefill rows among them, and t_target the measured cost curve
+// (cost_curve.h). A prefill row counts as one unit of work done, as a plain
+// decoding row's token does: without it, a pass carrying prompt chunks
+// makes every decoded token look dear (the chunks' time over the few
+// tokens) and draft rows cheap beside it, and a busy server drafted on a
+// compute-bound target (the shipped pair at 16-32 clients: 0.87-0.91x
+// plain decoding). While extra rows are
 // nearly free (a memory-bound target) every sequence drafts what its own
 // estimates justify; as rows get dear, g falls, first for the sequences
 // whose drafts are least likely to be accepted, down to 0.
@@ -54,10 +60,12 @@ struct DraftAllocation {
 };
 
 // `base_rows`: rows of the pass besides the drafted ones (>= the number of
-// candidates); `max_rows`: the pass's row budget (drafts stop there; floors
-// and base rows may exceed it); `target_seconds(rows)`: the cost curve.
+// candidates); `prefill_rows`: those of them that are prompt chunks (P);
+// `max_rows`: the pass's row budget (drafts stop there; floors and base
+// rows may exceed it); `target_seconds(rows)`: the cost curve.
+// expected_tokens in the result counts the P units of prefill work too.
 DraftAllocation allocate_draft_lengths(std::span<const DraftCandidate> candidates,
-                                       int32_t base_rows, int32_t max_rows,
+                                       int32_t base_rows, int32_t prefill_rows, int32_t max_rows,
                                        const std::function<double(int32_t)>& target_seconds);
 
 }  // namespace specula

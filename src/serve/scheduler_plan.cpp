@@ -46,6 +46,7 @@ void Scheduler::Impl::plan_decoding(std::vector<Slot*>& decoding) {
   }
   int32_t base_rows = 0;
   for (auto& slot : slots) base_rows += slot->chunk;
+  const int32_t prefill_rows = base_rows;
   for (Slot* s : decoding) {
     ++base_rows;
     DraftCandidate c;
@@ -79,8 +80,9 @@ void Scheduler::Impl::plan_decoding(std::vector<Slot*>& decoding) {
     candidates.push_back(std::move(c));
   }
   const int32_t max_rows = std::max(options.step_rows, base_rows);
-  const DraftAllocation allocation = allocate_draft_lengths(
-      candidates, base_rows, max_rows, [this](int32_t rows) { return cost.seconds(rows); });
+  const DraftAllocation allocation =
+      allocate_draft_lengths(candidates, base_rows, prefill_rows, max_rows,
+                             [this](int32_t rows) { return cost.seconds(rows); });
   for (size_t i = 0; i < decoding.size(); ++i) apply_plan(*decoding[i], allocation.g[i]);
 }
 

@@ -65,7 +65,7 @@ TEST(BatchPolicy, FlatCurveDraftsEverythingWorthDrafting) {
   // Memory-bound: rows are free, drafting is free: every sequence drafts
   // to its cap (each extra token adds expected tokens at no cost).
   const std::vector<DraftCandidate> cs = {candidate(0.8, 4), candidate(0.5, 4), candidate(0.2, 4)};
-  const DraftAllocation a = allocate_draft_lengths(cs, 3, 1000, linear(0.01, 0.0));
+  const DraftAllocation a = allocate_draft_lengths(cs, 3, 0, 1000, linear(0.01, 0.0));
   EXPECT_EQ(a.g, (std::vector<int32_t>{4, 4, 4}));
   EXPECT_EQ(a.rows, 15);
 }
@@ -74,7 +74,7 @@ TEST(BatchPolicy, SteepCurveDraftsNothing) {
   // Compute-bound with no fixed cost: a row costs as much as a pass of one
   // row, so a drafted token (accepted with probability < 1) never pays.
   const std::vector<DraftCandidate> cs = {candidate(0.9, 4), candidate(0.7, 4), candidate(0.6, 4)};
-  const DraftAllocation a = allocate_draft_lengths(cs, 3, 1000, linear(0.0, 0.001));
+  const DraftAllocation a = allocate_draft_lengths(cs, 3, 0, 1000, linear(0.0, 0.001));
   EXPECT_EQ(a.g, (std::vector<int32_t>{0, 0, 0}));
   EXPECT_EQ(a.rows, 3);
 }
@@ -86,20 +86,20 @@ TEST(BatchPolicy, DearerRowsDropTheLeastAcceptedSequenceFirst) {
   // the 0.3 sequence's first token adds 0.3 tokens for 2 ms (0.15/ms, barely
   // worth it alone, but not once the 0.9 sequence has raised the rate),
   // while the 0.9 sequence's first adds 0.9 for 2 ms.
-  const DraftAllocation cheap = allocate_draft_lengths(cs, 2, 1000, linear(0.010, 0.0002));
+  const DraftAllocation cheap = allocate_draft_lengths(cs, 2, 0, 1000, linear(0.010, 0.0002));
   EXPECT_GT(cheap.g[0], 0);
   EXPECT_GT(cheap.g[1], 0);
-  const DraftAllocation dearer = allocate_draft_lengths(cs, 2, 1000, linear(0.010, 0.002));
+  const DraftAllocation dearer = allocate_draft_lengths(cs, 2, 0, 1000, linear(0.010, 0.002));
   EXPECT_GT(dearer.g[0], 0);
   EXPECT_EQ(dearer.g[1], 0);
-  const DraftAllocation dearest = allocate_draft_lengths(cs, 2, 1000, linear(0.002, 0.02));
+  const DraftAllocation dearest = allocate_draft_lengths(cs, 2, 0, 1000, linear(0.002, 0.02));
   EXPECT_EQ(dearest.g, (std::vector<int32_t>{0, 0}));
   // Along a sweep of the row cost (to past 45 ms, where even the 0.9
   // sequence's first token stops paying: 0.9 / t_row < 2 / t(2)) g never rises, and the
   // low-acceptance sequence is never drafting more than the high one.
   int32_t last0 = 5, last1 = 5;
   for (double per_row = 0.0; per_row < 0.06; per_row += 0.0005) {
-    const DraftAllocation a = allocate_draft_lengths(cs, 2, 1000, linear(0.010, per_row));
+    const DraftAllocation a = allocate_draft_lengths(cs, 2, 0, 1000, linear(0.010, per_row));
     EXPECT_LE(a.g[0], last0) << per_row;
     EXPECT_LE(a.g[1], last1) << per_row;
     EXPECT_LE(a.g[1], a.g[0]) << per_row;
@@ -124,7 +124,7 @@ TEST(BatchPolicy, OneSequenceIsTheSingleSequenceOptimum) {
           best_g = g;
         }
       }
-      const DraftAllocation alloc = allocate_draft_lengths(cs, 1, 1000, t);
+      const DraftAllocation alloc = allocate_draft_lengths(cs, 1, 0, 1000, t);
       EXPECT_EQ(alloc.g[0], best_g) << "a " << a << ", per row " << per_row;
     }
   }
@@ -139,7 +139,7 @@ TEST(BatchPolicy, GreedyReachesTheExhaustiveOptimumOnMixedBatches) {
     const auto t = [per_row](int32_t rows) {
       return 0.01 + per_row * std::max(0, rows - 8) + 0.00005 * rows;
     };
-    const DraftAllocation a = allocate_draft_lengths(cs, 4, 1000, t);
+    const DraftAllocation a = allocate_draft_lengths(cs, 4, 0, 1000, t);
     EXPECT_NEAR(a.tokens_per_second(), exhaustive_best(cs, 4, t), 1e-6 * a.tokens_per_second())
         << per_row;
     EXPECT_NEAR(a.tokens_per_second(), rate(cs, a.g, 4, t), 1e-9);
@@ -155,39 +155,60 @@ TEST(BatchPolicy, ACatchUpCostKeepsAnIdleDrafterOff) {
   std::vector<DraftCandidate> cs = {candidate(0.8, 4, 0.001), candidate(0.8, 4, 0.001)};
   cs[1].start_seconds = 0.030;
   const auto t = linear(0.010, 0.0005);
-  const DraftAllocation a = allocate_draft_lengths(cs, 2, 1000, t);
+  const DraftAllocation a = allocate_draft_lengths(cs, 2, 0, 1000, t);
   EXPECT_GT(a.g[0], 0);
   EXPECT_EQ(a.g[1], 0);
   // Without the catch-up both draft (alike, up to the last token, whose
   // worth depends on what the other already drafts).
   cs[1].start_seconds = 0.0;
-  const DraftAllocation b = allocate_draft_lengths(cs, 2, 1000, t);
+  const DraftAllocation b = allocate_draft_lengths(cs, 2, 0, 1000, t);
   EXPECT_LE(std::abs(b.g[0] - b.g[1]), 1);
   EXPECT_GT(b.g[1], 0);
   // The start cost counts in the predicted seconds once.
   cs[1].start_seconds = 0.002;
-  const DraftAllocation c = allocate_draft_lengths(cs, 2, 1000, t);
+  const DraftAllocation c = allocate_draft_lengths(cs, 2, 0, 1000, t);
   if (c.g[1] > 0) {
     EXPECT_NEAR(c.seconds, (c.g[0] + c.g[1]) * 0.001 + 0.002 + t(2 + c.g[0] + c.g[1]), 1e-12);
   }
+}
+
+TEST(BatchPolicy, PromptChunksDoNotMakeDraftsLookCheap) {
+  // Compute-bound: every row costs 1 ms. Four decoding sequences (a = 0.6)
+  // share the pass with 100 prompt rows. A draft row adds at most 0.6
+  // tokens for the 1 ms a row costs, where a prompt or plain row is one
+  // unit of work per row: (104 + 0.6) / 107 ms < 104 / 106 ms, so nobody
+  // drafts (worked by hand).
+  const std::vector<DraftCandidate> cs(4, candidate(0.6, 4));
+  const auto dear = linear(0.002, 0.001);
+  DraftAllocation a = allocate_draft_lengths(cs, 104, 100, 1000, dear);
+  EXPECT_EQ(a.g, (std::vector<int32_t>{0, 0, 0, 0}));
+  EXPECT_NEAR(a.expected_tokens, 104.0, 1e-12);
+  // Counting the prompt rows as no work (the formula without P) makes the
+  // 4 tokens look as dear as 106 ms and a draft row cheap beside them:
+  // 4.6 / 107 ms > 4 / 106 ms. This is what the credit prevents.
+  a = allocate_draft_lengths(cs, 104, 0, 1000, dear);
+  EXPECT_GT(a.g[0] + a.g[1] + a.g[2] + a.g[3], 0);
+  // While rows are free, prompt chunks change nothing: all draft to the cap.
+  a = allocate_draft_lengths(cs, 104, 100, 1000, linear(0.05, 0.0));
+  EXPECT_EQ(a.g, (std::vector<int32_t>{4, 4, 4, 4}));
 }
 
 TEST(BatchPolicy, FloorsCapsAndTheRowBudgetHold) {
   std::vector<DraftCandidate> cs = {candidate(0.9, 4), candidate(0.9, 2), candidate(0.9, 0)};
   cs[2].expected = {1.0};
   // Free rows: capped at 4, 2 and 0.
-  DraftAllocation a = allocate_draft_lengths(cs, 3, 1000, linear(0.01, 0.0));
+  DraftAllocation a = allocate_draft_lengths(cs, 3, 0, 1000, linear(0.01, 0.0));
   EXPECT_EQ(a.g, (std::vector<int32_t>{4, 2, 0}));
   // A budget of 6 rows: 3 base rows leave 3 for drafts.
-  a = allocate_draft_lengths(cs, 3, 6, linear(0.01, 0.0));
+  a = allocate_draft_lengths(cs, 3, 0, 6, linear(0.01, 0.0));
   EXPECT_EQ(a.rows, 6);
   EXPECT_EQ(a.g[0] + a.g[1], 3);
   // A floor (a probe) is kept even when rows are dear.
   cs[1].floor = 2;
-  a = allocate_draft_lengths(cs, 3, 1000, linear(0.0, 0.01));
+  a = allocate_draft_lengths(cs, 3, 0, 1000, linear(0.0, 0.01));
   EXPECT_EQ(a.g, (std::vector<int32_t>{0, 2, 0}));
   // No candidates: nothing to do.
-  a = allocate_draft_lengths({}, 5, 10, linear(0.01, 0.0));
+  a = allocate_draft_lengths({}, 5, 0, 10, linear(0.01, 0.0));
   EXPECT_TRUE(a.g.empty());
   EXPECT_EQ(a.rows, 5);
 }
