@@ -241,12 +241,11 @@ HWY_NOINLINE void DotRows(const DecodedGroup* dec, const ActivationRows& a, int6
 
 // Decode (m = 1) and m = 2: each whole group goes from memory straight into
 // registers and into the dot, with no decoded row written and re-read;
-// partial groups take the gather decoder through a stack scratch.
+// a partial group from a zero-padded copy (DecodeAnyRegs).
 template <DType kType, int MT, int kBiasShift, bool kHalves, bool kMin>
-HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin,
+HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& /*plan*/, int64_t row_begin,
                             int64_t row_end) {
   const int64_t n_groups = job.acts.n_groups;
-  const int64_t whole = job.n_in / kGroupValues;
   const int64_t share = NextRowShare(job);
   const auto row_bytes = static_cast<int64_t>(job.row_bytes);
   for (int64_t r = row_begin; r < row_end; ++r) {
@@ -258,13 +257,7 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& plan, int64_
     for (int64_t g = 0; g < n_groups; ++g) {
       if (prefetch) PrefetchNextRowShare(next, row_bytes, share, g, job.m > 1);
       GroupRegs w;
-      if (g < whole) {
-        DecodeWholeRegs<kType>(row, g, &w);
-      } else {
-        DecodedGroup part{};
-        DecodeGroupGather(kType, plan, row, job.n_in, g, &part);
-        LoadGroupRegs(part, &w);
-      }
+      DecodeAnyRegs<kType>(row, job.n_in, g, &w);
       DotGroup<MT, kBiasShift, kHalves, kMin>(w.q, w.scale, w.scale_hi, w.min, job.acts, 0, g, acc);
     }
     for (int i = 0; i < MT; ++i) job.y[i * job.n_out + r] = _mm512_reduce_add_ps(acc[i]);
