@@ -132,17 +132,7 @@ void ChatSession::clear() {
 }
 
 GeneratorOptions ChatSession::generator_options() const {
-  const GenerateOptions& options = config_.options;
-  GeneratorOptions o;
-  o.sampling.temperature = options.temperature;
-  o.sampling.top_k = options.top_k;
-  o.sampling.top_p = options.top_p;
-  o.sampling.min_p = options.min_p;
-  o.sampling.seed = options.seed;
-  o.max_new_tokens = options.max_new_tokens;
-  o.draft_max = options.draft_max;
-  o.stop_tokens = stop_tokens_;
-  return o;
+  return generator_options_for(config_.options, stop_tokens_);
 }
 
 std::vector<int32_t> ChatSession::render_tokens(const nlohmann::ordered_json& messages) const {

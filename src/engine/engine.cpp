@@ -74,18 +74,8 @@ struct Engine::Impl {
     return options.n_ctx;
   }
 
-  // The Generator checks them (sampling, max_new_tokens, draft_max).
   GeneratorOptions generator_options(const GenerateOptions& options) const {
-    GeneratorOptions o;
-    o.sampling.temperature = options.temperature;
-    o.sampling.top_k = options.top_k;
-    o.sampling.top_p = options.top_p;
-    o.sampling.min_p = options.min_p;
-    o.sampling.seed = options.seed;
-    o.max_new_tokens = options.max_new_tokens;
-    o.draft_max = options.draft_max;
-    if (!options.ignore_eos) o.stop_tokens = stop_tokens;
-    return o;
+    return generator_options_for(options, stop_tokens);
   }
 
   MemoryStats memory() const {

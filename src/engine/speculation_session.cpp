@@ -158,4 +158,18 @@ void SpeculationSession::save_learned_draft(const std::string& path) const {
   distiller_->save(path);
 }
 
+GeneratorOptions generator_options_for(const GenerateOptions& options,
+                                       std::vector<int32_t> stop_tokens) {
+  GeneratorOptions o;
+  o.sampling.temperature = options.temperature;
+  o.sampling.top_k = options.top_k;
+  o.sampling.top_p = options.top_p;
+  o.sampling.min_p = options.min_p;
+  o.sampling.seed = options.seed;
+  o.max_new_tokens = options.max_new_tokens;
+  o.draft_max = options.draft_max;
+  if (!options.ignore_eos) o.stop_tokens = std::move(stop_tokens);
+  return o;
+}
+
 }  // namespace specula

@@ -108,4 +108,10 @@ class SpeculationSession {
   std::unique_ptr<DrafterBandit> bandit_;
 };
 
+// The Generator's options for a request: its sampling, lengths and draft
+// bound, and `stop_tokens` unless options.ignore_eos. The Generator checks
+// them. (The Engine's and specula chat's requests alike.)
+GeneratorOptions generator_options_for(const GenerateOptions& options,
+                                       std::vector<int32_t> stop_tokens);
+
 }  // namespace specula
