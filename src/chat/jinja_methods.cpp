@@ -77,8 +77,12 @@ std::string py_format(const std::string& format, const CallArgs& args) {
       const Value* v = nullptr;
       if (field.empty()) {
         v = args.get(auto_index++, "");
-      } else if (std::all_of(field.begin(), field.end(), ::isdigit)) {
-        v = args.get(std::stoul(field), "");
+      } else if (std::all_of(field.begin(), field.end(),
+                             [](unsigned char d) { return std::isdigit(d) != 0; })) {
+        // An index of more digits than any argument list is long has no
+        // argument (std::stoul would throw out_of_range past size_t: a
+        // crash fuzz_chat found).
+        if (field.size() <= 9) v = args.get(std::stoul(field), "");
       } else {
         for (const auto& [key, value] : args.keyword) {
           if (key == field) v = &value;

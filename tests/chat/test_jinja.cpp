@@ -182,6 +182,17 @@ TEST(Jinja, LimitsStopRunawayTemplates) {
   EXPECT_NE(error_of("{{ 2 ** 100 }}").find("overflow"), std::string::npos);
 }
 
+TEST(Jinja, FormatWithAnIndexPastAnyArgumentIsAnError) {
+  // Found by fuzz_chat: an index too large for size_t escaped as
+  // std::out_of_range and ended the process.
+  EXPECT_EQ(render("{{ '{1} and {0}'.format('a', 'b') }}"), "b and a");
+  const std::string huge = error_of("{{ '{100000000000000000000000}'.format(1) }}");
+  EXPECT_NE(huge.find("no argument for field {100000000000000000000000}"), std::string::npos)
+      << huge;
+  const std::string past = error_of("{{ '{7}'.format(1) }}");
+  EXPECT_NE(past.find("format()"), std::string::npos) << past;
+}
+
 TEST(Jinja, BadInputNeverCrashes) {
   // Truncations of a real template at every byte: each either renders or
   // gives an Error, and never anything else.
