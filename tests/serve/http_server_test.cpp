@@ -287,6 +287,25 @@ TEST(HttpServer, FullQueueIs429WithRetryAfter) {
   EXPECT_EQ(json::parse(res->body)["error"]["code"], "queue_full");
 }
 
+// Polls the backend (at most 5 s) until `done(running requests)`.
+template <typename Done>
+void wait_for_running(const Served& s, Done done) {
+  const auto start = std::chrono::steady_clock::now();
+  while (!done(s.backend.metrics().running) &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// After a client hung up: its request ends, cancelled, within 2 s.
+void expect_cancelled_within_2_seconds(const Served& s) {
+  const auto start = std::chrono::steady_clock::now();
+  wait_for_running(s, [](int running) { return running == 0; });
+  EXPECT_EQ(s.backend.metrics().running, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_GE(s.backend.cancels(), 1);
+}
+
 TEST(HttpServer, ClientThatHangsUpMidStreamIsCancelled) {
   Served s({}, 4, 8, 0.05);  // 60 tokens take 3 s
   RawConnection c(s.port);
@@ -294,14 +313,7 @@ TEST(HttpServer, ClientThatHangsUpMidStreamIsCancelled) {
   ASSERT_TRUE(c.read_until("data: "));
   EXPECT_EQ(s.backend.metrics().running, 1);
   c.close();
-  const auto start = std::chrono::steady_clock::now();
-  while (s.backend.metrics().running > 0 &&
-         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(s.backend.metrics().running, 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
-  EXPECT_GE(s.backend.cancels(), 1);
+  expect_cancelled_within_2_seconds(s);
 }
 
 TEST(HttpServer, ClientThatHangsUpWithoutStreamingIsCancelled) {
@@ -310,21 +322,10 @@ TEST(HttpServer, ClientThatHangsUpWithoutStreamingIsCancelled) {
   Served s({}, 4, 8, 0.05);  // 60 tokens take 3 s
   RawConnection c(s.port);
   c.post("/v1/completions", R"({"prompt": "abc", "max_tokens": 60})");
-  const auto submitted = std::chrono::steady_clock::now();
-  while (s.backend.metrics().running < 1 &&
-         std::chrono::steady_clock::now() - submitted < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_for_running(s, [](int running) { return running >= 1; });
   ASSERT_EQ(s.backend.metrics().running, 1);
   c.close();
-  const auto start = std::chrono::steady_clock::now();
-  while (s.backend.metrics().running > 0 &&
-         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(s.backend.metrics().running, 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
-  EXPECT_GE(s.backend.cancels(), 1);
+  expect_cancelled_within_2_seconds(s);
 }
 
 TEST(HttpServer, NonStreamingClientThatStaysGetsItsAnswer) {
