@@ -38,4 +38,22 @@ inline const std::vector<DType>& all_matmul_types() {
   return types;
 }
 
+// Rows long enough for several k chunks of the multi-row kernels (n_in >
+// 512, not a multiple of 16), with a tail that is not a whole vector (float
+// types) or a whole 16-block group (quantized types): several whole
+// integer groups plus a partial one.
+inline int64_t long_n_in(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      return 32 * 71;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return 256 * 7;
+    default:
+      return 1100;
+  }
+}
+
 }  // namespace specula::test

@@ -17,23 +17,6 @@
 namespace specula {
 namespace {
 
-// Rows long enough for several k chunks of the multi-row kernels, with a
-// tail that is not a whole vector (float types) or a whole 16-block group
-// (quantized types).
-int64_t invariance_n_in(DType type) {
-  switch (type) {
-    case DType::kQ8_0:
-    case DType::kQ4_0:
-      return 32 * 71;
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K:
-      return 256 * 7;
-    default:
-      return 1100;
-  }
-}
-
 const int64_t kBatchSizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33, 64};
 
 struct Case {
@@ -85,7 +68,7 @@ TEST(MatmulInvariance, EveryBatchSizeAndPositionOnEveryTarget) {
   for (const SimdTarget& target : simd_targets()) {
     ScopedSimdTarget scoped(target.bit);
     for (DType type : test::all_matmul_types()) {
-      expect_batch_invariant(make_case(type, invariance_n_in(type), 4243), pool, target.name);
+      expect_batch_invariant(make_case(type, test::long_n_in(type), 4243), pool, target.name);
     }
   }
 }

@@ -136,23 +136,6 @@ TEST(Matmul, EverySimdTargetMatchesScalarTwin) {
   }
 }
 
-// Larger awkward shapes: several k chunks of the blocked float tiles
-// (n_in > 512, not a multiple of 16), several row blocks with leftover
-// rows (n_out = 37), and several whole integer groups plus a partial one.
-int64_t long_n_in(DType type) {
-  switch (type) {
-    case DType::kQ8_0:
-    case DType::kQ4_0:
-      return 32 * 71;
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K:
-      return 256 * 7;
-    default:
-      return 1100;
-  }
-}
-
 TEST(Matmul, EverySimdTargetMatchesScalarTwinOnLongRows) {
   ThreadPool pool(3);
   for (const SimdTarget& target : simd_targets()) {
@@ -160,7 +143,7 @@ TEST(Matmul, EverySimdTargetMatchesScalarTwinOnLongRows) {
     for (DType type : test::all_matmul_types()) {
       for (int64_t m : {1, 2, 5, 9}) {
         const Problem p =
-            make_problem(type, long_n_in(type), 37, m, static_cast<uint32_t>(m * 31 + 7));
+            make_problem(type, test::long_n_in(type), 37, m, static_cast<uint32_t>(m * 31 + 7));
         std::vector<float> twin(static_cast<size_t>(m * p.n_out)), fast(twin.size());
         matmul_scalar(p.matrix(), p.x.data(), m, twin.data());
         matmul(p.matrix(), p.x.data(), m, fast.data(), &pool);
@@ -185,7 +168,7 @@ TEST(Matmul, RowResultIndependentOfRowCount) {
     ScopedSimdTarget scoped(target.bit);
     for (DType type : test::all_matmul_types()) {
       const int64_t m_max = 17;
-      const Problem p = make_problem(type, long_n_in(type), 21, m_max, 4242);
+      const Problem p = make_problem(type, test::long_n_in(type), 21, m_max, 4242);
       std::vector<float> single(static_cast<size_t>(m_max * p.n_out));
       for (int64_t i = 0; i < m_max; ++i) {
         matmul(p.matrix(), p.x.data() + i * p.n_in, 1, single.data() + i * p.n_out, nullptr);
@@ -380,7 +363,7 @@ TEST(Matmul, NonFiniteActivationsGiveNonFiniteOutputs) {
 TEST(Matmul, IntRowPrefetchSettingKeepsOutputs) {
   const bool saved = simd_int_row_prefetch();
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ6_K}) {
-    const Problem p = make_problem(type, long_n_in(type), 37, 3, 5);
+    const Problem p = make_problem(type, test::long_n_in(type), 37, 3, 5);
     std::vector<float> on(static_cast<size_t>(p.m * p.n_out)), off(on.size()), ref(on.size());
     simd_set_int_row_prefetch(true);
     EXPECT_TRUE(simd_int_row_prefetch());
@@ -417,7 +400,7 @@ TEST(Matmul, NonFiniteActivationsOfIntTypesGiveNaNOutputs) {
     ScopedSimdTarget scoped(target.bit);
     for (DType type : test::all_matmul_types()) {
       if (!is_int_dot_type(type)) continue;
-      Problem p = make_problem(type, long_n_in(type), 6, 5, 21);
+      Problem p = make_problem(type, test::long_n_in(type), 6, 5, 21);
       const int64_t n = p.n_in;
       // Row 1: a NaN as the only non-zero of its block's max (a float max
       // would drop it); row 2: +inf; row 3: -inf and a NaN; row 4: a block
