@@ -8,6 +8,8 @@
 // SPECULA_BENCH_SET_MB (default 1024) MB that the benchmark cycles
 // through, so the weights come from DRAM and not from the (here 300 MB) L3.
 //   SPECULA_BENCH_DECODE_ROWS=1|4 picks the float decode row order.
+//   SPECULA_BENCH_PACKED=0 reads integer weights as GGUF stores them
+//   rather than packed as the model loader does (weight_packing.h).
 // Counters: GB/s = weight bytes read per second; GB/cpu-s the same per
 // second of CPU time per thread (see cpu_rate); for ReadBandwidth the
 // bytes of a plain parallel sum over a buffer of the same size.
@@ -29,6 +31,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
+#include "kernels/weight_packing.h"
 
 namespace specula {
 namespace {
@@ -66,9 +69,17 @@ double cpu_rate(double bytes, double cpu_start) {
   return cpu > 0.0 ? bytes / 1e9 * pool().n_threads() / cpu : 0.0;
 }
 
+// Whether integer matrices are packed as the model loader packs them
+// (weight_packing.h): SPECULA_BENCH_PACKED=0 benchmarks the GGUF rows.
+bool bench_packed() {
+  const char* env = std::getenv("SPECULA_BENCH_PACKED");
+  return packed_rows_used() && (env == nullptr || std::atoi(env) != 0);
+}
+
 // The set of identical matrices for one type, built on first use.
 struct MatrixSet {
   AlignedBuffer<uint8_t> data;
+  AlignedBuffer<uint8_t> packed;  // the same copies packed, when the kernels read packed rows
   uint64_t matrix_bytes = 0;
   int64_t count = 0;
 };
@@ -100,6 +111,13 @@ const MatrixSet& matrix_set(DType type, int64_t n_in, int64_t n_out) {
       std::memcpy(slot->data.data() + c * slot->matrix_bytes, slot->data.data(),
                   slot->matrix_bytes);
     }
+    if (bench_packed() && packable_type(type)) {
+      slot->packed.resize(slot->data.size());
+      for (int64_t r = 0; r < n_out * slot->count; ++r) {
+        pack_row(type, n_in, slot->data.data() + r * row_bytes,
+                 slot->packed.data() + r * row_bytes);
+      }
+    }
   }
   return *slot;
 }
@@ -112,8 +130,9 @@ void BM_Matmul(benchmark::State& state, DType type, int64_t n_in, int64_t n_out)
   int64_t next = 0;
   const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
-    const WeightMatrix w = make_weight_matrix(
+    WeightMatrix w = make_weight_matrix(
         set.data.data() + static_cast<uint64_t>(next) * set.matrix_bytes, type, n_in, n_out);
+    if (set.packed.size() > 0) w.packed = set.packed.data() + next * set.matrix_bytes;
     matmul(w, x.data(), m, y.data(), &pool());
     benchmark::DoNotOptimize(y.data());
     next = (next + 1) % set.count;
@@ -122,7 +141,8 @@ void BM_Matmul(benchmark::State& state, DType type, int64_t n_in, int64_t n_out)
       static_cast<double>(set.matrix_bytes) * static_cast<double>(state.iterations());
   state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsRate);
   state.counters["GB/cpu-s"] = cpu_rate(bytes, cpu_start);
-  state.SetLabel(std::string(dtype_name(type)) + " " + simd_active_target().name);
+  state.SetLabel(std::string(dtype_name(type)) + " " + simd_active_target().name +
+                 (set.packed.size() > 0 ? " packed" : ""));
 }
 
 // The read bandwidth the same threads reach on a plain sum over set_bytes().
@@ -177,7 +197,8 @@ void register_all() {
   }
   // The FFN shapes of a ~1B Llama (embd 2048, ff 5632): up/gate read rows
   // of 2048 values, down rows of 5632 (F16 activations for F16 / BF16).
-  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+  for (DType type :
+       {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{2048, 5632}, {5632, 2048}}) {
       const std::string name = std::string("MatmulFfn/") + std::string(dtype_name(type)) + "/" +
                                std::to_string(n_in) + "x" + std::to_string(n_out);

@@ -46,6 +46,7 @@ struct HalfActivationScratch {
 MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd) {
   MatmulJob job;
   job.weights = static_cast<const uint8_t*>(w.data);
+  job.packed = w.packed;
   job.type = w.type;
   job.n_in = w.n_in;
   job.n_out = w.n_out;

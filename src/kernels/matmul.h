@@ -19,6 +19,10 @@ struct WeightMatrix {
   int64_t n_in = 0;        // values per row (GGUF dims[0])
   int64_t n_out = 0;       // rows (GGUF dims[1])
   uint64_t row_bytes = 0;  // bytes per row
+  // The same rows repacked for this CPU's integer decoders, row r at
+  // packed + r * row_bytes (weight_packing.h), or null. data stays valid
+  // and is what every other path reads.
+  const uint8_t* packed = nullptr;
 };
 
 // Builds a WeightMatrix, checking that n_in suits the type's block size.

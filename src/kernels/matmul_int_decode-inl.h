@@ -307,15 +307,15 @@ inline void KScalesMinsWhole(const uint8_t* a, const uint8_t* b, __m512* scale, 
   *min = _mm512_mul_ps(neg_dmin, _mm512_cvtepi32_ps(mn));
 }
 
-// KScales for the two Q6_K super-blocks a, b of a whole group, in vectors.
-inline void Q6KScalesWhole(const uint8_t* a, const uint8_t* b, __m512* scale, __m512* scale_hi) {
-  const __m512i ta =
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 192)));
-  const __m512i tb =
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)));
+// KScales for two Q6_K super-blocks, in vectors: their int8 scales at sa,
+// sb (16 each) and their f16 d at da, db (GGUF: a + 192, a + 208).
+inline void Q6KScalesWhole(const uint8_t* sa, const uint8_t* sb, const uint8_t* da,
+                           const uint8_t* db, __m512* scale, __m512* scale_hi) {
+  const __m512i ta = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sa)));
+  const __m512i tb = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb)));
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512 d = SuperBlockF16(a, b, 208);
+  const __m512 d = SuperBlockF16(da, db, 0);
   *scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(ta, even, tb)));
   *scale_hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(ta, odd, tb)));
 }
@@ -409,7 +409,7 @@ HWY_INLINE void DecodeWholeRegs(const uint8_t* row, int64_t g, GroupRegs* out) {
   } else {  // Q6_K
     const uint8_t* a = row + g * 2 * sizeof(BlockQ6_K);
     const uint8_t* b = a + sizeof(BlockQ6_K);
-    Q6KScalesWhole(a, b, &out->scale, &out->scale_hi);
+    Q6KScalesWhole(a + 192, b + 192, a + 208, b + 208, &out->scale, &out->scale_hi);
     // Lane j (h = j / 4, s = j % 4), vector k: ql dword 8 (2 h + s % 2) + k
     // (row 2 h + s % 2 of 32 bytes), nibble s / 2; qh dword 8 h + k, bits
     // 2 s. Per half k / 4, 128-bit loads gather the four ql rows of a and
@@ -452,16 +452,68 @@ constexpr int64_t GroupBytes() {
   return 2 * int64_t{sizeof(BlockQ6_K)};
 }
 
-// Group g of a row of n_in values, whole or partial (the row's last when
-// n_in is not a multiple of kGroupValues). A partial group is decoded from
-// a zero-padded copy: zero bytes decode to a scale of 0 (and the values the
-// gather decoder gives lanes past the row end), so the registers are the
-// same as DecodeGroupGather's, without its gathers. A model 384 wide has
-// only partial groups: perf showed 70% of its decode pass in the gathers.
+// A whole group of a packed row (weight_packing.h for the layouts): the
+// same registers as DecodeWholeRegs on the GGUF bytes, from plain loads.
 template <DType kType>
-HWY_INLINE void DecodeAnyRegs(const uint8_t* row, int64_t n_in, int64_t g, GroupRegs* out) {
-  if ((g + 1) * kGroupValues <= n_in) return DecodeWholeRegs<kType>(row, g, out);
+HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
+  const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
+  auto load = [](const uint8_t* p) { return _mm512_loadu_si512(p); };
+  auto nibbles = [&](const uint8_t* vectors) {
+    for (int c = 0; c < 4; ++c) {
+      const __m512i t = load(vectors + 64 * c);
+      out->q[c] = _mm512_and_si512(t, nibble);
+      out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t, 4), nibble);
+    }
+  };
+  out->scale_hi = _mm512_setzero_ps();
+  out->min = _mm512_setzero_ps();
+  if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
+    out->scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group)));
+    if constexpr (kType == DType::kQ8_0) {
+      for (int k = 0; k < kGroupVectors; ++k) out->q[k] = load(group + 32 + 64 * k);
+    } else {
+      nibbles(group + 32);
+    }
+  } else if constexpr (kType == DType::kQ4_K) {
+    KScalesMinsWhole(group, group + 16, &out->scale, &out->min);
+    nibbles(group + 32);
+  } else {
+    static_assert(kType == DType::kQ6_K, "Q5_K has no packed form");
+    Q6KScalesWhole(group, group + 18, group + 16, group + 34, &out->scale, &out->scale_hi);
+    nibbles(group + 36);
+    const __m512i two = _mm512_set1_epi32(0x03030303);
+    for (int c = 0; c < 2; ++c) {
+      const __m512i h = load(group + 36 + 256 + 64 * c);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(h, 2 * j), two);
+        out->q[c + 2 * j] = _mm512_or_si512(out->q[c + 2 * j], _mm512_slli_epi32(bits, 4));
+      }
+    }
+  }
+}
+
+// Whole group g of a GGUF row or, when `packed`, of a packed one.
+template <DType kType>
+HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, GroupRegs* out) {
+  if constexpr (kType != DType::kQ5_K) {
+    if (packed) return DecodePackedRegs<kType>(row + g * GroupBytes<kType>(), out);
+  }
+  DecodeWholeRegs<kType>(row, g, out);
+}
+
+// Group g of a row of n_in values, whole or partial (the row's last when
+// n_in is not a multiple of kGroupValues), of a GGUF row or, when
+// `packed`, of a packed one (weight_packing.h; Q5_K rows never are). A
+// partial group (the same bytes in both) is decoded from a zero-padded
+// copy: zero bytes decode to a scale of 0 (and the values the gather
+// decoder gives lanes past the row end), so the registers are the same as
+// DecodeGroupGather's, without its gathers. A model 384 wide has only
+// partial groups: perf showed 70% of its decode pass in the gathers.
+template <DType kType>
+HWY_INLINE void DecodeAnyRegs(const uint8_t* row, bool packed, int64_t n_in, int64_t g,
+                              GroupRegs* out) {
   constexpr int64_t kBytes = GroupBytes<kType>();
+  if ((g + 1) * kGroupValues <= n_in) return DecodeWholeRegsOf<kType>(row, packed, g, out);
   // The group's values present in the row are whole blocks (K-quants:
   // whole super-blocks of 256), so their bytes are that share of a group's.
   const int64_t present = n_in - g * kGroupValues;
@@ -475,9 +527,10 @@ HWY_INLINE void DecodeAnyRegs(const uint8_t* row, int64_t n_in, int64_t g, Group
 // Always true on these targets (partial groups through DecodeAnyRegs); the
 // bool keeps the callers' fallback for the others.
 template <DType kType>
-HWY_INLINE bool DecodeWholeGroup(const uint8_t* row, int64_t n_in, int64_t g, DecodedGroup* out) {
+HWY_INLINE bool DecodeWholeGroup(const uint8_t* row, bool packed, int64_t n_in, int64_t g,
+                                 DecodedGroup* out) {
   GroupRegs w;
-  DecodeAnyRegs<kType>(row, n_in, g, &w);
+  DecodeAnyRegs<kType>(row, packed, n_in, g, &w);
   for (int k = 0; k < kGroupVectors; ++k) _mm512_store_si512(out->q[k], w.q[k]);
   _mm512_store_ps(out->scale, w.scale);
   _mm512_store_ps(out->scale_hi, w.scale_hi);

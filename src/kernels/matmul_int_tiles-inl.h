@@ -73,14 +73,16 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
   const auto row_bytes = static_cast<int64_t>(job.row_bytes);
   // The next block's rows, prefetched group by group into L2.
   const int64_t n_next = std::min<int64_t>(kTileRows, row_end - (r0 + R));
+  const bool packed = job.packed != nullptr;
+  const uint8_t* weights = packed ? job.packed : job.weights;
   DecodedGroup dec[R];
   for (int64_t g = 0; g < job.acts.n_groups; ++g) {
     for (int64_t r = 0; r < n_next; ++r) {
-      PrefetchNextRowShare(job.weights + (r0 + R + r) * row_bytes, row_bytes, share, g, true);
+      PrefetchNextRowShare(weights + (r0 + R + r) * row_bytes, row_bytes, share, g, true);
     }
     for (int r = 0; r < R; ++r) {
-      const uint8_t* row = job.weights + (r0 + r) * row_bytes;
-      if (!DecodeWholeGroup<kType>(row, job.n_in, g, dec + r)) {
+      const uint8_t* row = weights + (r0 + r) * row_bytes;
+      if (!DecodeWholeGroup<kType>(row, packed, job.n_in, g, dec + r)) {
         DecodeGroupGather(kType, plan, row, job.n_in, g, dec + r);
       }
     }

@@ -15,6 +15,9 @@ namespace specula {
 
 struct MatmulJob {
   const uint8_t* weights = nullptr;  // n_out rows of row_bytes
+  // WeightMatrix::packed: read instead of weights by the AVX-512 integer
+  // kernels (weight_packing.h); null when not packed.
+  const uint8_t* packed = nullptr;
   DType type = DType::kF32;
   int64_t n_in = 0;
   int64_t n_out = 0;

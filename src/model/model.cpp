@@ -132,6 +132,7 @@ std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufReader> file) 
   std::unique_ptr<Model> model(new Model());
   model->impl_->config = read_model_config(*file);
   model->impl_->weights = bind_model_weights(*file, model->impl_->config);
+  pack_model_weights(&model->impl_->weights);
   const ModelConfig& c = model->impl_->config;
   model->impl_->rope_angles = RopeAngles(c.head_dim, c.rope_freq_base, c.rope_freq_scale);
   model->impl_->file = std::move(file);

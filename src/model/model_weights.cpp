@@ -1,5 +1,6 @@
 #include "model/model_weights.h"
 
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -7,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/printable.h"
+#include "kernels/weight_packing.h"
 
 namespace specula {
 namespace {
@@ -161,6 +163,27 @@ ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& confi
   weights.bytes_per_forward = bind.bytes();
   check_unbound_tensors(file, config, bind);
   return weights;
+}
+
+uint64_t pack_model_weights(ModelWeights* weights) {
+  const char* env = std::getenv("SPECULA_PACKED_WEIGHTS");
+  if (!packed_rows_used() || (env != nullptr && std::string(env) == "0")) return 0;
+  std::vector<WeightMatrix*> matrices;
+  for (LayerWeights& layer : weights->layers) {
+    for (WeightMatrix* w : {&layer.attn_q, &layer.attn_k, &layer.attn_v, &layer.attn_output,
+                            &layer.ffn_gate, &layer.ffn_up, &layer.ffn_down}) {
+      matrices.push_back(w);
+    }
+  }
+  matrices.push_back(&weights->output);
+  uint64_t bytes = 0;
+  for (WeightMatrix* w : matrices) {
+    if (!packable_type(w->type)) continue;
+    AlignedBuffer<uint8_t>& storage = weights->packed_storage.emplace_back();
+    *w = pack_weight_matrix(*w, &storage);
+    bytes += storage.size();
+  }
+  return bytes;
 }
 
 }  // namespace specula

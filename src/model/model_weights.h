@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "gguf/gguf_reader.h"
 #include "kernels/matmul.h"
 #include "model/model_config.h"
@@ -34,10 +35,19 @@ struct ModelWeights {
   const float* output_norm = nullptr;  // [n_embd]
   WeightMatrix output;                 // [n_embd, n_vocab]; token_embd when tied
   uint64_t bytes_per_forward = 0;      // bytes of every tensor a pass reads whole
+  // Packed copies of the integer matrices (pack_model_weights), which the
+  // matrices' `packed` pointers point into.
+  std::vector<AlignedBuffer<uint8_t>> packed_storage;
 };
 
 // Binds every tensor `config` calls for. Throws Error naming the file and the
 // missing, misshapen or unsupported tensor.
 ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& config);
+
+// Packs every integer matrix a pass reads whole (kernels/weight_packing.h)
+// when this CPU's kernels read packed rows, unless SPECULA_PACKED_WEIGHTS=0;
+// token_embd only when the output is tied to it. Costs one copy of those
+// matrices in memory, and one read of them at load. Returns the bytes packed.
+uint64_t pack_model_weights(ModelWeights* weights);
 
 }  // namespace specula

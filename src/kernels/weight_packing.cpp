@@ -1,0 +1,133 @@
+#include "kernels/weight_packing.h"
+
+#include <hwy/targets.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/dispatch.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/quant_decode.h"
+
+namespace specula {
+namespace {
+
+// Bytes of one whole group (16 blocks of 32 values) of a packable type.
+int64_t group_bytes(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+      return kGroupBlocks * int64_t{sizeof(BlockQ8_0)};
+    case DType::kQ4_0:
+      return kGroupBlocks * int64_t{sizeof(BlockQ4_0)};
+    case DType::kQ4_K:
+      return 2 * int64_t{sizeof(BlockQ4_K)};
+    default:  // Q6_K
+      return 2 * int64_t{sizeof(BlockQ6_K)};
+  }
+}
+
+// Byte (l, i) of 64-byte vector v of a packed area: lane l, byte i.
+uint8_t& lane_byte(uint8_t* vectors, int v, int l, int i) {
+  return vectors[64 * v + 4 * l + i];
+}
+
+// Q8_0 and Q4_0: the 16 scales, then the value bytes moved lane-wise.
+void pack_simple_group(DType type, const uint8_t* group, uint8_t* out) {
+  const bool q8 = type == DType::kQ8_0;
+  const int block_bytes = q8 ? int{sizeof(BlockQ8_0)} : int{sizeof(BlockQ4_0)};
+  for (int l = 0; l < kGroupBlocks; ++l) std::memcpy(out + 2 * l, group + block_bytes * l, 2);
+  uint8_t* vectors = out + 2 * kGroupBlocks;
+  const uint8_t flip = q8 ? 0x80 : 0x00;  // Q8_0: u = q + 128 = q ^ 0x80
+  for (int v = 0; v < (q8 ? 8 : 4); ++v) {
+    for (int l = 0; l < kGroupBlocks; ++l) {
+      for (int i = 0; i < 4; ++i) {
+        lane_byte(vectors, v, l, i) = group[block_bytes * l + 2 + 4 * v + i] ^ flip;
+      }
+    }
+  }
+}
+
+// Decoded values < 16 of vectors c and c + 4, as low and high nibbles.
+void pack_nibbles(const DecodedGroup& dec, uint8_t* vectors) {
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < kGroupBlocks; ++l) {
+      for (int i = 0; i < 4; ++i) {
+        lane_byte(vectors, c, l, i) =
+            static_cast<uint8_t>((dec.q[c][l][i] & 0xF) | (dec.q[c + 4][l][i] & 0xF) << 4);
+      }
+    }
+  }
+}
+
+void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
+  DecodedGroup dec;
+  decode_group(type, row, n_in, g, &dec);
+  const uint8_t* a = row + g * group_bytes(type);
+  if (type == DType::kQ4_K) {
+    const uint8_t* b = a + sizeof(BlockQ4_K);
+    std::memcpy(out, a, 16);  // d, dmin, scales[12]
+    std::memcpy(out + 16, b, 16);
+    pack_nibbles(dec, out + 32);
+    return;
+  }
+  const auto* sa = reinterpret_cast<const BlockQ6_K*>(a);
+  const BlockQ6_K* sb = sa + 1;
+  std::memcpy(out, sa->scales, 16);
+  std::memcpy(out + 16, &sa->d, 2);
+  std::memcpy(out + 18, sb->scales, 16);
+  std::memcpy(out + 34, &sb->d, 2);
+  pack_nibbles(dec, out + 36);
+  uint8_t* high = out + 36 + 256;
+  for (int c = 0; c < 2; ++c) {
+    for (int l = 0; l < kGroupBlocks; ++l) {
+      for (int i = 0; i < 4; ++i) {
+        int bits = 0;
+        for (int j = 0; j < 4; ++j) bits |= ((dec.q[c + 2 * j][l][i] >> 4) & 3) << (2 * j);
+        lane_byte(high, c, l, i) = static_cast<uint8_t>(bits);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool packable_type(DType type) {
+  return type == DType::kQ8_0 || type == DType::kQ4_0 || type == DType::kQ4_K ||
+         type == DType::kQ6_K;
+}
+
+bool packed_rows_used() {
+  const int64_t target = simd_active_target().bit;
+  return target == HWY_AVX3 || target == HWY_AVX3_DL;
+}
+
+void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed) {
+  if (!packable_type(type)) fail("pack_row: weight type ", dtype_name(type), " has no packed form");
+  const int64_t bytes = group_bytes(type);
+  const int64_t whole = n_in / kGroupValues;
+  for (int64_t g = 0; g < whole; ++g) {
+    uint8_t* out = packed + g * bytes;
+    if (type == DType::kQ8_0 || type == DType::kQ4_0) {
+      pack_simple_group(type, row + g * bytes, out);
+    } else {
+      pack_k_group(type, row, n_in, g, out);
+    }
+  }
+  const auto row_bytes = static_cast<int64_t>(*dtype_row_bytes(type, static_cast<uint64_t>(n_in)));
+  std::memcpy(packed + whole * bytes, row + whole * bytes,
+              static_cast<size_t>(row_bytes - whole * bytes));
+}
+
+WeightMatrix pack_weight_matrix(const WeightMatrix& w, AlignedBuffer<uint8_t>* storage) {
+  if (!packable_type(w.type)) return w;
+  storage->resize(static_cast<size_t>(w.row_bytes * static_cast<uint64_t>(w.n_out)));
+  const auto* rows = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = 0; r < w.n_out; ++r) {
+    pack_row(w.type, w.n_in, rows + r * w.row_bytes, storage->data() + r * w.row_bytes);
+  }
+  WeightMatrix packed = w;
+  packed.packed = storage->data();
+  return packed;
+}
+
+}  // namespace specula

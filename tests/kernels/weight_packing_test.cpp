@@ -1,0 +1,146 @@
+// Packed integer weight rows (weight_packing.h): the layout as documented,
+// and matmul results bit-identical to the GGUF rows' on every target.
+#include "kernels/weight_packing.h"
+
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/kernel_test_util.h"
+#include "kernels/matmul.h"
+#include "kernels/quant_blocks.h"
+
+namespace specula {
+namespace {
+
+using test::quantize_matrix;
+using test::random_values;
+
+struct PackedCase {
+  DType type;
+  int64_t n_in;
+};
+
+std::vector<PackedCase> packed_cases() {
+  std::vector<PackedCase> cases;
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    cases.push_back({type, 1024});                   // whole groups only
+    cases.push_back({type, test::long_n_in(type)});  // whole groups and a partial one
+  }
+  cases.push_back({DType::kQ8_0, 384});  // a partial group only
+  cases.push_back({DType::kQ4_K, 256});
+  return cases;
+}
+
+bool reads_packed_rows(int64_t target_bit) {
+  return target_bit == HWY_AVX3 || target_bit == HWY_AVX3_DL;
+}
+
+TEST(WeightPacking, Q8_0LayoutAsDocumented) {
+  constexpr int64_t n_in = 1024;  // two whole groups
+  const std::vector<uint8_t> row = quantize_matrix(DType::kQ8_0, random_values(n_in, 3), n_in, 1);
+  std::vector<uint8_t> packed(row.size());
+  pack_row(DType::kQ8_0, n_in, row.data(), packed.data());
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row.data());
+  const uint8_t* group1 = packed.data() + 544;
+  // Scale of block 16 + 5 is the sixth f16 of the second group.
+  EXPECT_EQ(std::memcmp(group1 + 2 * 5, &blocks[16 + 5].d, 2), 0);
+  // Value 13 of block 16 + 7: vector 3, lane 7, byte 1, stored as q + 128.
+  EXPECT_EQ(group1[32 + 64 * 3 + 4 * 7 + 1],
+            static_cast<uint8_t>(static_cast<int>(blocks[16 + 7].qs[13]) + 128));
+}
+
+TEST(WeightPacking, Q4_0LayoutAsDocumented) {
+  constexpr int64_t n_in = 512;
+  const std::vector<uint8_t> row = quantize_matrix(DType::kQ4_0, random_values(n_in, 4), n_in, 1);
+  std::vector<uint8_t> packed(row.size());
+  pack_row(DType::kQ4_0, n_in, row.data(), packed.data());
+  const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row.data());
+  EXPECT_EQ(std::memcmp(packed.data() + 2 * 15, &blocks[15].d, 2), 0);
+  // qs byte 9 of block 2 (values 9 and 25): vector 2, lane 2, byte 1.
+  EXPECT_EQ(packed[32 + 64 * 2 + 4 * 2 + 1], blocks[2].qs[9]);
+}
+
+TEST(WeightPacking, PartialGroupCopiedUnchanged) {
+  const int64_t n_in = test::long_n_in(DType::kQ4_0);  // 4 whole groups + 7 blocks
+  const std::vector<uint8_t> row = quantize_matrix(DType::kQ4_0, random_values(n_in, 5), n_in, 1);
+  std::vector<uint8_t> packed(row.size());
+  pack_row(DType::kQ4_0, n_in, row.data(), packed.data());
+  const size_t whole = 4 * 288;
+  ASSERT_EQ(row.size(), whole + 7 * 18);
+  EXPECT_EQ(std::memcmp(packed.data() + whole, row.data() + whole, row.size() - whole), 0);
+  EXPECT_NE(std::memcmp(packed.data(), row.data(), whole), 0);
+}
+
+TEST(WeightPacking, UnpackableTypesAreLeftAlone) {
+  const std::vector<uint8_t> rows =
+      quantize_matrix(DType::kQ5_K, random_values(256 * 2, 6), 256, 2);
+  const WeightMatrix w = make_weight_matrix(rows.data(), DType::kQ5_K, 256, 2);
+  AlignedBuffer<uint8_t> storage;
+  EXPECT_EQ(pack_weight_matrix(w, &storage).packed, nullptr);
+  EXPECT_FALSE(packable_type(DType::kF16));
+  EXPECT_FALSE(packable_type(DType::kQ5_K));
+  EXPECT_TRUE(packable_type(DType::kQ6_K));
+}
+
+// Every batch size the kernels treat differently (fused rows, tiles of 4,
+// decoded-row tiles), an n_out that is not a multiple of the row tile.
+TEST(WeightPacking, MatmulBitIdenticalOnEveryTarget) {
+  constexpr int64_t n_out = 9;
+  ThreadPool pool(2);
+  for (const PackedCase& c : packed_cases()) {
+    const std::vector<uint8_t> rows = quantize_matrix(
+        c.type, random_values(static_cast<size_t>(c.n_in * n_out), 7), c.n_in, n_out);
+    const WeightMatrix w = make_weight_matrix(rows.data(), c.type, c.n_in, n_out);
+    AlignedBuffer<uint8_t> storage;
+    const WeightMatrix packed = pack_weight_matrix(w, &storage);
+    ASSERT_NE(packed.packed, nullptr);
+    for (const SimdTarget& target : simd_targets()) {
+      ScopedSimdTarget scoped(target.bit);
+      for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 16}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * c.n_in), 8);
+        std::vector<float> y_gguf(static_cast<size_t>(m * n_out));
+        std::vector<float> y_packed(y_gguf.size());
+        matmul(w, x.data(), m, y_gguf.data(), &pool);
+        matmul(packed, x.data(), m, y_packed.data(), &pool);
+        ASSERT_EQ(std::memcmp(y_gguf.data(), y_packed.data(), y_gguf.size() * sizeof(float)), 0)
+            << dtype_name(c.type) << " n_in " << c.n_in << " m " << m << " on " << target.name;
+      }
+    }
+  }
+}
+
+// The AVX-512 kernels really read the packed rows: give a matrix the
+// packed rows of other weights, and those weights' results come out there
+// (and the GGUF rows' everywhere else).
+TEST(WeightPacking, AvxFiveTwelveKernelsReadThePackedRows) {
+  constexpr int64_t n_in = 1024, n_out = 8;
+  ThreadPool pool(2);
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const auto n = static_cast<size_t>(n_in * n_out);
+    const std::vector<uint8_t> a = quantize_matrix(type, random_values(n, 11), n_in, n_out);
+    const std::vector<uint8_t> b = quantize_matrix(type, random_values(n, 12), n_in, n_out);
+    const WeightMatrix wa = make_weight_matrix(a.data(), type, n_in, n_out);
+    const WeightMatrix wb = make_weight_matrix(b.data(), type, n_in, n_out);
+    AlignedBuffer<uint8_t> storage;
+    WeightMatrix mixed = wa;
+    mixed.packed = pack_weight_matrix(wb, &storage).packed;
+    for (const SimdTarget& target : simd_targets()) {
+      ScopedSimdTarget scoped(target.bit);
+      for (int64_t m : {1, 8}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * n_in), 13);
+        std::vector<float> y(static_cast<size_t>(m * n_out)), expected(y.size());
+        matmul(mixed, x.data(), m, y.data(), &pool);
+        matmul(reads_packed_rows(target.bit) ? wb : wa, x.data(), m, expected.data(), &pool);
+        ASSERT_EQ(std::memcmp(y.data(), expected.data(), y.size() * sizeof(float)), 0)
+            << dtype_name(type) << " m " << m << " on " << target.name;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace specula
