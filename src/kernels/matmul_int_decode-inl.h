@@ -7,7 +7,9 @@
 // 8 vectors, plus per-block scales and mins.
 //   AVX2, AVX3, AVX3_DL: DecodeGroupGather, any group (gathers).
 //   AVX3, AVX3_DL: DecodeWholeRegs / DecodeWholeGroup, whole groups only
-//                  (plain loads and permutes, no gathers).
+//                  (plain loads and permutes, no gathers); DecodePackedRegs
+//                  for rows packed at load (weight_packing.h): plain loads,
+//                  and a mask and a shift for 4-bit values.
 // Other targets decode with the plain decode_group of quant_decode.h.
 
 #if defined(SPECULA_KERNELS_MATMUL_INT_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)

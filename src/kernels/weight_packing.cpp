@@ -120,7 +120,8 @@ void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed) {
 
 WeightMatrix pack_weight_matrix(const WeightMatrix& w, AlignedBuffer<uint8_t>* storage) {
   if (!packable_type(w.type)) return w;
-  storage->resize(static_cast<size_t>(w.row_bytes * static_cast<uint64_t>(w.n_out)));
+  const auto bytes = static_cast<size_t>(w.row_bytes * static_cast<uint64_t>(w.n_out));
+  if (storage->size() != bytes) storage->resize(bytes);
   const auto* rows = static_cast<const uint8_t*>(w.data);
   for (int64_t r = 0; r < w.n_out; ++r) {
     pack_row(w.type, w.n_in, rows + r * w.row_bytes, storage->data() + r * w.row_bytes);

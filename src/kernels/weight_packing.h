@@ -54,7 +54,8 @@ bool packed_rows_used();
 // (packable) to `packed`, dtype_row_bytes(type, n_in) bytes.
 void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed);
 
-// Packs every row of w into `storage` (resized) and returns w with
+// Packs every row of w into `storage` (resized unless it already has the
+// matrix's size, so that callers may allocate first) and returns w with
 // `packed` pointing there; returns w unchanged when its type is not
 // packable. `storage` must outlive every use of the result.
 WeightMatrix pack_weight_matrix(const WeightMatrix& w, AlignedBuffer<uint8_t>* storage);

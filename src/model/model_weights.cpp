@@ -1,8 +1,11 @@
 #include "model/model_weights.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -176,13 +179,30 @@ uint64_t pack_model_weights(ModelWeights* weights) {
     }
   }
   matrices.push_back(&weights->output);
-  uint64_t bytes = 0;
-  for (WeightMatrix* w : matrices) {
-    if (!packable_type(w->type)) continue;
-    AlignedBuffer<uint8_t>& storage = weights->packed_storage.emplace_back();
-    *w = pack_weight_matrix(*w, &storage);
-    bytes += storage.size();
+  std::erase_if(matrices, [](const WeightMatrix* w) { return !packable_type(w->type); });
+  // One buffer per matrix, made before the threads start (the vector must
+  // not move under them); packing reads and writes memory at about 1 GB/s
+  // per core, so the matrices are shared out over the cores.
+  weights->packed_storage.resize(matrices.size());
+  for (size_t i = 0; i < matrices.size(); ++i) {  // here, so that running out of memory throws here
+    const WeightMatrix& w = *matrices[i];
+    weights->packed_storage[i].resize(
+        static_cast<size_t>(w.row_bytes * static_cast<uint64_t>(w.n_out)));
   }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < matrices.size(); i = next++) {
+      *matrices[i] = pack_weight_matrix(*matrices[i], &weights->packed_storage[i]);
+    }
+  };
+  const size_t n_threads =
+      std::min<size_t>(matrices.size(), std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  uint64_t bytes = 0;
+  for (const AlignedBuffer<uint8_t>& storage : weights->packed_storage) bytes += storage.size();
   return bytes;
 }
 
