@@ -230,6 +230,10 @@ int main(int argc, char** argv) {
   if (const char* on = std::getenv("SPECULA_BENCH_INT_PREFETCH")) {
     specula::simd_set_int_row_prefetch(std::atoi(on) != 0);
   }
+  // SPECULA_BENCH_BF16_DOT=0: BF16 weights multiplied in F32 (simd_set_bf16_dot).
+  if (const char* on = std::getenv("SPECULA_BENCH_BF16_DOT")) {
+    specula::simd_set_bf16_dot(std::atoi(on) != 0);
+  }
   specula::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

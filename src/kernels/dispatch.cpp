@@ -6,6 +6,8 @@
 #include <hwy/targets.h>
 
 #include <cctype>
+#include <cstdlib>
+#include <string>
 
 #include "core/error.h"
 #include "kernels/matmul_kernels.h"
@@ -55,6 +57,25 @@ int& float_decode_rows() {
   return rows;
 }
 
+bool cpu_has_avx512_bf16() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+// SPECULA_BF16_DOT=0 in the environment keeps BF16 weights in F32
+// arithmetic (full-precision activations).
+bool& bf16_dot_allowed() {
+  static bool allowed = [] {
+    const char* env = std::getenv("SPECULA_BF16_DOT");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return allowed;
+}
+
 bool& int_row_prefetch() {
   static bool on = default_float_decode_rows() == 4;  // Intel
   return on;
@@ -77,6 +98,15 @@ void simd_set_int_row_prefetch(bool on) {
 
 bool simd_int_row_prefetch() {
   return int_row_prefetch();
+}
+
+bool simd_bf16_dot() {
+  static const bool cpu = cpu_has_avx512_bf16();
+  return cpu && bf16_dot_allowed() && simd_dispatched_target() == HWY_AVX3_DL;
+}
+
+void simd_set_bf16_dot(bool allowed) {
+  bf16_dot_allowed() = allowed;
 }
 
 SimdTarget simd_target_by_name(const std::string& name) {

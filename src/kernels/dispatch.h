@@ -55,6 +55,17 @@ int simd_float_decode_rows();
 void simd_set_int_row_prefetch(bool on);
 bool simd_int_row_prefetch();
 
+// Whether BF16 weights take BF16 activations and BF16 dot products
+// (vdpbf16ps: two multiply-adds per F32 lane and instruction, where F32
+// FMAs do one). True when the kernels run AVX3_DL on a CPU with
+// AVX512_BF16 (AMD Zen 4, Intel Sapphire Rapids and later) and it is not
+// turned off. Activations are then rounded to BF16 (8 significant bits)
+// on every path, for any m, so results stay batch-invariant. Otherwise
+// BF16 weights are multiplied in F32. SPECULA_BF16_DOT=0 in the
+// environment turns it off. Not thread-safe: set while no matmul runs.
+bool simd_bf16_dot();
+void simd_set_bf16_dot(bool allowed);
+
 // Restricts dispatch for its lifetime (tests).
 class ScopedSimdTarget {
  public:

@@ -5,6 +5,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "core/f16.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/quant_decode.h"
@@ -41,6 +42,12 @@ struct HalfActivationScratch {
   AlignedBuffer<float> inv_scales;
 };
 
+// BF16 activations of the calling thread (simd_bf16_dot).
+struct Bf16ActivationScratch {
+  AlignedBuffer<uint16_t> bf16;
+  AlignedBuffer<float> rounded;
+};
+
 // `simd` picks the vectorized activation preparation (matmul) or the plain
 // one (matmul_scalar); both write the same bytes.
 MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd) {
@@ -56,7 +63,22 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
   job.x = x;
   job.decode_rows = simd ? simd_float_decode_rows() : 1;
   job.prefetch_next_row = simd_int_row_prefetch();
-  if (uses_half_activations(w.type, w.n_in)) {
+  if (w.type == DType::kBF16 && simd_bf16_dot()) {
+    // Both the SIMD kernels and the scalar twin multiply by the rounded
+    // values, so that they differ only in the order of their sums.
+    thread_local Bf16ActivationScratch scratch;
+    const auto values = static_cast<size_t>(m * w.n_in);
+    if (scratch.bf16.size() < values) {
+      scratch.bf16.resize(values);
+      scratch.rounded.resize(values);
+    }
+    for (size_t i = 0; i < values; ++i) {
+      scratch.bf16[i] = f32_to_bf16(x[i]);
+      scratch.rounded[i] = bf16_to_f32(scratch.bf16[i]);
+    }
+    job.x = scratch.rounded.data();
+    job.x_bf16 = scratch.bf16.data();
+  } else if (uses_half_activations(w.type, w.n_in)) {
     thread_local HalfActivationScratch scratch;
     const auto values = static_cast<size_t>(m * w.n_in);
     if (scratch.half.size() < values) {

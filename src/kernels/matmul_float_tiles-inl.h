@@ -37,13 +37,15 @@ constexpr int64_t kChunk = 512;    // floats: up to 12 rows x 2 KB of activation
 // prefetched alongside: the tiles jump between rows every kChunk values,
 // and Zen 4's prefetchers do not follow the jumps, so without this every
 // chunk of every row starts with a wait on memory.
-template <DType kType, int R, int MT>
-HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const float* HWY_RESTRICT xc,
+// kDot: xc holds BF16 activations, and 32-value steps run vdpbf16ps.
+template <DType kType, int R, int MT, bool kDot, class X>
+HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_RESTRICT xc,
                                  int64_t k0, int64_t k1, float* HWY_RESTRICT state,
                                  const uint8_t* next) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t step = StepOf<kDot>(df);
   const uint8_t* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
   V acc[R][MT];
@@ -53,16 +55,31 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const float* 
     }
   }
   constexpr int64_t kSize = kType == DType::kF32 ? 4 : 2;
-  for (int64_t k = k0; k < k1; k += n) {
+  for (int64_t k = k0; k < k1; k += step) {
     if (next != nullptr) {
       for (int r = 0; r < R; ++r) {
         hwy::Prefetch(next + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize);
+        if (kDot) {  // 64 bytes of weights per step: two lines
+          hwy::Prefetch(next + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize + 32);
+        }
       }
+    }
+    if constexpr (kDot) {
+      Bf16Pairs w[R];
+      for (int r = 0; r < R; ++r) {
+        w[r] = LoadBf16Pairs(reinterpret_cast<const uint16_t*>(rows[r]) + k);
+      }
+      for (int i = 0; i < MT; ++i) {
+        Bf16Pairs x = LoadBf16Pairs(xc + i * kChunk + (k - k0));
+        KeepBf16InRegister(x);
+        for (int r = 0; r < R; ++r) acc[r][i] = DotBf16(acc[r][i], w[r], x);
+      }
+      continue;
     }
     V w[R];
     for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
     for (int i = 0; i < MT; ++i) {
-      V x = hn::LoadU(df, xc + i * kChunk + (k - k0));
+      V x = hn::LoadU(df, reinterpret_cast<const float*>(xc) + i * kChunk + (k - k0));
       KeepInRegister(x);
       for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w[r], x, acc[r][i]);
     }
@@ -75,12 +92,12 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const float* 
 // The tiles of R rows in [r_begin, r_end) (a multiple of R rows) for
 // activation rows [m0, m0 + MT), chunk by chunk, then their sums and
 // scalar tails as in FloatTile.
-template <DType kType, int R, int MT>
+template <DType kType, int R, int MT, bool kDot, class X>
 void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
-                     const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+                     const X* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
   const hn::ScalableTag<float> df;
   const int64_t n = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t k_vec = job.n_in / n * n;
+  const int64_t k_vec = job.n_in / StepOf<kDot>(df) * StepOf<kDot>(df);
   const int64_t tile_floats = R * MT * n;
   constexpr int64_t kSize = kType == DType::kF32 ? 4 : 2;
   for (int64_t k0 = 0;; k0 += kChunk) {
@@ -93,8 +110,8 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
       } else if (k1 < k_vec) {
         next = job.weights + r_begin * job.row_bytes + k1 * kSize;
       }
-      FloatTileChunk<kType, R, MT>(job, r0, packed + k0 * MT, k0, k1,
-                                   state + (r0 - r_begin) / R * tile_floats, next);
+      FloatTileChunk<kType, R, MT, kDot>(job, r0, packed + k0 * MT, k0, k1,
+                                         state + (r0 - r_begin) / R * tile_floats, next);
     }
     if (k1 >= k_vec) break;
   }
@@ -117,9 +134,9 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
 // latency and each activation vector feeds more rows, as long as R x MT
 // accumulators fit the registers: on AVX-512 4 up to MT = 4, 3 up to 8,
 // 2 up to 12; elsewhere 4 or 2), the leftover rows one by one.
-template <DType kType, int MT>
+template <DType kType, int MT, bool kDot, class X>
 void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
-                const float* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
+                const X* HWY_RESTRICT packed, float* HWY_RESTRICT state) {
   constexpr int R = kFloatTileM == 12       ? (MT <= 4   ? 4
                                                : MT <= 8 ? 3
                                                          : 2)
@@ -127,9 +144,11 @@ void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0
                                             : 2;
   const int64_t r_tiled = r_begin + (r_end - r_begin) / R * R;
   if (r_tiled > r_begin) {
-    FloatBlockTiles<kType, R, MT>(job, r_begin, r_tiled, m0, packed, state);
+    FloatBlockTiles<kType, R, MT, kDot>(job, r_begin, r_tiled, m0, packed, state);
   }
-  if (r_end > r_tiled) FloatBlockTiles<kType, 1, MT>(job, r_tiled, r_end, m0, packed, state);
+  if (r_end > r_tiled) {
+    FloatBlockTiles<kType, 1, MT, kDot>(job, r_tiled, r_end, m0, packed, state);
+  }
 }
 
 // Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax].
@@ -141,8 +160,11 @@ HWY_INLINE void WithFloatTileHeight(int n, const F& f) {
   f(std::integral_constant<int, kMax>{});
 }
 
-template <DType kType>
+// kDot: the BF16 activations (job.x_bf16) are packed instead, and the
+// tiles take BF16 dot products (simd_bf16_dot).
+template <DType kType, bool kDot>
 void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  using X = std::conditional_t<kDot, uint16_t, float>;
   const hn::ScalableTag<float> df;
   thread_local AlignedBuffer<float> state;
   const auto need = static_cast<size_t>(kRowBlock * kFloatTileM * hn::Lanes(df));
@@ -153,19 +175,20 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
   // 8 rows of a tile (and the weight rows, 8 KB apart) all map to the same
   // L1 sets and evict each other; packed, a chunk is contiguous (up to 24
   // KB for 12 rows).
-  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t n = StepOf<kDot>(df);
   const int64_t k_vec = job.n_in / n * n;
   const int64_t k_pad = std::max<int64_t>(kChunk, (k_vec + kChunk - 1) / kChunk * kChunk);
-  thread_local AlignedBuffer<float> packed;
+  thread_local AlignedBuffer<X> packed;
   if (packed.size() < static_cast<size_t>(job.m * k_pad)) {
     packed.resize(static_cast<size_t>(job.m * k_pad));
   }
+  const X* x = kDot ? reinterpret_cast<const X*>(job.x_bf16) : reinterpret_cast<const X*>(job.x);
   for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
     const int64_t mt = std::min<int64_t>(kFloatTileM, job.m - m0);
     for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk) {
       const int64_t len = std::min(kChunk, k_vec - k0);
       for (int64_t i = 0; i < mt; ++i) {
-        std::copy(job.x + (m0 + i) * job.n_in + k0, job.x + (m0 + i) * job.n_in + k0 + len,
+        std::copy(x + (m0 + i) * job.n_in + k0, x + (m0 + i) * job.n_in + k0 + len,
                   packed.data() + m0 * k_pad + k0 * mt + i * kChunk);
       }
     }
@@ -175,8 +198,8 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
     for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
       const int mt = static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0));
       WithFloatTileHeight<kFloatTileM>(mt, [&](auto rows) {
-        FloatBlock<kType, decltype(rows)::value>(job, rb, re, m0, packed.data() + m0 * k_pad,
-                                                 state.data());
+        FloatBlock<kType, decltype(rows)::value, kDot>(job, rb, re, m0, packed.data() + m0 * k_pad,
+                                                       state.data());
       });
     }
   }

@@ -36,6 +36,10 @@ struct MatmulJob {
   const uint16_t* x_half = nullptr;
   const float* x_inv_scale = nullptr;
 
+  // BF16 weights under simd_bf16_dot(): the activations rounded to BF16
+  // (m x n_in), which x then holds as floats (exactly). Null otherwise.
+  const uint16_t* x_bf16 = nullptr;
+
   // Float weights, m = 1: weight rows side by side (simd_float_decode_rows).
   int decode_rows = 1;
   // Integer weights, m = 1 on AVX3_DL: prefetch the next weight row

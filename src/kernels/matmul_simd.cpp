@@ -38,6 +38,55 @@ namespace specula {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_TARGET == HWY_AVX3_DL
+// vdpbf16ps needs AVX512_BF16, which AVX3_DL does not imply (Ice Lake has
+// VNNI but not BF16): the BF16-dot tiles run only where simd_bf16_dot()
+// found it at run time. (Clang: see the VNNI note in matmul_int_simd.cpp.)
+#if defined(__clang__)
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512bf16")
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+#endif
+#endif
+
+// 32 BF16 values for vdpbf16ps, and one dot step: each F32 lane of acc
+// adds the products of its two BF16 pairs. Elsewhere stubs that the
+// kDot = false instantiations never call.
+#if HWY_TARGET == HWY_AVX3_DL
+using Bf16Pairs = __m512i;
+HWY_INLINE Bf16Pairs LoadBf16Pairs(const uint16_t* p) {
+  return _mm512_loadu_si512(p);
+}
+template <class V>
+HWY_INLINE V DotBf16(V acc, Bf16Pairs w, Bf16Pairs x) {
+  acc.raw = _mm512_dpbf16_ps(acc.raw, reinterpret_cast<__m512bh>(w), reinterpret_cast<__m512bh>(x));
+  return acc;
+}
+HWY_INLINE void KeepBf16InRegister(Bf16Pairs& v) {
+#if defined(__GNUC__) || defined(__clang__)
+  asm("" : "+v"(v));
+#endif
+}
+#else
+struct Bf16Pairs {};
+HWY_INLINE Bf16Pairs LoadBf16Pairs(const uint16_t*) {
+  return {};
+}
+template <class V>
+HWY_INLINE V DotBf16(V acc, Bf16Pairs, Bf16Pairs) {
+  return acc;
+}
+HWY_INLINE void KeepBf16InRegister(Bf16Pairs&) {}
+#endif
+
+// Values per k step: a float vector, or (kDot) 32 BF16 pairs.
+template <bool kDot, class DF>
+HWY_INLINE int64_t StepOf(DF df) {
+  return kDot ? 32 : static_cast<int64_t>(hn::Lanes(df));
+}
+
 // Activation rows per tile: 32 vector registers on AVX-512 hold 24 float
 // accumulators (2 weight rows x 12 activation rows; see FloatBlock); 16
 // registers (AVX2, SSE, NEON) hold 2 x 4. Every tile converts each weight
@@ -94,11 +143,12 @@ HWY_INLINE float Scaled(const MatmulJob& job, int64_t i, float sum) {
 
 // y[m0 + i][r0 + r] for i < MT, r < R. kHalfX: the activations come from
 // job.x_half (F16), the same values as job.x, at half the bytes.
-template <DType kType, int R, int MT, bool kHalfX = false>
+// kDot: BF16 weights times job.x_bf16 with vdpbf16ps (simd_bf16_dot).
+template <DType kType, int R, int MT, bool kHalfX = false, bool kDot = false>
 HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
-  const int64_t n = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t n = StepOf<kDot>(df);
   const uint8_t* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
   const float* xs[MT];
@@ -109,7 +159,19 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
     for (int i = 0; i < MT; ++i) acc[r][i] = hn::Zero(df);
   }
   int64_t k = 0;
-  for (; k + n <= job.n_in; k += n) {
+  if constexpr (kDot) {
+    for (; k + n <= job.n_in; k += n) {
+      Bf16Pairs w[R];
+      for (int r = 0; r < R; ++r)
+        w[r] = LoadBf16Pairs(reinterpret_cast<const uint16_t*>(rows[r]) + k);
+      for (int i = 0; i < MT; ++i) {
+        Bf16Pairs x = LoadBf16Pairs(job.x_bf16 + (m0 + i) * job.n_in + k);
+        KeepBf16InRegister(x);
+        for (int r = 0; r < R; ++r) acc[r][i] = DotBf16(acc[r][i], w[r], x);
+      }
+    }
+  }
+  for (; !kDot && k + n <= job.n_in; k += n) {
     V w[R];
     for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
     for (int i = 0; i < MT; ++i) {
@@ -136,15 +198,15 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
 // FloatRowsBlocked: the multi-row tiles (m >= 2).
 #include "kernels/matmul_float_tiles-inl.h"
 
-template <DType kType, bool kHalfX>
+template <DType kType, bool kHalfX, bool kDot = false>
 void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   int64_t r = row_begin;
   if (job.decode_rows == 4) {
     // Four weight rows side by side as independent accumulator chains.
-    for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1, kHalfX>(job, r, 0);
+    for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1, kHalfX, kDot>(job, r, 0);
   }
   // One row after another: the thread's rows are one sequential stream.
-  for (; r < row_end; ++r) FloatTile<kType, 1, 1, kHalfX>(job, r, 0);
+  for (; r < row_end; ++r) FloatTile<kType, 1, 1, kHalfX, kDot>(job, r, 0);
 }
 
 // Two activation rows of at most kStreamPairMaxIn values where rows
@@ -157,19 +219,34 @@ void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
 // Same accumulation order as every other path.
 constexpr int64_t kStreamPairMaxIn = 2048;
 
-template <DType kType>
+template <DType kType, bool kDot>
 void FloatStreamPairs(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
-  for (int64_t r = row_begin; r < row_end; ++r) FloatTile<kType, 1, 2>(job, r, 0);
+  for (int64_t r = row_begin; r < row_end; ++r) FloatTile<kType, 1, 2, false, kDot>(job, r, 0);
+}
+
+// Every m with BF16 dot products (the same tiles and k order as F32's).
+template <bool kDot>
+void Bf16DotRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  if (job.m == 1) return FloatDecodeRows<DType::kBF16, false, kDot>(job, row_begin, row_end);
+  if (job.decode_rows == 1 && job.m == 2 && job.n_in <= kStreamPairMaxIn) {
+    return FloatStreamPairs<DType::kBF16, kDot>(job, row_begin, row_end);
+  }
+  FloatRowsBlocked<DType::kBF16, kDot>(job, row_begin, row_end);
 }
 
 template <DType kType>
 void FloatRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   constexpr bool kHalf = SPECULA_HALF_X && kType != DType::kF32;
+#if HWY_TARGET == HWY_AVX3_DL
+  if constexpr (kType == DType::kBF16) {
+    if (job.x_bf16 != nullptr) return Bf16DotRows<true>(job, row_begin, row_end);
+  }
+#endif
   if (job.m >= 2) {
     if (job.decode_rows == 1 && job.m == 2 && job.n_in <= kStreamPairMaxIn) {
-      return FloatStreamPairs<kType>(job, row_begin, row_end);
+      return FloatStreamPairs<kType, false>(job, row_begin, row_end);
     }
-    return FloatRowsBlocked<kType>(job, row_begin, row_end);
+    return FloatRowsBlocked<kType, false>(job, row_begin, row_end);
   }
   // Decode (m = 1): the activation row stays in L1 by itself (in F16 when
   // it would not, see kHalfActivationMinIn).
@@ -234,6 +311,15 @@ void MatmulRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
 int64_t TargetBit() {
   return HWY_TARGET;
 }
+
+#if HWY_TARGET == HWY_AVX3_DL
+#if defined(__clang__)
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
+#else
+#pragma GCC pop_options
+#endif
+#endif
 
 }  // namespace HWY_NAMESPACE
 }  // namespace specula

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/f16.h"
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
 #include "kernels/dispatch.h"
@@ -45,7 +46,10 @@ double magnitude(const Problem& p, int64_t i, int64_t r) {
 
 // Bound on |matmul_scalar - matmul_reference| from 8-bit activations: each
 // x_k moves by at most half its 32-value block's step amax / 127.
+// With BF16 dot products (simd_bf16_dot) BF16 weights take activations
+// rounded to BF16: each x_k moves by at most 2^-8 of itself.
 double activation_quant_bound(const Problem& p, int64_t i, int64_t r) {
+  if (p.type == DType::kBF16 && simd_bf16_dot()) return 0x1p-8 * magnitude(p, i, r);
   if (p.type == DType::kF32 || p.type == DType::kF16 || p.type == DType::kBF16) return 0.0;
   const int64_t group = 32;
   double bound = 0.0;
@@ -289,7 +293,9 @@ TEST(Matmul, LongFloatRowsMatchReferenceOnEveryTarget) {
           matmul_reference(p.matrix(), p.x.data(), m, ref.data());
           matmul_scalar(p.matrix(), p.x.data(), m, twin.data());
           matmul(p.matrix(), p.x.data(), m, fast.data(), &pool);
-          const double half = type == DType::kF32 ? 0.0 : 0x1p-11;
+          const double half = type == DType::kF32                       ? 0.0
+                              : type == DType::kBF16 && simd_bf16_dot() ? 0x1p-8
+                                                                        : 0x1p-11;
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t r = 0; r < p.n_out; ++r) {
               const size_t at = static_cast<size_t>(i * p.n_out + r);
@@ -358,6 +364,44 @@ TEST(Matmul, NonFiniteActivationsGiveNonFiniteOutputs) {
       }
     }
   }
+}
+
+// BF16 dot products: exact where every product and partial sum is (small
+// integers, any pairing), and activations rounded to BF16 first (1 + 2^-10
+// is not a BF16 value; with the setting off, BF16 weights multiply floats).
+TEST(Matmul, Bf16DotProductsRoundActivationsToBf16) {
+  if (!simd_bf16_dot()) GTEST_SKIP() << "no AVX512_BF16 on this CPU (or not AVX3_DL)";
+  constexpr int64_t n_in = 70, n_out = 3;  // two 32-value steps and a tail of 6
+  std::vector<uint16_t> w(static_cast<size_t>(n_in * n_out));
+  std::vector<float> x(static_cast<size_t>(2 * n_in));
+  for (int64_t k = 0; k < n_in; ++k) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      w[static_cast<size_t>(r * n_in + k)] = f32_to_bf16(static_cast<float>((k + 3 * r) % 7 - 3));
+    }
+    x[static_cast<size_t>(k)] = static_cast<float>(k % 5 - 2);
+    x[static_cast<size_t>(n_in + k)] = k == 40 ? 1.0f + 0x1p-10f : 0.0f;
+  }
+  const WeightMatrix m = make_weight_matrix(w.data(), DType::kBF16, n_in, n_out);
+  std::vector<float> y(static_cast<size_t>(2 * n_out));
+  for (const int64_t rows : {1, 2}) {
+    matmul(m, x.data(), rows, y.data(), nullptr);
+    for (int64_t r = 0; r < n_out; ++r) {
+      float expected = 0.0f;
+      for (int64_t k = 0; k < n_in; ++k) {
+        expected += static_cast<float>(((k + 3 * r) % 7 - 3) * (k % 5 - 2));
+      }
+      EXPECT_EQ(y[static_cast<size_t>(r)], expected) << "row " << r;
+      if (rows == 2) {
+        // Row 1 picks weight k = 40 times 1 + 2^-10, rounded to 1.
+        EXPECT_EQ(y[static_cast<size_t>(n_out + r)], static_cast<float>((40 + 3 * r) % 7 - 3));
+      }
+    }
+  }
+  simd_set_bf16_dot(false);
+  EXPECT_FALSE(simd_bf16_dot());
+  matmul(m, x.data(), 2, y.data(), nullptr);
+  simd_set_bf16_dot(true);
+  EXPECT_EQ(y[static_cast<size_t>(n_out)], static_cast<float>((40 % 7) - 3) * (1.0f + 0x1p-10f));
 }
 
 TEST(Matmul, IntRowPrefetchSettingKeepsOutputs) {
