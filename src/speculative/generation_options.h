@@ -19,7 +19,7 @@ namespace specula {
 struct GeneratorOptions {
   SamplingParams sampling;
   int32_t max_new_tokens = 128;
-  int32_t draft_max = 4;  // the most tokens drafted per step; 0 means plain decoding
+  int32_t draft_max = 8;  // the most tokens drafted per step; 0 means plain decoding
   // Ids that end generation (not emitted, not counted).
   std::vector<int32_t> stop_tokens;
   // Null: the exact rule. Tests only: a Verifier subclass with a deliberately

@@ -90,7 +90,7 @@ TEST_F(ChatPipe, TheSecondTurnPrefillsOnlyItsNewTokens) {
   const size_t cached = first.prompt.size() + first.answer.size() - 1;
   ASSERT_LT(cached, second.prompt.size());
   EXPECT_EQ(counts[1], static_cast<int>(second.prompt.size() - cached));
-  EXPECT_NE(run.out.find("specula: draft up to 4"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("specula: draft up to 8"), std::string::npos) << run.out;  // the default
   EXPECT_NE(run.out.find("stop: max_tokens"), std::string::npos) << run.out;
 }
 
