@@ -50,6 +50,9 @@
 #   SPEC_THREADS  threads of the speculative part [the largest of THREADS]
 #   SPEC_DRAFT_MAX  draft length bound of llama.cpp, and of a second
 #                 specula row next to its default [8]
+#   SPEC_FIXED    fixed draft lengths g run by specula too (--policy fixed),
+#                 comma-separated, to compare its default with the best
+#                 fixed setting; empty for none [empty]
 #   PYLIB         the Python standard library [the newest /usr/lib/python3.*]
 set -euo pipefail
 
@@ -291,6 +294,8 @@ spec_run() {  # MODE PROMPT_FILE ROUND PROMPT_INDEX
     specula-spec) specula_generate "$mode" "$prompt" "$out.json" -d "$draft" ;;
     specula-spec-g) specula_generate "$mode" "$prompt" "$out.json" -d "$draft" \
       --draft-max "$spec_draft_max" ;;
+    specula-fixed-*) specula_generate "$mode" "$prompt" "$out.json" -d "$draft" \
+      --policy fixed --draft-max "${mode#specula-fixed-}" ;;
     llama-plain)
       "$llama_plain" "${llama_plain_flags[@]}" -m "$padded" -t "$spec_threads" -f "$prompt" \
         -n "$spec_n" --temp 0 --ignore-eos -c "$llama_ctx" </dev/null >"$out.log" 2>&1 ;;
@@ -344,8 +349,14 @@ if want spec; then
     prompt_files+=("$p")
   done
   [ ${#prompt_files[@]} -gt 0 ] || die "no held-out prompts: no Python standard library in ${pylib:-/usr/lib/python3.*} (set PYLIB)"
-  modes=(specula-plain specula-spec specula-spec-g llama-plain llama-spec)
-  [ "$specula_only" = 1 ] && modes=(specula-plain specula-spec specula-spec-g)
+  fixed_modes=()
+  IFS=, read -r -a fixed_gs <<<"${SPEC_FIXED:-}"
+  for g in "${fixed_gs[@]}"; do
+    [[ $g =~ ^[1-9][0-9]?$ ]] || die "SPEC_FIXED: '$g' is not a draft length 1..99"
+    fixed_modes+=("specula-fixed-$g")
+  done
+  modes=(specula-plain specula-spec specula-spec-g "${fixed_modes[@]}" llama-plain llama-spec)
+  [ "$specula_only" = 1 ] && modes=(specula-plain specula-spec specula-spec-g "${fixed_modes[@]}")
   for ((round = 1; round <= rounds; round++)); do
     # Bandwidth at the speculative part's thread count, once per round.
     "$specula" bench -m "$draft" -t "$spec_threads" -r 1 -P 8 -G 8 --max-verify 1 --policy none \
@@ -412,6 +423,7 @@ if want spec; then
       specula-plain) name="specula | plain"; base="specula-plain" ;;
       specula-spec) name="specula | speculative (defaults)"; base="specula-plain" ;;
       specula-spec-g) name="specula | speculative, --draft-max $spec_draft_max"; base="specula-plain" ;;
+      specula-fixed-*) name="specula | speculative, --policy fixed --draft-max ${mode#specula-fixed-}"; base="specula-plain" ;;
       llama-plain) name="llama.cpp | plain"; base="llama-plain" ;;
       llama-spec) name="llama.cpp | speculative, --draft-max $spec_draft_max"; base="llama-plain" ;;
     esac
