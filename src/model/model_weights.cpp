@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/printable.h"
+#include "core/system_memory.h"
 #include "kernels/weight_packing.h"
 
 namespace specula {
@@ -168,7 +169,7 @@ ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& confi
   return weights;
 }
 
-uint64_t pack_model_weights(ModelWeights* weights) {
+uint64_t pack_model_weights(ModelWeights* weights, std::optional<uint64_t> available_memory) {
   const char* env = std::getenv("SPECULA_PACKED_WEIGHTS");
   if (!packed_rows_used() || (env != nullptr && std::string(env) == "0")) return 0;
   std::vector<WeightMatrix*> matrices;
@@ -180,6 +181,18 @@ uint64_t pack_model_weights(ModelWeights* weights) {
   }
   matrices.push_back(&weights->output);
   std::erase_if(matrices, [](const WeightMatrix* w) { return !packable_type(w->type); });
+  uint64_t wanted = 0;
+  for (const WeightMatrix* w : matrices) wanted += w->row_bytes * static_cast<uint64_t>(w->n_out);
+  // The copy is anonymous memory: a model near the size of the memory would
+  // run from the mapped file (its pages can be dropped and read again) but
+  // not beside a second copy of itself.
+  if (!available_memory) available_memory = available_memory_bytes();
+  if (wanted > 0 && available_memory && wanted > *available_memory / 10 * 6) {
+    log_info("not packing the integer weights (", wanted / 1e9, " GB): only ",
+             *available_memory / 1e9,
+             " GB of memory is available; decoding reads the file's layout (slower on AVX-512)");
+    return 0;
+  }
   // One buffer per matrix, made before the threads start (the vector must
   // not move under them); packing reads and writes memory at about 1 GB/s
   // per core, so the matrices are shared out over the cores.

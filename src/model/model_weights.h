@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -45,9 +46,12 @@ struct ModelWeights {
 ModelWeights bind_model_weights(const GgufReader& file, const ModelConfig& config);
 
 // Packs every integer matrix a pass reads whole (kernels/weight_packing.h)
-// when this CPU's kernels read packed rows, unless SPECULA_PACKED_WEIGHTS=0;
-// token_embd only when the output is tied to it. Costs one copy of those
-// matrices in memory, and one read of them at load. Returns the bytes packed.
-uint64_t pack_model_weights(ModelWeights* weights);
+// when this CPU's kernels read packed rows, unless SPECULA_PACKED_WEIGHTS=0
+// or the copy would take more than 60% of the available memory
+// (available_memory, or the system's: available_memory_bytes()); token_embd
+// only when the output is tied to it. Costs one copy of those matrices in
+// memory, and one read of them at load. Returns the bytes packed.
+uint64_t pack_model_weights(ModelWeights* weights,
+                            std::optional<uint64_t> available_memory = std::nullopt);
 
 }  // namespace specula

@@ -98,6 +98,22 @@ TEST(PackedWeights, TurnedOffByTheEnvironment) {
   EXPECT_EQ(weights.layers[0].ffn_up.packed, nullptr);
 }
 
+// A copy that would not fit beside the rest is not made: the model then
+// runs from the file's layout, as it did before packing existed.
+TEST(PackedWeights, NotMadeWhenMemoryIsShort) {
+  if (!packed_rows_used()) GTEST_SKIP() << "this CPU's kernels do not read packed rows";
+  const std::string path = quantized_model(DType::kQ4_0, /*tied=*/false);
+  const auto file = GgufReader::open(path);
+  const ModelConfig config = read_model_config(*file);
+  ModelWeights short_of_memory = bind_model_weights(*file, config);
+  EXPECT_EQ(pack_model_weights(&short_of_memory, uint64_t{1} << 20), 0u);  // 1 MB free
+  EXPECT_EQ(short_of_memory.layers[0].ffn_up.packed, nullptr);
+  EXPECT_TRUE(short_of_memory.packed_storage.empty());
+  ModelWeights plenty = bind_model_weights(*file, config);
+  EXPECT_GT(pack_model_weights(&plenty, uint64_t{1} << 40), 0u);
+  EXPECT_NE(plenty.layers[0].ffn_up.packed, nullptr);
+}
+
 TEST(PackedWeights, LogitsBitwiseEqualWithAndWithoutPacking) {
   for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     const std::string path = quantized_model(type, /*tied=*/false);
