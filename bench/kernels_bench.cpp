@@ -197,8 +197,8 @@ void register_all() {
   }
   // The FFN shapes of a ~1B Llama (embd 2048, ff 5632): up/gate read rows
   // of 2048 values, down rows of 5632 (F16 activations for F16 / BF16).
-  for (DType type :
-       {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
+                     DType::kQ5_K, DType::kQ6_K}) {
     for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{2048, 5632}, {5632, 2048}}) {
       const std::string name = std::string("MatmulFfn/") + std::string(dtype_name(type)) + "/" +
                                std::to_string(n_in) + "x" + std::to_string(n_out);

@@ -476,11 +476,19 @@ HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
     } else {
       nibbles(group + 32);
     }
-  } else if constexpr (kType == DType::kQ4_K) {
+  } else if constexpr (kType == DType::kQ4_K || kType == DType::kQ5_K) {
     KScalesMinsWhole(group, group + 16, &out->scale, &out->min);
     nibbles(group + 32);
+    if constexpr (kType == DType::kQ5_K) {
+      const __m512i fifth = load(group + 32 + 256);
+      const __m512i bit = _mm512_set1_epi32(0x01010101);
+      for (int k = 0; k < kGroupVectors; ++k) {
+        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(fifth, k), bit);
+        out->q[k] = _mm512_or_si512(out->q[k], _mm512_slli_epi32(bits, 4));
+      }
+    }
   } else {
-    static_assert(kType == DType::kQ6_K, "Q5_K has no packed form");
+    static_assert(kType == DType::kQ6_K);
     Q6KScalesWhole(group, group + 18, group + 16, group + 34, &out->scale, &out->scale_hi);
     nibbles(group + 36);
     const __m512i two = _mm512_set1_epi32(0x03030303);
@@ -497,15 +505,13 @@ HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
 // Whole group g of a GGUF row or, when `packed`, of a packed one.
 template <DType kType>
 HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, GroupRegs* out) {
-  if constexpr (kType != DType::kQ5_K) {
-    if (packed) return DecodePackedRegs<kType>(row + g * GroupBytes<kType>(), out);
-  }
+  if (packed) return DecodePackedRegs<kType>(row + g * GroupBytes<kType>(), out);
   DecodeWholeRegs<kType>(row, g, out);
 }
 
 // Group g of a row of n_in values, whole or partial (the row's last when
 // n_in is not a multiple of kGroupValues), of a GGUF row or, when
-// `packed`, of a packed one (weight_packing.h; Q5_K rows never are). A
+// `packed`, of a packed one (weight_packing.h). A
 // partial group (the same bytes in both) is decoded from a zero-padded
 // copy: zero bytes decode to a scale of 0 (and the values the gather
 // decoder gives lanes past the row end), so the registers are the same as

@@ -21,6 +21,8 @@ int64_t group_bytes(DType type) {
       return kGroupBlocks * int64_t{sizeof(BlockQ4_0)};
     case DType::kQ4_K:
       return 2 * int64_t{sizeof(BlockQ4_K)};
+    case DType::kQ5_K:
+      return 2 * int64_t{sizeof(BlockQ5_K)};
     default:  // Q6_K
       return 2 * int64_t{sizeof(BlockQ6_K)};
   }
@@ -63,11 +65,21 @@ void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8
   DecodedGroup dec;
   decode_group(type, row, n_in, g, &dec);
   const uint8_t* a = row + g * group_bytes(type);
-  if (type == DType::kQ4_K) {
-    const uint8_t* b = a + sizeof(BlockQ4_K);
+  if (type == DType::kQ4_K || type == DType::kQ5_K) {
+    const uint8_t* b = a + group_bytes(type) / 2;
     std::memcpy(out, a, 16);  // d, dmin, scales[12]
     std::memcpy(out + 16, b, 16);
     pack_nibbles(dec, out + 32);
+    if (type == DType::kQ5_K) {  // the fifth bits: bit k of byte (l, i) from q[k][l][i]
+      uint8_t* high = out + 32 + 256;
+      for (int l = 0; l < kGroupBlocks; ++l) {
+        for (int i = 0; i < 4; ++i) {
+          int bits = 0;
+          for (int k = 0; k < kGroupVectors; ++k) bits |= ((dec.q[k][l][i] >> 4) & 1) << k;
+          lane_byte(high, 0, l, i) = static_cast<uint8_t>(bits);
+        }
+      }
+    }
     return;
   }
   const auto* sa = reinterpret_cast<const BlockQ6_K*>(a);
@@ -93,7 +105,7 @@ void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8
 
 bool packable_type(DType type) {
   return type == DType::kQ8_0 || type == DType::kQ4_0 || type == DType::kQ4_K ||
-         type == DType::kQ6_K;
+         type == DType::kQ5_K || type == DType::kQ6_K;
 }
 
 bool packed_rows_used() {

@@ -22,12 +22,14 @@
 //                     packed scale bytes), then vectors c = 0..3 whose
 //                     byte (l, i) holds decoded value q[c][l][i] in its low
 //                     nibble and q[c + 4][l][i] in its high one.
+//   Q5_K (352 bytes)  as Q4_K (heads, then the low nibbles), then one
+//                     vector of the fifth bits: byte (l, i) holds that of
+//                     q[k][l][i] at bit k, k = 0..7 (64 bytes).
 //   Q6_K (420 bytes)  per super-block its 16 int8 scales then its f16 d
 //                     (18 bytes, twice); then the low nibbles of the 6-bit
 //                     values as Q4_K's (256 bytes); then two vectors c =
 //                     0, 1 of the high 2-bit pairs: byte (l, i) holds those
 //                     of q[c + 2j][l][i] at bits 2j, j = 0..3 (128 bytes).
-// Q5_K rows are not packed (rare in published files).
 //
 // Only the AVX-512 integer kernels read packed rows; every other path (the
 // scalar twin, other targets, embedding lookup) keeps reading the GGUF
@@ -43,7 +45,7 @@
 
 namespace specula {
 
-// Types with a packed layout: Q8_0, Q4_0, Q4_K, Q6_K.
+// Types with a packed layout: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
 bool packable_type(DType type);
 
 // True when the kernels this CPU dispatches to now read packed rows

@@ -26,7 +26,7 @@ struct PackedCase {
 
 std::vector<PackedCase> packed_cases() {
   std::vector<PackedCase> cases;
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     cases.push_back({type, 1024});                   // whole groups only
     cases.push_back({type, test::long_n_in(type)});  // whole groups and a partial one
   }
@@ -76,13 +76,15 @@ TEST(WeightPacking, PartialGroupCopiedUnchanged) {
 }
 
 TEST(WeightPacking, UnpackableTypesAreLeftAlone) {
-  const std::vector<uint8_t> rows =
-      quantize_matrix(DType::kQ5_K, random_values(256 * 2, 6), 256, 2);
-  const WeightMatrix w = make_weight_matrix(rows.data(), DType::kQ5_K, 256, 2);
+  const std::vector<uint8_t> rows = quantize_matrix(DType::kF16, random_values(256 * 2, 6), 256, 2);
+  const WeightMatrix w = make_weight_matrix(rows.data(), DType::kF16, 256, 2);
   AlignedBuffer<uint8_t> storage;
   EXPECT_EQ(pack_weight_matrix(w, &storage).packed, nullptr);
+  EXPECT_EQ(storage.size(), 0u);
   EXPECT_FALSE(packable_type(DType::kF16));
-  EXPECT_FALSE(packable_type(DType::kQ5_K));
+  EXPECT_FALSE(packable_type(DType::kBF16));
+  EXPECT_FALSE(packable_type(DType::kF32));
+  EXPECT_TRUE(packable_type(DType::kQ5_K));
   EXPECT_TRUE(packable_type(DType::kQ6_K));
 }
 
@@ -119,7 +121,7 @@ TEST(WeightPacking, MatmulBitIdenticalOnEveryTarget) {
 TEST(WeightPacking, AvxFiveTwelveKernelsReadThePackedRows) {
   constexpr int64_t n_in = 1024, n_out = 8;
   ThreadPool pool(2);
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const auto n = static_cast<size_t>(n_in * n_out);
     const std::vector<uint8_t> a = quantize_matrix(type, random_values(n, 11), n_in, n_out);
     const std::vector<uint8_t> b = quantize_matrix(type, random_values(n, 12), n_in, n_out);

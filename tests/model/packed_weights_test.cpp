@@ -115,7 +115,7 @@ TEST(PackedWeights, NotMadeWhenMemoryIsShort) {
 }
 
 TEST(PackedWeights, LogitsBitwiseEqualWithAndWithoutPacking) {
-  for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const std::string path = quantized_model(type, /*tied=*/false);
     const std::vector<float> packed = logits_of(path);
     std::vector<float> plain;
