@@ -59,9 +59,6 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
     if (next != nullptr) {
       for (int r = 0; r < R; ++r) {
         hwy::Prefetch(next + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize);
-        if (kDot) {  // 64 bytes of weights per step: two lines
-          hwy::Prefetch(next + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize + 32);
-        }
       }
     }
     if constexpr (kDot) {
