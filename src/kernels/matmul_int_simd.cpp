@@ -240,6 +240,42 @@ HWY_NOINLINE void DotRows(const DecodedGroup* dec, const ActivationRows& a, int6
   for (int i = 0; i < MT; ++i) out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
+// Decode (m = 1) of a whole packed Q4_0 / Q4_K group (weight_packing.h):
+// DotGroup's arithmetic with the nibbles left where they are. A packed
+// byte holds value c in its low nibble and value c + 4 in its high one;
+// the high ones are dotted as 16 * value (a mask, no shift) into a second
+// sum, which is then exactly divisible by 16: s = lo + (hi >> 4) is the
+// same integer as DotGroup's, without the 4 shifts per group (and with
+// |hi| <= 16 * 240 * 127, far from overflow).
+template <DType kType, int kBiasShift, bool kMin>
+HWY_INLINE void DotPackedNibbles(const uint8_t* group, const ActivationRows& a, int64_t g,
+                                 __m512& acc) {
+  __m512 ws, wmin = _mm512_setzero_ps();
+  if constexpr (kType == DType::kQ4_0) {
+    ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group)));
+  } else {
+    KScalesMinsWhole(group, group + 16, &ws, &wmin);
+  }
+  const uint8_t* vectors = group + 32;
+  const int64_t at = g * kGroupBlocks;
+  const int8_t* x = a.values + at * 32;
+  __m512i lo = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
+                                                   kBiasShift >= 0 ? kBiasShift : 0)
+                               : _mm512_setzero_si512();
+  __m512i hi = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi32(0x0F0F0F0F);
+  const __m512i high4 = _mm512_set1_epi32(static_cast<int32_t>(0xF0F0F0F0u));
+  for (int c = 0; c < 4; ++c) {
+    const __m512i t = _mm512_loadu_si512(vectors + 64 * c);
+    lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(t, low4), _mm512_load_si512(x + 64 * c));
+    hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(t, high4), _mm512_load_si512(x + 64 * (c + 4)));
+  }
+  const __m512i s = _mm512_add_epi32(lo, _mm512_srai_epi32(hi, 4));
+  const __m512 dx = _mm512_load_ps(a.scales + at);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(ws, dx), acc);
+  if constexpr (kMin) acc = _mm512_fmadd_ps(wmin, _mm512_load_ps(a.scaled_sums + at), acc);
+}
+
 // Decode (m = 1) and m = 2: each whole group goes from memory straight into
 // registers and into the dot, with no decoded row written and re-read;
 // a partial group from a zero-padded copy (DecodeAnyRegs).
@@ -263,6 +299,13 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& /*plan*/, in
     // every group (perf: the store of acc took 12% of a Q4_0 decode).
     for (int64_t g = 0; g < whole; ++g) {
       if (prefetch) PrefetchNextRowShare(next, row_bytes, share, g, job.m > 1);
+      if constexpr (MT == 1 && (kType == DType::kQ4_0 || kType == DType::kQ4_K)) {
+        if (packed) {
+          DotPackedNibbles<kType, kBiasShift, kMin>(row + g * GroupBytes<kType>(), job.acts, g,
+                                                    acc[0]);
+          continue;
+        }
+      }
       GroupRegs w;
       DecodeWholeRegsOf<kType>(row, packed, g, &w);
       DotGroup<MT, kBiasShift, kHalves, kMin>(w.q, w.scale, w.scale_hi, w.min, job.acts, 0, g, acc);
