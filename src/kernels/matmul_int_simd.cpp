@@ -32,6 +32,7 @@
 #include "core/aligned_buffer.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/quant_decode.h"
+#include "kernels/target_extension.h"
 
 // The weight decoders, once per target (foreach_target re-includes it).
 #include "kernels/matmul_int_decode-inl.h"
@@ -140,16 +141,8 @@ HWY_INLINE void WithTileHeight(int n, const F& f) {
 
 #if HWY_TARGET == HWY_AVX3_DL
 // vpdpbusd needs AVX512_VNNI, which Highway's AVX3_DL target requires at
-// run time but does not name among its compile flags. (Clang ignores GCC's
-// pragma and uses only the first target attribute: Highway's is replaced by
-// the same list plus VNNI, then restored.)
-#if defined(__clang__)
-HWY_POP_ATTRIBUTES
-HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni")
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vnni")
-#endif
+// run time but does not name among its compile flags.
+SPECULA_BEGIN_EXTENSION("avx512vnni")
 
 // One group for MT activation rows from m0: adds block l's scaled dot to
 // lane l of acc[i]. The same arithmetic, in the same order, for a group
@@ -323,12 +316,7 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& /*plan*/, in
 // TileRows: the register-blocked kernel for several activation rows.
 #include "kernels/matmul_int_tiles-inl.h"
 
-#if defined(__clang__)
-HWY_POP_ATTRIBUTES
-HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
-#else
-#pragma GCC pop_options
-#endif
+SPECULA_END_EXTENSION
 constexpr int kTileM = 8;
 
 #else  // AVX3 or AVX2: pmaddubsw + pmaddwd on 256-bit halves of a group

@@ -32,6 +32,7 @@
 #include "core/aligned_buffer.h"
 #include "core/f16.h"
 #include "kernels/matmul_kernels.h"
+#include "kernels/target_extension.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace specula {
@@ -41,14 +42,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 #if HWY_TARGET == HWY_AVX3_DL
 // vdpbf16ps needs AVX512_BF16, which AVX3_DL does not imply (Ice Lake has
 // VNNI but not BF16): the BF16-dot tiles run only where simd_bf16_dot()
-// found it at run time. (Clang: see the VNNI note in matmul_int_simd.cpp.)
-#if defined(__clang__)
-HWY_POP_ATTRIBUTES
-HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512bf16")
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512bf16")
-#endif
+// found it at run time.
+SPECULA_BEGIN_EXTENSION("avx512bf16")
 #endif
 
 // 32 BF16 values for vdpbf16ps, and one dot step: each F32 lane of acc
@@ -313,12 +308,7 @@ int64_t TargetBit() {
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-#if defined(__clang__)
-HWY_POP_ATTRIBUTES
-HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
-#else
-#pragma GCC pop_options
-#endif
+SPECULA_END_EXTENSION
 #endif
 
 }  // namespace HWY_NAMESPACE
