@@ -2,9 +2,10 @@
 // per instruction set by Highway's foreach_target and chosen at run time.
 //
 // Data layout and arithmetic: quant_decode.h; the weight decoders:
-// matmul_int_decode-inl.h (on AVX-512 they read the packed copy of the
-// rows when the matrix has one, weight_packing.h). Per weight row, every group of 16 blocks is
-// decoded once (block l's bytes in 32-bit lane l) into a per-thread scratch
+// matmul_int_decode-inl.h (on AVX-512 they read the packed copy of the rows
+// when the matrix has one, weight_packing.h; decode of packed Q4_0/Q4_K
+// dots the nibbles in place, DotPackedNibbles). Per weight row, every
+// group of 16 blocks is decoded once (block l's bytes in 32-bit lane l) into a per-thread scratch
 // row in L1; then tiles of up to 8 activation rows run over the decoded row
 // (AVX3_DL: m <= 4, and Q6_K up to 8, decode into registers instead,
 // FusedRows; more rows run register-blocked tiles of 4 weight rows x 4

@@ -220,6 +220,8 @@ void FloatStreamPairs(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
 }
 
 // Every m with BF16 dot products (the same tiles and k order as F32's).
+// Called with kDot = true on AVX3_DL only; a template, so that the other
+// targets never instantiate the BF16-dot tiles.
 template <bool kDot>
 void Bf16DotRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   if (job.m == 1) return FloatDecodeRows<DType::kBF16, false, kDot>(job, row_begin, row_end);
