@@ -24,8 +24,15 @@ build: configure
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# -O1 -g1: line tables are all a sanitizer report's stack trace needs, and
+# on 2 cores this builds in 10 minutes instead of 17 (-O2 -g) for 1 more
+# minute of tests: CI runs this suite on every stop.
+ASAN_FLAGS := -O1 -g1 -DNDEBUG
+
 $(ASAN_BUILD)/build.ninja: | deps
-	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECULA_SANITIZE=ON -DSPECULA_BUILD_BENCH=OFF >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(ASAN_FLAGS)" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$(ASAN_FLAGS)" \
+	  -DSPECULA_SANITIZE=ON -DSPECULA_BUILD_BENCH=OFF >/dev/null
 
 test-asan: $(ASAN_BUILD)/build.ninja
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
