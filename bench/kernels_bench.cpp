@@ -202,7 +202,7 @@ void register_all() {
     for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{2048, 5632}, {5632, 2048}}) {
       const std::string name = std::string("MatmulFfn/") + std::string(dtype_name(type)) + "/" +
                                std::to_string(n_in) + "x" + std::to_string(n_out);
-      // M = 9: a verification of 8 drafted tokens.
+      // M = 9: a verification of 8 drafted tokens; 64: a prefill.
       benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
           ->ArgName("M")
           ->Arg(1)
@@ -211,6 +211,7 @@ void register_all() {
           ->Arg(8)
           ->Arg(9)
           ->Arg(16)
+          ->Arg(64)
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
     }
