@@ -47,13 +47,21 @@
 #   SPEC_N        tokens per completion [128]
 #   SPEC_PROMPTS  held-out prompts (30 lines from the middle of a Python
 #                 standard-library module never trained on) [3]
+#   SPEC_TEXT     python: those prompts; prose: 30 lines from the middle of
+#                 Debian's license texts (/usr/share/common-licenses), which
+#                 the Python-trained pair drafts poorly [python]
 #   SPEC_THREADS  threads of the speculative part [the largest of THREADS]
 #   SPEC_DRAFT_MAX  draft length bound of llama.cpp, and of a second
 #                 specula row next to its default [8]
 #   SPEC_FIXED    fixed draft lengths g run by specula too (--policy fixed),
 #                 comma-separated, to compare its default with the best
 #                 fixed setting; empty for none [empty]
+#   SPEC_DRAFTERS drafter sets run by specula too (--drafter), separated by
+#                 spaces, e.g. "model lookup" to compare the default bandit
+#                 over both with each one alone [empty]
 #   PYLIB         the Python standard library [the newest /usr/lib/python3.*]
+#   LLAMA_CPP_VERSION  how the report names llama.cpp's build [what llama-cli
+#                 --version says]
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -211,7 +219,10 @@ extensions=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|am
 specula_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 llama_version="-"
 if [ -n "$llama_bin" ]; then
-  llama_version=$("$llama_bin/llama-bench" --version 2>&1 | head -1 || true)
+  # llama-bench has no --version; a build from a source snapshot (no git)
+  # says "version: 0 (unknown)": LLAMA_CPP_VERSION names it then.
+  llama_version=${LLAMA_CPP_VERSION:-$(LD_LIBRARY_PATH="$llama_bin:${LD_LIBRARY_PATH:-}" \
+    "$llama_bin/llama-cli" --version 2>&1 | grep -m1 '^version' || echo "-")}
 fi
 
 # Bandwidth figures of this run: "threads value" lines.
@@ -281,6 +292,7 @@ fi
 # with llama.cpp's bound, llama.cpp plain, llama.cpp speculative.
 declare -A tps acceptance
 declare -a spec_ratio plain_ratio
+declare -A default_vs  # per prompt and round: specula's default / a SPEC_FIXED or SPEC_DRAFTERS mode
 specula_generate() {  # NAME PROMPT_FILE OUT EXTRA...
   local prompt=$2 out=$3
   shift 3
@@ -296,6 +308,8 @@ spec_run() {  # MODE PROMPT_FILE ROUND PROMPT_INDEX
       --draft-max "$spec_draft_max" ;;
     specula-fixed-*) specula_generate "$mode" "$prompt" "$out.json" -d "$draft" \
       --policy fixed --draft-max "${mode#specula-fixed-}" ;;
+    specula-drafter-*) specula_generate "$mode" "$prompt" "$out.json" -d "$draft" \
+      --drafter "${mode#specula-drafter-}" ;;
     llama-plain)
       "$llama_plain" "${llama_plain_flags[@]}" -m "$padded" -t "$spec_threads" -f "$prompt" \
         -n "$spec_n" --temp 0 --ignore-eos -c "$llama_ctx" </dev/null >"$out.log" 2>&1 ;;
@@ -335,12 +349,20 @@ if want spec; then
   padded=$(make_padded_target)
   # shellcheck disable=SC2012
   pylib=${PYLIB:-$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -1)}
-  heldout=(json/decoder.py argparse.py csv.py textwrap.py shlex.py calendar.py dataclasses.py
-    json/encoder.py json/__init__.py)
+  case ${SPEC_TEXT:-python} in
+    python)
+      text_dir=$pylib
+      heldout=(json/decoder.py argparse.py csv.py textwrap.py shlex.py calendar.py dataclasses.py
+        json/encoder.py json/__init__.py) ;;
+    prose)
+      text_dir=/usr/share/common-licenses
+      heldout=(GPL-3 Apache-2.0 MPL-2.0 LGPL-2.1 GFDL-1.3 Artistic CC0-1.0 MPL-1.1 GPL-2) ;;
+    *) die "SPEC_TEXT: '$SPEC_TEXT' is neither python nor prose" ;;
+  esac
   prompt_files=()
   for m in "${heldout[@]}"; do
     [ ${#prompt_files[@]} -lt "$spec_prompts" ] || break
-    f=$pylib/$m
+    f=$text_dir/$m
     [ -f "$f" ] || continue
     lines=$(wc -l <"$f")
     p=$runs/prompt-${#prompt_files[@]}.py
@@ -348,12 +370,17 @@ if want spec; then
     printf '%s' "$(sed -n "$((lines / 2)),$((lines / 2 + 29))p" "$f")" >"$p"
     prompt_files+=("$p")
   done
-  [ ${#prompt_files[@]} -gt 0 ] || die "no held-out prompts: no Python standard library in ${pylib:-/usr/lib/python3.*} (set PYLIB)"
+  [ ${#prompt_files[@]} -gt 0 ] || die "no held-out prompts in ${text_dir:-/usr/lib/python3.*} (set PYLIB, or SPEC_TEXT)"
   fixed_modes=()
   IFS=, read -r -a fixed_gs <<<"${SPEC_FIXED:-}"
   for g in "${fixed_gs[@]}"; do
     [[ $g =~ ^[1-9][0-9]?$ ]] || die "SPEC_FIXED: '$g' is not a draft length 1..99"
     fixed_modes+=("specula-fixed-$g")
+  done
+  read -r -a drafter_sets <<<"${SPEC_DRAFTERS:-}"
+  for set in "${drafter_sets[@]}"; do
+    [[ $set =~ ^[a-z0-9:,-]+$ ]] || die "SPEC_DRAFTERS: '$set' is not a --drafter list"
+    fixed_modes+=("specula-drafter-$set")
   done
   modes=(specula-plain specula-spec specula-spec-g "${fixed_modes[@]}" llama-plain llama-spec)
   [ "$specula_only" = 1 ] && modes=(specula-plain specula-spec specula-spec-g "${fixed_modes[@]}")
@@ -375,6 +402,9 @@ if want spec; then
         spec_ratio+=("$(ratio "$(last "${tps[specula-spec]}")" "$(last "${tps[llama-spec]}")")")
         plain_ratio+=("$(ratio "$(last "${tps[specula-plain]}")" "$(last "${tps[llama-plain]}")")")
       fi
+      for mode in "${fixed_modes[@]}"; do
+        default_vs[$mode]+=" $(ratio "$(last "${tps[specula-spec]}")" "$(last "${tps[$mode]}")")"
+      done
     done
   done
 fi
@@ -424,12 +454,24 @@ if want spec; then
       specula-spec) name="specula | speculative (defaults)"; base="specula-plain" ;;
       specula-spec-g) name="specula | speculative, --draft-max $spec_draft_max"; base="specula-plain" ;;
       specula-fixed-*) name="specula | speculative, --policy fixed --draft-max ${mode#specula-fixed-}"; base="specula-plain" ;;
+      specula-drafter-*) name="specula | speculative, --drafter ${mode#specula-drafter-}"; base="specula-plain" ;;
       llama-plain) name="llama.cpp | plain"; base="llama-plain" ;;
       llama-spec) name="llama.cpp | speculative, --draft-max $spec_draft_max"; base="llama-plain" ;;
     esac
     echo "| $name | $(stats 1 ${tps[$mode]}) | $(stats 1 ${acceptance[$mode]:-}) | $(awk -v r="$(ratio "$(median ${tps[$mode]})" "$(median ${tps[$base]})")" 'BEGIN { printf "%.2fx", r }') |"
   done
   echo
+  # Which drafter the default run's bandit chose, per run: steps and acceptance.
+  echo "Drafters of specula's default runs (steps, acceptance %; per prompt and round): $(
+    for f in "$runs"/spec-specula-spec-r*-p*.json; do
+      jq -r '[.stats.drafters[] | "\(.name | split(" ")[0] | sub("draft"; "model")) \(.steps) \(.acceptance_rate * 100 | round)%"] | join(" + ")' "$f"
+    done | paste -sd ';' | sed 's/;/; /g')."
+  echo
+  for mode in "${fixed_modes[@]}"; do
+    # shellcheck disable=SC2086
+    echo "Per prompt and round: specula's defaults / ${mode#specula-} $(stats 2 ${default_vs[$mode]})x."
+  done
+  [ ${#fixed_modes[@]} -eq 0 ] || echo
   if [ "$specula_only" != 1 ]; then
     echo "Per prompt and round: specula speculative (defaults) / llama.cpp speculative $(stats 2 "${spec_ratio[@]}")x; specula plain / llama.cpp plain $(stats 2 "${plain_ratio[@]}")x."
   fi
