@@ -1,7 +1,7 @@
 // Batch invariance of matmul across every block size of the multi-row
 // kernels: a row's outputs are bit-identical whether it is computed alone
-// (m = 1) or inside a batch of m = 1..17, 33 or 64 rows, at any position of
-// that batch, with any thread count, on every SIMD target. Exact
+// (m = 1) or inside a batch of m = 1..17, 20, 24, 33 or 64 rows, at any
+// position of that batch, with any thread count, on every SIMD target. Exact
 // speculative decoding compares a verification pass over g + 1 rows with
 // single-row passes, so any difference is a wrong token.
 
@@ -17,7 +17,8 @@
 namespace specula {
 namespace {
 
-const int64_t kBatchSizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33, 64};
+const int64_t kBatchSizes[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                               12, 13, 14, 15, 16, 17, 20, 24, 33, 64};
 
 struct Case {
   DType type;
