@@ -7,9 +7,9 @@
 // dots the nibbles in place, DotPackedNibbles). Per weight row, every
 // group of 16 blocks is decoded once (block l's bytes in 32-bit lane l) into a per-thread scratch
 // row in L1; then tiles of up to 8 activation rows run over the decoded row
-// (AVX3_DL: m <= 4, and Q6_K up to 8, decode into registers instead,
-// FusedRows; more rows run register-blocked tiles of 4 weight rows x 4
-// activation rows, matmul_int_tiles-inl.h):
+// (AVX3_DL: m <= 4 decode into registers instead, FusedRows; more rows
+// run register-blocked tiles of 4 weight rows x 4 activation rows,
+// matmul_int_tiles-inl.h):
 //   AVX3_DL: vpdpbusd (AVX-512 VNNI): 8 instructions per 512 values per
 //            activation row, then one multiply + one FMA for 16 blocks.
 //   AVX3, AVX2: the same with pmaddubsw + pmaddwd on 256-bit halves.
@@ -348,17 +348,16 @@ template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
 void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   static const GatherPlan plan = MakePlan(kType);
 #if HWY_TARGET == HWY_AVX3_DL
-  // From 5 rows on, the register-blocked tiles (Q6_K, with its two sums
-  // per block, keeps FusedRows and the decoded-row path below).
+  // From 5 rows on, the register-blocked tiles.
   // kernels_bench, Q8_0 / Q4_0, m = 5 and 8 on rows of 5632 values: 20-33%
   // less time than FusedRows (m = 5 to 8 there spill its accumulators),
   // on rows of 2048 about the same; m = 16: 15-30% less than the
-  // decoded-row path. m <= 4: FusedRows, as fast or faster.
+  // decoded-row path. m <= 4: FusedRows, as fast or faster. Q6_K (tiles
+  // since session 11): m = 9 0.7-0.9x the time of the decoded-row path,
+  // m = 16 0.7-0.9x, m = 8 0.7-1.1x of FusedRows by shape and run.
   constexpr int64_t kTilesMinM = 5;
-  if constexpr (!kHalves) {
-    if (job.m >= kTilesMinM) {
-      return TileRows<kType, kBiasShift, kMin>(job, plan, row_begin, row_end);
-    }
+  if (job.m >= kTilesMinM) {
+    return TileRows<kType, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
   }
   if (job.m >= 1 && job.m <= kTileM) {
     return WithTileHeight<kTileM>(static_cast<int>(job.m), [&](auto rows) {

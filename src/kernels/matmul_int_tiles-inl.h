@@ -1,6 +1,6 @@
 // Register-blocked integer dots for 5 or more activation rows (AVX3_DL,
 // vpdpbusd): the verification and prefill kernel of matmul_int_simd.cpp,
-// for every integer type but Q6_K.
+// for every integer type.
 // Included by that file once per target, inside its namespace and inside
 // its AVX-512 VNNI attribute region, after DotGroup and FusedRows (whose
 // helpers it uses); it has no include guard for that reason.
@@ -24,41 +24,54 @@ constexpr int kTileRows = 4;  // weight rows per block
 constexpr int kTileActs = 4;  // activation rows per tile: 16 sums + 4 weights in registers
 
 // Group g for weight rows dec[0..R) and activation rows [m0, m0 + MT):
-// acc + (r m + i) 16 holds pair (r, i)'s running float sums.
-template <int R, int MT, int kBiasShift, bool kMin>
+// acc + (r m + i) 16 holds pair (r, i)'s running float sums. kHalves
+// (Q6_K): vectors 0..3 and 4..7 have scales of their own, so their sums
+// are scaled and added one after the other, as DotGroup does.
+template <int R, int MT, int kBiasShift, bool kHalves, bool kMin>
 HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int64_t m, int64_t m0,
                           int64_t g, float* HWY_RESTRICT acc) {
+  static_assert(!(kHalves && kMin));
+  constexpr int kParts = kHalves ? 2 : 1;
+  constexpr int kPartVectors = kGroupVectors / kParts;
   const int64_t per_row = a.n_groups * kGroupBlocks;
   const int8_t* x[MT];
-  __m512i s[R][MT];
-  for (int i = 0; i < MT; ++i) {
-    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-    x[i] = a.values + at * 32;
-    const __m512i init = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
-                                                             kBiasShift >= 0 ? kBiasShift : 0)
-                                         : _mm512_setzero_si512();
-    for (int r = 0; r < R; ++r) s[r][i] = init;
-  }
-  for (int k = 0; k < kGroupVectors; ++k) {
-    __m512i w[R];
-    for (int r = 0; r < R; ++r) w[r] = _mm512_load_si512(dec[r].q[k]);
+  for (int i = 0; i < MT; ++i) x[i] = a.values + ((m0 + i) * per_row + g * kGroupBlocks) * 32;
+  for (int part = 0; part < kParts; ++part) {
+    __m512i s[R][MT];
     for (int i = 0; i < MT; ++i) {
-      const __m512i xv = _mm512_load_si512(x[i] + 64 * k);
-      for (int r = 0; r < R; ++r) s[r][i] = _mm512_dpbusd_epi32(s[r][i], w[r], xv);
-    }
-  }
-  for (int i = 0; i < MT; ++i) {
-    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-    const __m512 dx = _mm512_load_ps(a.scales + at);
-    for (int r = 0; r < R; ++r) {
-      float* p = acc + (r * m + m0 + i) * 16;
-      __m512 v =
-          _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]),
-                          _mm512_mul_ps(_mm512_load_ps(dec[r].scale), dx), _mm512_load_ps(p));
-      if constexpr (kMin) {
-        v = _mm512_fmadd_ps(_mm512_load_ps(dec[r].min), _mm512_load_ps(a.scaled_sums + at), v);
+      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+      __m512i init = _mm512_setzero_si512();
+      if constexpr (kHalves) {
+        const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
+        const __m512i neg =
+            part == 0 ? neg_lo : _mm512_sub_epi32(_mm512_load_si512(a.neg_sums + at), neg_lo);
+        init = _mm512_slli_epi32(neg, kBiasShift);
+      } else if constexpr (kBiasShift >= 0) {
+        init = _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at), kBiasShift);
       }
-      _mm512_store_ps(p, v);
+      for (int r = 0; r < R; ++r) s[r][i] = init;
+    }
+    for (int k = part * kPartVectors; k < (part + 1) * kPartVectors; ++k) {
+      __m512i w[R];
+      for (int r = 0; r < R; ++r) w[r] = _mm512_load_si512(dec[r].q[k]);
+      for (int i = 0; i < MT; ++i) {
+        const __m512i xv = _mm512_load_si512(x[i] + 64 * k);
+        for (int r = 0; r < R; ++r) s[r][i] = _mm512_dpbusd_epi32(s[r][i], w[r], xv);
+      }
+    }
+    for (int i = 0; i < MT; ++i) {
+      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+      const __m512 dx = _mm512_load_ps(a.scales + at);
+      for (int r = 0; r < R; ++r) {
+        float* p = acc + (r * m + m0 + i) * 16;
+        const float* scale = part == 0 ? dec[r].scale : dec[r].scale_hi;
+        __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]),
+                                   _mm512_mul_ps(_mm512_load_ps(scale), dx), _mm512_load_ps(p));
+        if constexpr (kMin) {
+          v = _mm512_fmadd_ps(_mm512_load_ps(dec[r].min), _mm512_load_ps(a.scaled_sums + at), v);
+        }
+        _mm512_store_ps(p, v);
+      }
     }
   }
 }
@@ -127,7 +140,7 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
 }
 
 // Weight rows [r0, r0 + R) for all job.m activation rows.
-template <DType kType, int R, int kBiasShift, bool kMin>
+template <DType kType, int R, int kBiasShift, bool kHalves, bool kMin>
 HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int64_t r0,
                                int64_t row_end, float* HWY_RESTRICT acc) {
   const int64_t m = job.m;
@@ -183,7 +196,8 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
     for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
       const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
       WithTileHeight<kTileActs>(mt, [&](auto acts) {
-        TileGroup<R, decltype(acts)::value, kBiasShift, kMin>(dec, job.acts, m, m0, g, acc);
+        TileGroup<R, decltype(acts)::value, kBiasShift, kHalves, kMin>(dec, job.acts, m, m0, g,
+                                                                       acc);
       });
     }
   }
@@ -196,7 +210,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
 
 // Weight rows [row_begin, row_end) in blocks of kTileRows (the last block
 // may be shorter), for all job.m activation rows.
-template <DType kType, int kBiasShift, bool kMin>
+template <DType kType, int kBiasShift, bool kHalves, bool kMin>
 void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, int64_t row_end) {
   thread_local AlignedBuffer<float> acc;
   const auto need = static_cast<size_t>(kTileRows * job.m * 16);
@@ -204,8 +218,8 @@ void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, i
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
     WithTileHeight<kTileRows>(rows, [&](auto block) {
-      TileRowBlock<kType, decltype(block)::value, kBiasShift, kMin>(job, plan, r0, row_end,
-                                                                    acc.data());
+      TileRowBlock<kType, decltype(block)::value, kBiasShift, kHalves, kMin>(job, plan, r0, row_end,
+                                                                             acc.data());
     });
   }
 }
