@@ -348,14 +348,15 @@ template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kSigned>
 void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   static const GatherPlan plan = MakePlan(kType);
 #if HWY_TARGET == HWY_AVX3_DL
-  // From 5 rows on, the register-blocked tiles.
-  // kernels_bench, Q8_0 / Q4_0, m = 5 and 8 on rows of 5632 values: 20-33%
-  // less time than FusedRows (m = 5 to 8 there spill its accumulators),
-  // on rows of 2048 about the same; m = 16: 15-30% less than the
-  // decoded-row path. m <= 4: FusedRows, as fast or faster. Q6_K (tiles
-  // since session 11): m = 9 0.7-0.9x the time of the decoded-row path,
-  // m = 16 0.7-0.9x, m = 8 0.7-1.1x of FusedRows by shape and run.
-  constexpr int64_t kTilesMinM = 5;
+  // From 4 rows on (Q6_K: 5), the register-blocked tiles. kernels_bench,
+  // FFN shapes of the 0.8B model, against FusedRows (whose accumulators
+  // spill from m = 5) and the decoded-row path (m > 8):
+  //   Q8_0 / Q4_0 m = 5, 8: 20-33% less time on rows of 5632 (session 8);
+  //   since the tiles read packed weights in registers (session 11): m = 4
+  //   0.83-0.91x for Q4_0 / Q4_K, 0.97x for Q8_0, but 1.2x for Q6_K on
+  //   rows of 5632; Q6_K m = 8 0.7-1.1x by shape, m = 9 and 16 0.7-0.9x.
+  //   m = 2 is mixed (0.86-1.14x) and stays with FusedRows.
+  constexpr int64_t kTilesMinM = kHalves ? 5 : 4;
   if (job.m >= kTilesMinM) {
     return TileRows<kType, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
   }
