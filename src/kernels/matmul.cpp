@@ -171,23 +171,67 @@ void matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, float* y) {
   matmul_rows_scalar(job, 0, w.n_out);
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
-  check_supported(w);
-  if (m <= 0 || w.n_out <= 0) return;
-  const MatmulJob job = make_job(w, x, m, y, true);
-  const bool int_dot = is_int_dot_type(w.type);
-  const int64_t n_units = (w.n_out + kRowAlign - 1) / kRowAlign;
-  const bool small = m * w.n_in * w.n_out < kMinParallelMultiplyAdds;
+void matmul_shared_input(std::span<const WeightMatrix* const> ws, const float* x, int64_t m,
+                         std::span<float* const> ys, ThreadPool* pool) {
+  if (ws.size() != ys.size()) {
+    fail("matmul_shared_input: ", ws.size(), " matrices but ", ys.size(), " outputs");
+  }
+  if (ws.empty() || m <= 0) return;
+  // Activations prepared for ws[0] serve every matrix only when they are
+  // the same bytes: the integer types all take the same 8-bit rows; float
+  // types take their own (BF16, F16 rows) and must match exactly.
+  bool shared = true;
+  for (const WeightMatrix* w : ws) {
+    check_supported(*w);
+    if (w->n_in != ws[0]->n_in) {
+      fail("matmul_shared_input: matrices of ", ws[0]->n_in, " and ", w->n_in,
+           " inputs cannot share activation rows");
+    }
+    const bool both_int = is_int_dot_type(w->type) && is_int_dot_type(ws[0]->type);
+    shared = shared && (both_int || w->type == ws[0]->type);
+  }
+  if (!shared) {
+    for (size_t j = 0; j < ws.size(); ++j) matmul(*ws[j], x, m, ys[j], pool);
+    return;
+  }
+  constexpr size_t kMaxMatrices = 4;
+  if (ws.size() > kMaxMatrices) {
+    fail("matmul_shared_input: at most ", kMaxMatrices, " matrices, got ", ws.size());
+  }
+  MatmulJob jobs[kMaxMatrices];
+  jobs[0] = make_job(*ws[0], x, m, ys[0], true);
+  int64_t multiply_adds = 0;
+  int64_t n_units = 0;
+  for (size_t j = 0; j < ws.size(); ++j) {
+    const WeightMatrix& w = *ws[j];
+    if (j > 0) {
+      jobs[j] = jobs[0];
+      jobs[j].weights = static_cast<const uint8_t*>(w.data);
+      jobs[j].packed = w.packed;
+      jobs[j].type = w.type;
+      jobs[j].n_out = w.n_out;
+      jobs[j].row_bytes = w.row_bytes;
+      jobs[j].y = ys[j];
+    }
+    multiply_adds += m * w.n_in * w.n_out;
+    n_units = std::max(n_units, (w.n_out + kRowAlign - 1) / kRowAlign);
+  }
+  const bool small = multiply_adds < kMinParallelMultiplyAdds;
   const int64_t n_tasks =
-      pool == nullptr || small ? 1 : std::min<int64_t>(pool->n_threads(), n_units);
+      pool == nullptr || small ? 1 : std::clamp<int64_t>(n_units, 1, pool->n_threads());
+  // Task t takes the same share of every matrix's rows.
   auto task = [&](int64_t t) {
-    const int64_t begin = std::min(w.n_out, n_units * t / n_tasks * kRowAlign);
-    const int64_t end = std::min(w.n_out, n_units * (t + 1) / n_tasks * kRowAlign);
-    if (begin >= end) return;
-    if (int_dot) {
-      matmul_int_rows_simd(job, begin, end);
-    } else {
-      matmul_rows_simd(job, begin, end);
+    for (size_t j = 0; j < ws.size(); ++j) {
+      const MatmulJob& job = jobs[j];
+      const int64_t units = (job.n_out + kRowAlign - 1) / kRowAlign;
+      const int64_t begin = std::min(job.n_out, units * t / n_tasks * kRowAlign);
+      const int64_t end = std::min(job.n_out, units * (t + 1) / n_tasks * kRowAlign);
+      if (begin >= end) continue;
+      if (is_int_dot_type(job.type)) {
+        matmul_int_rows_simd(job, begin, end);
+      } else {
+        matmul_rows_simd(job, begin, end);
+      }
     }
   };
   if (n_tasks > 1) {
@@ -195,6 +239,12 @@ void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPo
   } else {
     task(0);
   }
+}
+
+void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool) {
+  const WeightMatrix* ws[] = {&w};
+  float* ys[] = {y};
+  matmul_shared_input(ws, x, m, ys, pool);
 }
 
 void dequantize_row(const WeightMatrix& w, int64_t row, float* out) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -42,6 +43,16 @@ bool matmul_supports(DType type);
 // nothing once a thread has seen its largest shapes. Not reentrant on one
 // pool (parallel_for's contract).
 void matmul(const WeightMatrix& w, const float* x, int64_t m, float* y, ThreadPool* pool);
+
+// y_j = matmul(*ws[j], x) for several matrices that read the same
+// activations (the attention's Q, K and V; the FFN's gate and up): the
+// activations are prepared once and the pool runs all the products in one
+// pass, so a decoded token waits at one barrier instead of one per matrix.
+// Every y_j is bit-identical to matmul's. The matrices must have the same
+// n_in; those of different types whose activations differ (F16 beside
+// Q4_K, say) run one after another. ws and ys have the same length.
+void matmul_shared_input(std::span<const WeightMatrix* const> ws, const float* x, int64_t m,
+                         std::span<float* const> ys, ThreadPool* pool);
 
 // The mathematical reference for every supported type: weights dequantized
 // to float, float activations, double sums. Quantized types differ from it

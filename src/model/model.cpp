@@ -208,9 +208,11 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
 
   // Attention.
   rms_norm_rows(s.hidden.data(), layer.attn_norm, n, n_embd, config.rms_eps, s.normed.data(), pool);
-  matmul(layer.attn_q, s.normed.data(), n, s.query.data(), pool);
-  matmul(layer.attn_k, s.normed.data(), n, s.key.data(), pool);
-  matmul(layer.attn_v, s.normed.data(), n, s.value.data(), pool);
+  {
+    const WeightMatrix* qkv[] = {&layer.attn_q, &layer.attn_k, &layer.attn_v};
+    float* out[] = {s.query.data(), s.key.data(), s.value.data()};
+    matmul_shared_input(qkv, s.normed.data(), n, out, pool);
+  }
   if (config.qkv_bias) {
     add_bias(s.query.data(), layer.attn_q_bias, n, q_dim);
     add_bias(s.key.data(), layer.attn_k_bias, n, kv_dim);
@@ -244,8 +246,11 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
 
   // SwiGLU feed-forward.
   rms_norm_rows(s.hidden.data(), layer.ffn_norm, n, n_embd, config.rms_eps, s.normed.data(), pool);
-  matmul(layer.ffn_gate, s.normed.data(), n, s.gate.data(), pool);
-  matmul(layer.ffn_up, s.normed.data(), n, s.up.data(), pool);
+  {
+    const WeightMatrix* gate_up[] = {&layer.ffn_gate, &layer.ffn_up};
+    float* out[] = {s.gate.data(), s.up.data()};
+    matmul_shared_input(gate_up, s.normed.data(), n, out, pool);
+  }
   silu_mul_rows(s.gate.data(), s.up.data(), n * n_ff, pool);
   matmul(layer.ffn_down, s.gate.data(), n, s.projected.data(), pool);
   add_rows(s.hidden.data(), s.projected.data(), n * n_embd, pool);
