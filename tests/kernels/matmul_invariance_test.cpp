@@ -7,12 +7,15 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "kernels/weight_packing.h"
 
 namespace specula {
 namespace {
@@ -26,17 +29,29 @@ struct Case {
   std::vector<uint8_t> weights;
   std::vector<float> x;       // kRows x n_in
   std::vector<float> single;  // kRows x n_out, each row computed alone
-  WeightMatrix matrix() const { return make_weight_matrix(weights.data(), type, n_in, n_out); }
+  // The rows repacked for this CPU's integer kernels (weight_packing.h), or
+  // null: the kernels then read the GGUF rows.
+  std::shared_ptr<AlignedBuffer<uint8_t>> packed;
+  WeightMatrix matrix() const {
+    WeightMatrix w = make_weight_matrix(weights.data(), type, n_in, n_out);
+    if (packed != nullptr) w.packed = packed->data();
+    return w;
+  }
 };
 
 constexpr int64_t kRows = 64;
 
 // n_out = 53: several row blocks of the kernels, and a remainder that is
 // not a multiple of any row tile.
-Case make_case(DType type, int64_t n_in, uint32_t seed) {
-  Case c{type, n_in, 53, {}, {}, {}};
+// pack: use the packed rows where the type has them.
+Case make_case(DType type, int64_t n_in, uint32_t seed, bool pack = false) {
+  Case c{type, n_in, 53, {}, {}, {}, nullptr};
   c.weights = test::quantize_matrix(
       type, test::random_values(static_cast<size_t>(n_in * c.n_out), seed), n_in, c.n_out);
+  if (pack && packable_type(type)) {
+    c.packed = std::make_shared<AlignedBuffer<uint8_t>>();
+    if (pack_weight_matrix(c.matrix(), c.packed.get()).packed == nullptr) c.packed = nullptr;
+  }
   c.x = test::random_values(static_cast<size_t>(kRows * n_in), seed + 1);
   c.single.resize(static_cast<size_t>(kRows * c.n_out));
   for (int64_t i = 0; i < kRows; ++i) {
@@ -70,6 +85,22 @@ TEST(MatmulInvariance, EveryBatchSizeAndPositionOnEveryTarget) {
     ScopedSimdTarget scoped(target.bit);
     for (DType type : test::all_matmul_types()) {
       expect_batch_invariant(make_case(type, test::long_n_in(type), 4243), pool, target.name);
+    }
+  }
+}
+
+// Integer rows of whole 512-value groups only (the shapes of real models:
+// every decode path's fast loop, without the partial last group of the
+// test above), packed and not.
+TEST(MatmulInvariance, WholeGroupIntegerRowsPackedAndNot) {
+  ThreadPool pool(3);
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+      for (const bool pack : {false, true}) {
+        expect_batch_invariant(make_case(type, 1024, 77, pack), pool,
+                               target.name + (pack ? " packed" : " GGUF rows"));
+      }
     }
   }
 }
