@@ -316,17 +316,19 @@ HWY_NOINLINE void FusedRows(const MatmulJob& job, const GatherPlan& /*plan*/, in
       const uint8_t* row0 = weights + ra * row_bytes;
       const uint8_t* row1 = weights + rb * row_bytes;
       const bool prefetch = job.prefetch_next_row && i + 1 < half;
+      const auto prefetch_next = [&](int64_t g) {
+        if (!prefetch) return;
+        PrefetchNextRowShare(row0 + row_bytes, row_bytes, share, g, false);
+        PrefetchNextRowShare(row1 + row_bytes, row_bytes, share, g, false);
+      };
       __m512 acc0[1] = {_mm512_setzero_ps()}, acc1[1] = {_mm512_setzero_ps()};
-      for (int64_t g = 0; g < n_groups; ++g) {
-        if (prefetch) {
-          PrefetchNextRowShare(row0 + row_bytes, row_bytes, share, g, false);
-          PrefetchNextRowShare(row1 + row_bytes, row_bytes, share, g, false);
-        }
-        if (g >= whole) break;
+      for (int64_t g = 0; g < whole; ++g) {
+        prefetch_next(g);
         whole_group(row0, g, acc0);
         whole_group(row1, g, acc1);
       }
       for (int64_t g = whole; g < n_groups; ++g) {
+        prefetch_next(g);
         partial_group(row0, g, acc0);
         partial_group(row1, g, acc1);
       }
