@@ -1,6 +1,6 @@
-// Register-blocked integer dots for 5 or more activation rows (AVX3_DL,
-// vpdpbusd): the verification and prefill kernel of matmul_int_simd.cpp,
-// for every integer type.
+// Register-blocked integer dots for 4 or more activation rows (Q6_K: 5),
+// AVX3_DL (vpdpbusd): the verification and prefill kernel of
+// matmul_int_simd.cpp, for every integer type.
 // Included by that file once per target, inside its namespace and inside
 // its AVX-512 VNNI attribute region, after DotGroup and FusedRows (whose
 // helpers it uses); it has no include guard for that reason.
@@ -23,6 +23,49 @@
 constexpr int kTileRows = 4;  // weight rows per block
 constexpr int kTileActs = 4;  // activation rows per tile: 16 sums + 4 weights in registers
 
+// The integer sums' starting values for tile (r, i) of group g: the bias
+// correction of the activation row (kHalves, Q6_K: of vectors 0..3 for
+// part 0, 4..7 for part 1), the same for every weight row.
+template <int R, int MT, int kBiasShift, bool kHalves>
+HWY_INLINE void TileSumsInit(const ActivationRows& a, int64_t m0, int64_t g, int part,
+                             __m512i (&s)[R][MT]) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  for (int i = 0; i < MT; ++i) {
+    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (kHalves) {
+      const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
+      const __m512i neg =
+          part == 0 ? neg_lo : _mm512_sub_epi32(_mm512_load_si512(a.neg_sums + at), neg_lo);
+      init = _mm512_slli_epi32(neg, kBiasShift);
+    } else if constexpr (kBiasShift >= 0) {
+      init = _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at), kBiasShift);
+    }
+    for (int r = 0; r < R; ++r) s[r][i] = init;
+  }
+}
+
+// Adds the tile's scaled sums to the running float sums (DotGroup's
+// arithmetic): acc + (r m + i) 16 = fma(float(s), ws[r] * dx, acc) (and
+// the min term).
+template <int R, int MT, bool kMin>
+HWY_INLINE void TileSumsAdd(const __m512i (&s)[R][MT], const __m512* ws, const __m512* wmin,
+                            const ActivationRows& a, int64_t m, int64_t m0, int64_t g,
+                            float* HWY_RESTRICT acc) {
+  const int64_t per_row = a.n_groups * kGroupBlocks;
+  for (int i = 0; i < MT; ++i) {
+    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
+    const __m512 dx = _mm512_load_ps(a.scales + at);
+    for (int r = 0; r < R; ++r) {
+      float* p = acc + (r * m + m0 + i) * 16;
+      __m512 v =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]), _mm512_mul_ps(ws[r], dx), _mm512_load_ps(p));
+      if constexpr (kMin) v = _mm512_fmadd_ps(wmin[r], _mm512_load_ps(a.scaled_sums + at), v);
+      _mm512_store_ps(p, v);
+    }
+  }
+}
+
 // Group g for weight rows dec[0..R) and activation rows [m0, m0 + MT):
 // acc + (r m + i) 16 holds pair (r, i)'s running float sums. kHalves
 // (Q6_K): vectors 0..3 and 4..7 have scales of their own, so their sums
@@ -38,19 +81,7 @@ HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int6
   for (int i = 0; i < MT; ++i) x[i] = a.values + ((m0 + i) * per_row + g * kGroupBlocks) * 32;
   for (int part = 0; part < kParts; ++part) {
     __m512i s[R][MT];
-    for (int i = 0; i < MT; ++i) {
-      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-      __m512i init = _mm512_setzero_si512();
-      if constexpr (kHalves) {
-        const __m512i neg_lo = _mm512_load_si512(a.neg_sums_lo + at);
-        const __m512i neg =
-            part == 0 ? neg_lo : _mm512_sub_epi32(_mm512_load_si512(a.neg_sums + at), neg_lo);
-        init = _mm512_slli_epi32(neg, kBiasShift);
-      } else if constexpr (kBiasShift >= 0) {
-        init = _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at), kBiasShift);
-      }
-      for (int r = 0; r < R; ++r) s[r][i] = init;
-    }
+    TileSumsInit<R, MT, kBiasShift, kHalves>(a, m0, g, part, s);
     for (int k = part * kPartVectors; k < (part + 1) * kPartVectors; ++k) {
       __m512i w[R];
       for (int r = 0; r < R; ++r) w[r] = _mm512_load_si512(dec[r].q[k]);
@@ -59,20 +90,12 @@ HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int6
         for (int r = 0; r < R; ++r) s[r][i] = _mm512_dpbusd_epi32(s[r][i], w[r], xv);
       }
     }
-    for (int i = 0; i < MT; ++i) {
-      const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-      const __m512 dx = _mm512_load_ps(a.scales + at);
-      for (int r = 0; r < R; ++r) {
-        float* p = acc + (r * m + m0 + i) * 16;
-        const float* scale = part == 0 ? dec[r].scale : dec[r].scale_hi;
-        __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]),
-                                   _mm512_mul_ps(_mm512_load_ps(scale), dx), _mm512_load_ps(p));
-        if constexpr (kMin) {
-          v = _mm512_fmadd_ps(_mm512_load_ps(dec[r].min), _mm512_load_ps(a.scaled_sums + at), v);
-        }
-        _mm512_store_ps(p, v);
-      }
+    __m512 ws[R], wmin[R];
+    for (int r = 0; r < R; ++r) {
+      ws[r] = _mm512_load_ps(part == 0 ? dec[r].scale : dec[r].scale_hi);
+      wmin[r] = kMin ? _mm512_load_ps(dec[r].min) : _mm512_setzero_ps();
     }
+    TileSumsAdd<R, MT, kMin>(s, ws, wmin, a, m, m0, g, acc);
   }
 }
 
@@ -90,15 +113,9 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
                                 float* HWY_RESTRICT acc) {
   const int64_t per_row = a.n_groups * kGroupBlocks;
   const int8_t* x[MT];
+  for (int i = 0; i < MT; ++i) x[i] = a.values + ((m0 + i) * per_row + g * kGroupBlocks) * 32;
   __m512i s[R][MT];
-  for (int i = 0; i < MT; ++i) {
-    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-    x[i] = a.values + at * 32;
-    const __m512i init = kBiasShift >= 0 ? _mm512_slli_epi32(_mm512_load_si512(a.neg_sums + at),
-                                                             kBiasShift >= 0 ? kBiasShift : 0)
-                                         : _mm512_setzero_si512();
-    for (int r = 0; r < R; ++r) s[r][i] = init;
-  }
+  TileSumsInit<R, MT, kBiasShift, false>(a, m0, g, 0, s);
   // Vector k of every row: w[r]; then MT x R dots.
   const auto dots = [&](const __m512i* w, int k) {
     for (int i = 0; i < MT; ++i) {
@@ -126,17 +143,7 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
       dots(w, c + 4);
     }
   }
-  for (int i = 0; i < MT; ++i) {
-    const int64_t at = (m0 + i) * per_row + g * kGroupBlocks;
-    const __m512 dx = _mm512_load_ps(a.scales + at);
-    for (int r = 0; r < R; ++r) {
-      float* p = acc + (r * m + m0 + i) * 16;
-      __m512 v =
-          _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r][i]), _mm512_mul_ps(ws[r], dx), _mm512_load_ps(p));
-      if constexpr (kMin) v = _mm512_fmadd_ps(wmin[r], _mm512_load_ps(a.scaled_sums + at), v);
-      _mm512_store_ps(p, v);
-    }
-  }
+  TileSumsAdd<R, MT, kMin>(s, ws, wmin, a, m, m0, g, acc);
 }
 
 // Weight rows [r0, r0 + R) for all job.m activation rows.
