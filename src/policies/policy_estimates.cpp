@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "core/curve_fits.h"
+
 namespace specula {
 
 AcceptanceEstimate::AcceptanceEstimate(AcceptanceOptions options) : options_(options) {}
@@ -81,33 +83,13 @@ double ConfidenceCalibration::acceptance(float confidence) const {
 }
 
 std::vector<double> ConfidenceCalibration::monotone_acceptance() const {
-  // Pool adjacent violators: merge neighbouring buckets while a lower one
-  // has the higher rate, into their weighted mean. Blocks: [first, last],
-  // mean, weight.
-  struct Block {
-    int32_t first, last;
-    double mean, weight;
-  };
-  std::vector<Block> blocks;
   const int32_t n = buckets();
-  blocks.reserve(static_cast<size_t>(n));
+  std::vector<double> rates(static_cast<size_t>(n)), weights(static_cast<size_t>(n));
   for (int32_t b = 0; b < n; ++b) {
-    Block block{b, b, buckets_[b].mean(prior(b), prior_weight_),
-                buckets_[b].trials() + prior_weight_};
-    while (!blocks.empty() && blocks.back().mean >= block.mean) {
-      const Block& low = blocks.back();
-      const double weight = low.weight + block.weight;
-      block = {low.first, block.last, (low.mean * low.weight + block.mean * block.weight) / weight,
-               weight};
-      blocks.pop_back();
-    }
-    blocks.push_back(block);
+    rates[b] = buckets_[b].mean(prior(b), prior_weight_);
+    weights[b] = buckets_[b].trials() + prior_weight_;
   }
-  std::vector<double> fitted(static_cast<size_t>(n));
-  for (const Block& block : blocks) {
-    for (int32_t b = block.first; b <= block.last; ++b) fitted[b] = block.mean;
-  }
-  return fitted;
+  return fit_non_decreasing(rates, weights);
 }
 
 float ConfidenceCalibration::threshold_for(double needed) const {
@@ -159,36 +141,44 @@ bool VerifyCost::any() const {
 }
 
 double VerifyCost::shape_at(int32_t rows) const {
-  // Weighted sums over the measured n for the line through their ratios.
-  double w_sum = 0, n_sum = 0, r_sum = 0, lowest = 0;
-  int32_t distinct = 0;
+  std::vector<WeightedPoint> points;
   for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
     const Ewma& e = ratio_by_rows_[n - 1];
     if (!e.known()) continue;
     const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
-    w_sum += w;
-    n_sum += w * n;
-    r_sum += w * e.mean();
-    lowest = distinct == 0 ? e.mean() : std::min(lowest, e.mean());
-    ++distinct;
+    points.push_back({static_cast<double>(n), e.mean(), w});
   }
-  if (distinct < 2) return 1.0 + options_.prior_row_fraction * (rows - 1);
-  const double n_mean = n_sum / w_sum, r_mean = r_sum / w_sum;
-  double covariance = 0, variance = 0;
-  for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
-    const Ewma& e = ratio_by_rows_[n - 1];
-    if (!e.known()) continue;
-    const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
-    covariance += w * (n - n_mean) * (e.mean() - r_mean);
-    variance += w * (n - n_mean) * (n - n_mean);
+  if (points.size() < 2) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  // One hinge through every measured ratio informs the row counts not run
+  // lately; each measured one keeps its own ratio, drawn towards the hinge
+  // by fit_prior_weight samples, and the ratios are kept non-decreasing in
+  // n (more rows never cost less). A line alone priced a curve that is
+  // flat up to a tile height and then steep (t(8) / t(1) = 2.1 but t(4) /
+  // t(1) = 1.2 on Zen 4, Q4_0) wrong at both ends.
+  const Hinge hinge = fit_hinge(points);
+  std::vector<double> values, weights;
+  double lowest = points.front().y;
+  for (const WeightedPoint& p : points) {
+    const double k = options_.fit_prior_weight;
+    values.push_back((p.weight * p.y + k * hinge.at(p.x)) / (p.weight + k));
+    weights.push_back(p.weight + k);
+    lowest = std::min(lowest, p.y);
   }
-  const double slope = std::max(0.0, covariance / variance);  // variance > 0: distinct n
-  // A steep line could reach below zero at small n: no pass is cheaper than
-  // half the cheapest one measured. Normalised so that shape(1) = 1.
-  const auto line = [&](int32_t n) {
-    return std::max(r_mean + slope * (n - n_mean), 0.5 * lowest);
+  values = fit_non_decreasing(values, weights);
+  // Between measured row counts: linear; outside them: the hinge's change
+  // from the nearest one. No pass is cheaper than half the cheapest one
+  // measured.
+  const auto value_at = [&](int32_t n) {
+    const double x = n;
+    if (x <= points.front().x) return values.front() + hinge.at(x) - hinge.at(points.front().x);
+    if (x >= points.back().x) return values.back() + hinge.at(x) - hinge.at(points.back().x);
+    size_t i = 1;
+    while (points[i].x < x) ++i;
+    const double t = (x - points[i - 1].x) / (points[i].x - points[i - 1].x);
+    return values[i - 1] + t * (values[i] - values[i - 1]);
   };
-  return line(rows) / line(1);
+  const auto floored = [&](int32_t n) { return std::max(value_at(n), 0.5 * lowest); };
+  return floored(rows) / floored(1);
 }
 
 double VerifyCost::seconds(int32_t rows) const {

@@ -148,8 +148,11 @@ struct CostOptions {
   double shape_weight = 0.02;
   // observe() clips a sample to this multiple of the current estimate.
   double outlier_factor = 2.0;
-  // The line's weight of one n: its samples, at most this many.
+  // The fit's weight of one n: its samples, at most this many.
   double max_fit_weight = 16.0;
+  // A measured n's ratio is drawn towards the hinge through all of them
+  // with this many samples' weight (shape_at).
+  double fit_prior_weight = 2.0;
 };
 
 // t_verify(n): seconds of one step's target work for n rows (the forward,
@@ -173,10 +176,13 @@ class VerifyCost {
   // The estimate: 0 when nothing was measured.
   double seconds(int32_t rows) const;
   // shape(n) = t(n) / t(1). With fewer than two measured n: 1 +
-  // prior_row_fraction * (n - 1). With several: one weighted least-squares
-  // line through the measured n's ratio EWMAs (weights: their sample
-  // counts, capped), slope >= 0, so that every step informs every n and a
-  // draft length the policy stopped choosing is still priced.
+  // prior_row_fraction * (n - 1). With several: the measured n's ratio
+  // EWMAs (weights: their sample counts, capped), each drawn towards one
+  // weighted least-squares hinge through all of them (flat, then a line:
+  // fit_hinge), made non-decreasing in n, joined by lines; outside the
+  // measured n the hinge's change. So every step informs every n, a draft
+  // length the policy stopped choosing is still priced, and a curve that
+  // is flat up to a tile height and then steep is priced as it is.
   double shape_at(int32_t rows) const;
   bool any() const;
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/curve_fits.h"
+
 namespace specula {
 namespace {
 
@@ -78,39 +80,14 @@ void CostCurve::refit() {
   } else {
     // The hinge at each measured row count (and at 0: a line), fitted by
     // weighted least squares; the best one wins.
-    double best_error = std::numeric_limits<double>::infinity();
-    for (size_t candidate = 0; candidate <= raw.size(); ++candidate) {
-      const int32_t knee = candidate == 0 ? 0 : raw[candidate - 1].rows;
-      double w_sum = 0, x_mean = 0, y_mean = 0;
-      for (size_t i = 0; i < raw.size(); ++i) {
-        const double x = std::max(0, raw[i].rows - knee);
-        w_sum += weights[i];
-        x_mean += weights[i] * x;
-        y_mean += weights[i] * raw[i].seconds;
-      }
-      x_mean /= w_sum;
-      y_mean /= w_sum;
-      double sxx = 0, sxy = 0;
-      for (size_t i = 0; i < raw.size(); ++i) {
-        const double dx = std::max(0, raw[i].rows - knee) - x_mean;
-        sxx += weights[i] * dx * dx;
-        sxy += weights[i] * dx * (raw[i].seconds - y_mean);
-      }
-      const double slope = sxx > 0 ? std::max(0.0, sxy / sxx) : 0.0;
-      const double level = y_mean - slope * x_mean;
-      double error = 0;
-      for (size_t i = 0; i < raw.size(); ++i) {
-        const double fit = level + slope * std::max(0, raw[i].rows - knee);
-        error += weights[i] * (raw[i].seconds - fit) * (raw[i].seconds - fit);
-      }
-      // Ties (exact fits) keep the earliest knee.
-      if (error < best_error * (1.0 - 1e-12)) {
-        best_error = error;
-        level_ = level;
-        slope_ = slope;
-        knee_ = knee;
-      }
+    std::vector<WeightedPoint> fit_points;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      fit_points.push_back({static_cast<double>(raw[i].rows), raw[i].seconds, weights[i]});
     }
+    const Hinge hinge = fit_hinge(fit_points);
+    level_ = hinge.level;
+    slope_ = hinge.slope;
+    knee_ = static_cast<int32_t>(hinge.knee);
   }
   for (const Point& p : raw) points_.push_back({p.rows, seconds(p.rows)});
 }

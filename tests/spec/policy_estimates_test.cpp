@@ -196,6 +196,26 @@ TEST(VerifyCost, OneSlowStepDoesNotPriceLongDraftsOut) {
   EXPECT_GT(cost.seconds(9), before);
 }
 
+// A Zen 4 Q4_0 curve, flat up to 4 rows and then steep (t(n) / t(1) 1.1
+// at 4, 1.5 at 5, +0.4 per row after), measured at the row counts a
+// policy drafting g = 3 and exploring g = 4 runs: 1, 4, 5. Every measured
+// n is priced about as measured (drawn a little towards the hinge), and 8
+// rows by the hinge past its knee at 4 (level 1.05, +0.45 per row: 2.85
+// for a truth of 2.7), where the line through the three priced it 1.9 and
+// made g = 7 look cheap.
+TEST(VerifyCost, AFlatThenSteepCurveIsPricedAsMeasured) {
+  const auto truth = [](int32_t n) {
+    return n <= 4 ? 1.0 + 0.1 * (n - 1) / 3 : 1.1 + 0.4 * (n - 4);
+  };
+  VerifyCost cost;
+  for (int i = 0; i < 400; ++i) {
+    for (int32_t n : {1, 4, 5}) cost.observe(n, 0.010 * truth(n));
+  }
+  for (int32_t n : {1, 4, 5}) EXPECT_NEAR(cost.shape_at(n), truth(n), 0.015) << n;
+  EXPECT_NEAR(cost.shape_at(8), 2.85, 0.05);
+  EXPECT_NEAR(cost.shape_at(2), 1.0 + 0.1 / 3, 0.01);  // between 1 and 4: joined by a line
+}
+
 TEST(SpeculationEstimates, PredictsStepsFromTheParts) {
   SpeculationEstimates estimates;
   StepOutcome plain;
