@@ -30,6 +30,9 @@ class AdaptivePolicy : public DraftLengthPolicy {
   Best best(int32_t slot, int32_t limit) const;
   // The learned stop threshold for a draft of g tokens by `slot`.
   float stop_threshold(int32_t slot, int32_t g) const;
+  // Whether drafting g + 1 tokens could beat g for `slot` if the extra
+  // token were always accepted (its cost as estimated).
+  bool could_pay(int32_t slot, int32_t g) const;
   // Whether `slot` is switched off (plain steps, probes only).
   bool off(int32_t slot) const;
   int32_t probe_interval(int32_t slot) const;

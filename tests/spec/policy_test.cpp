@@ -290,6 +290,37 @@ TEST(AdaptivePolicy, ExploresOneTokenPastTheBestNowAndThen) {
   }
 }
 
+// Past a step up of the verify curve (3 rows 10 ms, 4 rows 25 ms) a third
+// token cannot pay even if it were always accepted: exploring it every 4th
+// step would cost ~1/3 of a step each time, so it is explored 8x less
+// often (once in 32 drafting steps).
+TEST(AdaptivePolicy, ExploresPastAStepOfTheCostCurveRarely) {
+  PolicyOptions o = options_for(PolicyKind::kAdaptive);
+  o.adaptive.explore_interval = 4;
+  o.adaptive.plain_refresh_steps = 0;
+  AdaptivePolicy policy(o);
+  policy.begin_sequence(8);
+  StepOutcome plain;
+  plain.verify_seconds = 0.010;
+  policy.observe(plain);
+  std::vector<int32_t> planned;
+  for (int step = 0; step < 200; ++step) {
+    const StepPlan plan = policy.plan(0, 8);
+    planned.push_back(plan.draft_length);
+    StepOutcome outcome;
+    outcome.slot = 0;
+    outcome.requested = outcome.drafted = plan.draft_length;
+    outcome.accepted = std::min(plan.draft_length, step % 2 == 0 ? 2 : 1);
+    outcome.draft_seconds = 0.0001 * plan.draft_length;
+    outcome.verify_seconds = plan.draft_length <= 2 ? 0.010 : 0.025 + 0.001 * plan.draft_length;
+    policy.observe(outcome);
+  }
+  // g = 2 from the first steps on; g = 3 (the exploration) at most once in
+  // 32 steps once its cost is measured, where one in 4 would be 25.
+  EXPECT_GE(std::count(planned.begin() + 40, planned.end(), 2), 150);
+  EXPECT_LE(std::count(planned.begin() + 40, planned.end(), 3), 6);
+}
+
 TEST(AdaptivePolicy, ReprobesAndComesBackWhenAcceptanceRecovers) {
   AdaptivePolicy policy(options_for(PolicyKind::kAdaptive));
   policy.begin_sequence(6);
