@@ -5,6 +5,7 @@
 // clock, so tests can feed synthetic costs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -51,9 +52,10 @@ struct AcceptanceOptions {
   double decay = 0.95;        // per observation: a memory of ~20 drafts per position
   double prior_mean = 0.5;    // before anything is seen
   double prior_weight = 2.0;  // trials the prior is worth
-  // A position's estimate is shrunk towards the pooled rate of all positions
-  // with this many trials' weight, so deep positions drafted rarely (or not
-  // yet) borrow from the well-observed ones.
+  // A position's estimate is shrunk with this many trials' weight towards
+  // the estimate of the position before it (position 0: towards the pooled
+  // rate of all positions), so deep positions drafted rarely (or not yet)
+  // borrow from the well-observed ones.
   double pooling_weight = 4.0;
   int32_t max_positions = 64;
 };
@@ -120,12 +122,17 @@ class ConfidenceCalibration {
   double prior_weight_;
 };
 
-// An exponentially weighted moving average that starts at its first sample.
+// An exponentially weighted moving average that starts as the plain mean of
+// its first samples: sample k (from 1) has the weight max(weight, 1 / k),
+// so no one early sample outweighs the later ones. With the plain EWMA, the
+// first sample at a row count kept ~(1 - 0.02)^k of the verify shape's
+// weight: one noisy first pass priced that draft length for a whole
+// request.
 class Ewma {
  public:
   void observe(double value, double weight) {
-    mean_ = samples_ == 0 ? value : mean_ + weight * (value - mean_);
     ++samples_;
+    mean_ += std::max(weight, 1.0 / static_cast<double>(samples_)) * (value - mean_);
   }
   bool known() const { return samples_ > 0; }
   double mean() const { return mean_; }

@@ -21,9 +21,28 @@ TEST(AcceptanceEstimate, StartsAtThePriorAndLearnsPerPosition) {
   // Position 0 always accepted, position 1 always rejected.
   for (int i = 0; i < 200; ++i) estimate.observe(4, 1);
   EXPECT_GT(estimate.at(0), 0.9);
-  EXPECT_LT(estimate.at(1), 0.1);
+  // ~20 trials (decay 0.95) of 0, shrunk towards at(0) with 4 trials' weight.
+  EXPECT_LT(estimate.at(1), 0.2);
   EXPECT_EQ(estimate.trials_at(2), 0.0);  // never judged
   EXPECT_NEAR(estimate.expected_tokens(1), 1.0 + estimate.at(0), 1e-12);
+  EXPECT_NEAR(estimate.expected_tokens(3),
+              1.0 + estimate.at(0) * (1.0 + estimate.at(1) * (1.0 + estimate.at(2))), 1e-12);
+}
+
+// Prompt lookup's shape: the first token is a coin flip, and once it is
+// right the copied run goes on (every later token accepted). Drafting 2
+// tokens, position 2 is never judged: it borrows from position 1 (~0.86),
+// not from the pooled rate (~0.67, dragged down by position 0's
+// rejections), so a longer draft is priced as paying.
+TEST(AcceptanceEstimate, DeepPositionsBorrowFromThePositionBefore) {
+  AcceptanceEstimate estimate;
+  for (int i = 0; i < 200; ++i) estimate.observe(2, i % 2 == 0 ? 2 : 0);
+  EXPECT_NEAR(estimate.at(0), 0.5, 0.05);
+  // ~10 trials, all accepted, shrunk towards at(0) with 4 trials' weight.
+  EXPECT_GT(estimate.at(1), 0.8);
+  EXPECT_EQ(estimate.trials_at(2), 0.0);
+  EXPECT_NEAR(estimate.at(2), estimate.at(1), 1e-12);
+  EXPECT_LT(estimate.pooled(), 0.75);
 }
 
 TEST(AcceptanceEstimate, ExpectedTokensMatchTheClosedForm) {
@@ -115,6 +134,23 @@ TEST(ConfidenceCalibration, AFewRejectionsInAHighBucketDoNotStopEveryDraft) {
   EXPECT_FLOAT_EQ(calibration.threshold_for(0.95), 1.0f);  // no bucket is that good
 }
 
+TEST(Ewma, AveragesItsFirstSamplesThenDecays) {
+  Ewma e;
+  EXPECT_FALSE(e.known());
+  e.observe(10.0, 0.1);
+  EXPECT_DOUBLE_EQ(e.mean(), 10.0);
+  // Weight max(0.1, 1 / k): the plain mean while that is above 0.1 (a
+  // first sample no longer outweighs the next nine), then 0.1.
+  e.observe(20.0, 0.1);
+  EXPECT_DOUBLE_EQ(e.mean(), 15.0);
+  e.observe(30.0, 0.1);
+  EXPECT_DOUBLE_EQ(e.mean(), 20.0);
+  for (int i = 0; i < 7; ++i) e.observe(20.0, 0.1);
+  EXPECT_NEAR(e.mean(), 20.0, 1e-12);  // 10 samples of mean 20
+  e.observe(120.0, 0.1);
+  EXPECT_NEAR(e.mean(), 30.0, 1e-12);  // 11th: weight 0.1
+}
+
 TEST(VerifyCost, ALevelTimesALineThroughTheMeasuredShape) {
   CostOptions o;
   o.ewma_weight = 0.5;
@@ -172,9 +208,9 @@ TEST(VerifyCost, ANegativeSlopeIsFlat) {
   VerifyCost cost;         // ewma_weight 0.1, prior_row_fraction 0.1
   cost.observe(2, 0.004);  // level 4 / 1.1 ms by the prior shape
   cost.observe(4, 0.003);  // noise: more rows measured cheaper
-  // Level: 4 / 1.1 + 0.1 x (3 / 1.3 - 4 / 1.1) ms; the ratios fall with n,
-  // so the shape is flat.
-  const double level = 0.004 / 1.1 + 0.1 * (0.003 / 1.3 - 0.004 / 1.1);
+  // Level: 4 / 1.1 + 0.5 x (3 / 1.3 - 4 / 1.1) ms (the second sample: the
+  // plain mean of the two); the ratios fall with n, so the shape is flat.
+  const double level = 0.004 / 1.1 + 0.5 * (0.003 / 1.3 - 0.004 / 1.1);
   EXPECT_NEAR(cost.seconds(1), level, 1e-12);
   EXPECT_NEAR(cost.seconds(8), level, 1e-12);
 }
@@ -236,10 +272,11 @@ TEST(SpeculationEstimates, PredictsStepsFromTheParts) {
   const DrafterEstimate& d = *estimates.find(1);
   EXPECT_NEAR(d.seconds_per_token.mean(), 0.001, 1e-12);
   EXPECT_NEAR(d.calibration.observations(), 3.0, 1e-12);  // tokens 0..2 were judged
-  // t_verify(5): the level moves by 0.1 x (12 / 1.4 - 10) ms (1.4: the
-  // prior shape at 5), and the first ratio at 5 rows is taken against the
-  // moved level, so that sample is reproduced exactly.
-  EXPECT_NEAR(estimates.verify().seconds(1), 0.010 + 0.1 * (0.012 / 1.4 - 0.010), 1e-12);
+  // t_verify(5): the level moves by 0.5 x (12 / 1.4 - 10) ms (1.4: the
+  // prior shape at 5; 0.5: the second sample weighs as much as the first),
+  // and the first ratio at 5 rows is taken against the moved level, so that
+  // sample is reproduced exactly.
+  EXPECT_NEAR(estimates.verify().seconds(1), 0.010 + 0.5 * (0.012 / 1.4 - 0.010), 1e-12);
   EXPECT_NEAR(estimates.step_seconds(1, 4), 0.004 + 0.012, 1e-12);
   EXPECT_NEAR(estimates.expected_tokens(1, 4), d.acceptance.expected_tokens(4), 1e-12);
   EXPECT_DOUBLE_EQ(estimates.expected_tokens(1, 0), 1.0);
