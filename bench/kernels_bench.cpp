@@ -216,6 +216,22 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
     }
   }
+  // The FFN of the padded benchmark target (embd 384, ff 16384:
+  // scripts/bench-vs-llamacpp.sh): rows of only 384 values for up/gate.
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{384, 16384}, {16384, 384}}) {
+      const std::string name = std::string("MatmulPadded/") + std::string(dtype_name(type)) + "/" +
+                               std::to_string(n_in) + "x" + std::to_string(n_out);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
+          ->ArgName("M")
+          ->Arg(1)
+          ->Arg(3)
+          ->Arg(4)
+          ->Arg(8)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // The kernel tiles the work as (R weight rows) x (MT activation rows):
 // each weight vector loaded (and converted) once feeds MT activation rows,
 // and R x MT independent accumulators hide the FMA latency. m = 1 streams
-// rows one after another (or four side by side, simd_float_decode_rows),
+// rows two at a time, one from each half of a thread's rows (or four side
+// by side, simd_float_decode_rows),
 // with F16 activations for rows too long for a float row to stay in L1
 // (kHalfActivationMinIn); m >= 2 runs blocks of 16 weight rows chunk by chunk
 // over k with the activations packed per chunk, so they stay in L1 (see
@@ -139,13 +140,15 @@ HWY_INLINE float Scaled(const MatmulJob& job, int64_t i, float sum) {
 // y[m0 + i][r0 + r] for i < MT, r < R. kHalfX: the activations come from
 // job.x_half (F16), the same values as job.x, at half the bytes.
 // kDot: BF16 weights times job.x_bf16 with vdpbf16ps (simd_bf16_dot).
+// Weight rows r0 + r row_stride: side by side (1) or far apart (the two
+// halves of a thread's rows, FloatDecodeRows).
 template <DType kType, int R, int MT, bool kHalfX = false, bool kDot = false>
-HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
+HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0, int64_t row_stride = 1) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const int64_t n = StepOf<kDot>(df);
   const uint8_t* rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
+  for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r * row_stride) * job.row_bytes;
   const float* xs[MT];
   for (int i = 0; i < MT; ++i) xs[i] = job.x + (m0 + i) * job.n_in;
 
@@ -185,7 +188,7 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0) {
     for (int i = 0; i < MT; ++i) {
       float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][i]));
       for (int64_t t = k; t < job.n_in; ++t) sum += LoadWeightScalar<kType>(rows[r], t) * xs[i][t];
-      job.y[(m0 + i) * job.n_out + r0 + r] = Scaled(job, m0 + i, sum);
+      job.y[(m0 + i) * job.n_out + r0 + r * row_stride] = Scaled(job, m0 + i, sum);
     }
   }
 }
@@ -200,8 +203,14 @@ void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
     // Four weight rows side by side as independent accumulator chains.
     for (; r + 4 <= row_end; r += 4) FloatTile<kType, 4, 1, kHalfX, kDot>(job, r, 0);
   }
-  // One row after another: the thread's rows are one sequential stream.
-  for (; r < row_end; ++r) FloatTile<kType, 1, 1, kHalfX, kDot>(job, r, 0);
+  // Two rows at a time, one from each half of the thread's rows: one row's
+  // FMAs are a single dependent chain (4 cycles each on Zen 4), which held
+  // a core to ~24 GB/s of F16 on long rows; two chains interleave, and
+  // each half is still one sequential stream (rows r, r + 1 side by side
+  // lost the prefetchers' stream: FusedRows, integer decode).
+  const int64_t half = (row_end - r) / 2;
+  for (int64_t i = 0; i < half; ++i) FloatTile<kType, 2, 1, kHalfX, kDot>(job, r + i, 0, half);
+  for (r += 2 * half; r < row_end; ++r) FloatTile<kType, 1, 1, kHalfX, kDot>(job, r, 0);
 }
 
 // Two activation rows of at most kStreamPairMaxIn values where rows
