@@ -33,10 +33,11 @@ void simd_restrict_targets(int64_t bits);
 // throws Error listing the available ones otherwise.
 SimdTarget simd_target_by_name(const std::string& name);
 
-// How decode (m = 1) walks F32/F16/BF16 weight rows: 1 = one row after
-// another, so each thread reads one sequential stream (AMD Zen 4: its
-// prefetchers lose pace over several interleaved streams that end at every
-// 4 KB page; measured 1.3-1.4x more bytes per second there); 4 = four rows
+// How decode (m = 1) walks F32/F16/BF16 weight rows: 1 = sequential
+// streams, two rows at a time from the two halves of a thread's rows (two
+// FMA chains; AMD Zen 4: its prefetchers lose pace over several
+// interleaved streams that end at every 4 KB page, measured 1.3-1.4x more
+// bytes per second than four adjacent rows there); 4 = four rows
 // side by side (the kernel measured at the read-bandwidth limit on Intel
 // Sapphire Rapids). With 1, a batch of 2 activation rows of up to 2048
 // values also streams one weight row at a time for both (not the blocked
