@@ -141,7 +141,10 @@ void VerifyCost::observe(int32_t rows, double seconds) {
   const double shape = shape_at(rows);
   const bool first = !level_.known();
   level_.observe(seconds / shape, options_.ewma_weight);
-  ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
+  // A level of 0 (passes timed at 0 s) says nothing about the shape.
+  if (first || level_.mean() > 0.0) {
+    ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
+  }
 }
 
 bool VerifyCost::measured(int32_t rows) const {
@@ -191,7 +194,10 @@ double VerifyCost::shape_at(int32_t rows) const {
     return values[i - 1] + t * (values[i] - values[i - 1]);
   };
   const auto floored = [&](int32_t n) { return std::max(value_at(n), 0.5 * lowest); };
-  return floored(rows) / floored(1);
+  const double one = floored(1);
+  // Only passes measured at 0 s (no clock) could make every ratio 0.
+  if (!(one > 0.0)) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  return floored(rows) / one;
 }
 
 double VerifyCost::seconds(int32_t rows) const {

@@ -252,6 +252,18 @@ TEST(VerifyCost, AFlatThenSteepCurveIsPricedAsMeasured) {
   EXPECT_NEAR(cost.shape_at(2), 1.0 + 0.1 / 3, 0.01);  // between 1 and 4: joined by a line
 }
 
+TEST(VerifyCost, PassesMeasuredAtZeroSecondsKeepAFiniteShape) {
+  VerifyCost cost;
+  cost.observe(1, 0.0);
+  cost.observe(3, 0.0);
+  cost.observe(5, 0.0);
+  for (int32_t n = 1; n <= 9; ++n) {
+    EXPECT_TRUE(std::isfinite(cost.shape_at(n))) << n;
+    EXPECT_GE(cost.shape_at(n), 1.0) << n;
+    EXPECT_EQ(cost.seconds(n), 0.0) << n;
+  }
+}
+
 TEST(SpeculationEstimates, PredictsStepsFromTheParts) {
   SpeculationEstimates estimates;
   StepOutcome plain;
