@@ -19,6 +19,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <initializer_list>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -195,43 +197,33 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
+  // One benchmark per type and (n_in, n_out) shape, over the batch sizes
+  // `ms`, named PREFIX/TYPE/N_INxN_OUT/M:m.
+  const auto register_shapes = [](const char* prefix, std::initializer_list<DType> types,
+                                  std::initializer_list<std::pair<int64_t, int64_t>> shapes,
+                                  std::initializer_list<int64_t> ms) {
+    for (DType type : types) {
+      for (auto [n_in, n_out] : shapes) {
+        const std::string name = std::string(prefix) + "/" + std::string(dtype_name(type)) + "/" +
+                                 std::to_string(n_in) + "x" + std::to_string(n_out);
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out);
+        b->ArgName("M");
+        for (int64_t m : ms) b->Arg(m);
+        b->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
+    }
+  };
   // The FFN shapes of a ~1B Llama (embd 2048, ff 5632): up/gate read rows
   // of 2048 values, down rows of 5632 (F16 activations for F16 / BF16).
-  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
-                     DType::kQ5_K, DType::kQ6_K}) {
-    for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{2048, 5632}, {5632, 2048}}) {
-      const std::string name = std::string("MatmulFfn/") + std::string(dtype_name(type)) + "/" +
-                               std::to_string(n_in) + "x" + std::to_string(n_out);
-      // M = 9: a verification of 8 drafted tokens; 64: a prefill.
-      benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
-          ->ArgName("M")
-          ->Arg(1)
-          ->Arg(2)
-          ->Arg(4)
-          ->Arg(8)
-          ->Arg(9)
-          ->Arg(16)
-          ->Arg(64)
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-    }
-  }
+  // M = 9: a verification of 8 drafted tokens; 64: a prefill.
+  register_shapes("MatmulFfn",
+                  {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
+                   DType::kQ5_K, DType::kQ6_K},
+                  {{2048, 5632}, {5632, 2048}}, {1, 2, 4, 8, 9, 16, 64});
   // The FFN of the padded benchmark target (embd 384, ff 16384:
   // scripts/bench-vs-llamacpp.sh): rows of only 384 values for up/gate.
-  for (DType type : {DType::kF16, DType::kBF16}) {
-    for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{384, 16384}, {16384, 384}}) {
-      const std::string name = std::string("MatmulPadded/") + std::string(dtype_name(type)) + "/" +
-                               std::to_string(n_in) + "x" + std::to_string(n_out);
-      benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, type, n_in, n_out)
-          ->ArgName("M")
-          ->Arg(1)
-          ->Arg(3)
-          ->Arg(4)
-          ->Arg(8)
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-    }
-  }
+  register_shapes("MatmulPadded", {DType::kF16, DType::kBF16}, {{384, 16384}, {16384, 384}},
+                  {1, 3, 4, 8});
 }
 
 }  // namespace

@@ -246,6 +246,33 @@ TEST(AdaptivePolicy, ChoosesTheDraftLengthTheCostModelSaysIsBest) {
   }
 }
 
+// An adaptive policy with exploration every `explore_interval` drafting
+// steps and no plain refreshes, after one 10 ms plain step, run for
+// `steps` steps whose outcome `fill` sets (accepted tokens and seconds,
+// from the step index and g): the g it planned at each step.
+template <class Fill>
+std::vector<int32_t> planned_lengths(int32_t explore_interval, int steps, const Fill& fill) {
+  PolicyOptions o = options_for(PolicyKind::kAdaptive);
+  o.adaptive.explore_interval = explore_interval;
+  o.adaptive.plain_refresh_steps = 0;
+  AdaptivePolicy policy(o);
+  policy.begin_sequence(8);
+  StepOutcome plain;
+  plain.verify_seconds = 0.010;
+  policy.observe(plain);
+  std::vector<int32_t> planned;
+  for (int step = 0; step < steps; ++step) {
+    const StepPlan plan = policy.plan(0, 8);
+    planned.push_back(plan.draft_length);
+    StepOutcome outcome;
+    outcome.slot = 0;
+    outcome.requested = outcome.drafted = plan.draft_length;
+    fill(step, plan.draft_length, outcome);
+    policy.observe(outcome);
+  }
+  return planned;
+}
+
 TEST(AdaptivePolicy, ExploresOneTokenPastTheBestNowAndThen) {
   // The first drafted token is always accepted, the second never: g = 1
   // yields as much as g = 2 for less, so g = 1 is best. Every 4th drafting
@@ -253,26 +280,12 @@ TEST(AdaptivePolicy, ExploresOneTokenPastTheBestNowAndThen) {
   // measured. With exploration off, g = 2 comes back only as position 1's
   // evidence fades, at growing intervals (steps 0, 5, 11, 19, 27, 35 here).
   for (const int32_t interval : {4, 0}) {
-    PolicyOptions o = options_for(PolicyKind::kAdaptive);
-    o.adaptive.explore_interval = interval;
-    o.adaptive.plain_refresh_steps = 0;
-    AdaptivePolicy policy(o);
-    policy.begin_sequence(8);
-    StepOutcome plain;
-    plain.verify_seconds = 0.010;
-    policy.observe(plain);
-    std::vector<int32_t> planned;
-    for (int step = 0; step < 40; ++step) {
-      const StepPlan plan = policy.plan(0, 8);
-      planned.push_back(plan.draft_length);
-      StepOutcome outcome;
-      outcome.slot = 0;
-      outcome.requested = outcome.drafted = plan.draft_length;
-      outcome.accepted = plan.draft_length > 0 ? 1 : 0;
-      outcome.draft_seconds = 0.003 * plan.draft_length;
-      outcome.verify_seconds = 0.010 + 0.001 * plan.draft_length;
-      policy.observe(outcome);
-    }
+    const std::vector<int32_t> planned =
+        planned_lengths(interval, 40, [](int, int32_t g, StepOutcome& outcome) {
+          outcome.accepted = g > 0 ? 1 : 0;
+          outcome.draft_seconds = 0.003 * g;
+          outcome.verify_seconds = 0.010 + 0.001 * g;
+        });
     SCOPED_TRACE("interval " + std::to_string(interval));
     // After the first steps have taught it: g = 1, and with exploration
     // exactly one g = 2 in every `interval` consecutive steps.
@@ -295,26 +308,12 @@ TEST(AdaptivePolicy, ExploresOneTokenPastTheBestNowAndThen) {
 // step would cost ~1/3 of a step each time, so it is explored 8x less
 // often (once in 32 drafting steps).
 TEST(AdaptivePolicy, ExploresPastAStepOfTheCostCurveRarely) {
-  PolicyOptions o = options_for(PolicyKind::kAdaptive);
-  o.adaptive.explore_interval = 4;
-  o.adaptive.plain_refresh_steps = 0;
-  AdaptivePolicy policy(o);
-  policy.begin_sequence(8);
-  StepOutcome plain;
-  plain.verify_seconds = 0.010;
-  policy.observe(plain);
-  std::vector<int32_t> planned;
-  for (int step = 0; step < 200; ++step) {
-    const StepPlan plan = policy.plan(0, 8);
-    planned.push_back(plan.draft_length);
-    StepOutcome outcome;
-    outcome.slot = 0;
-    outcome.requested = outcome.drafted = plan.draft_length;
-    outcome.accepted = std::min(plan.draft_length, step % 2 == 0 ? 2 : 1);
-    outcome.draft_seconds = 0.0001 * plan.draft_length;
-    outcome.verify_seconds = plan.draft_length <= 2 ? 0.010 : 0.025 + 0.001 * plan.draft_length;
-    policy.observe(outcome);
-  }
+  const std::vector<int32_t> planned =
+      planned_lengths(4, 200, [](int step, int32_t g, StepOutcome& outcome) {
+        outcome.accepted = std::min(g, step % 2 == 0 ? 2 : 1);
+        outcome.draft_seconds = 0.0001 * g;
+        outcome.verify_seconds = g <= 2 ? 0.010 : 0.025 + 0.001 * g;
+      });
   // g = 2 from the first steps on; g = 3 (the exploration) at most once in
   // 32 steps once its cost is measured, where one in 4 would be 25.
   EXPECT_GE(std::count(planned.begin() + 40, planned.end(), 2), 150);
