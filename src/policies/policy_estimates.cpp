@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include "core/curve_fits.h"
 
@@ -145,6 +146,7 @@ void VerifyCost::observe(int32_t rows, double seconds) {
   if (first || level_.mean() > 0.0) {
     ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
   }
+  refit();
 }
 
 bool VerifyCost::measured(int32_t rows) const {
@@ -156,7 +158,8 @@ bool VerifyCost::any() const {
   return level_.known();
 }
 
-double VerifyCost::shape_at(int32_t rows) const {
+void VerifyCost::refit() {
+  ShapeFit fit;
   std::vector<WeightedPoint> points;
   for (int32_t n = 1; n <= static_cast<int32_t>(ratio_by_rows_.size()); ++n) {
     const Ewma& e = ratio_by_rows_[n - 1];
@@ -164,40 +167,55 @@ double VerifyCost::shape_at(int32_t rows) const {
     const double w = std::min(static_cast<double>(e.samples()), options_.max_fit_weight);
     points.push_back({static_cast<double>(n), e.mean(), w});
   }
-  if (points.size() < 2) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  if (points.size() < 2) {
+    shape_ = fit;  // the prior
+    return;
+  }
   // One hinge through every measured ratio informs the row counts not run
   // lately; each measured one keeps its own ratio, drawn towards the hinge
   // by fit_prior_weight samples, and the ratios are kept non-decreasing in
   // n (more rows never cost less). A line alone priced a curve that is
   // flat up to a tile height and then steep (t(8) / t(1) = 2.1 but t(4) /
   // t(1) = 1.2 on Zen 4, Q4_0) wrong at both ends.
-  const Hinge hinge = fit_hinge(points);
-  std::vector<double> values, weights;
-  double lowest = points.front().y;
+  fit.hinge = fit_hinge(points);
+  std::vector<double> weights;
+  fit.lowest = points.front().y;
   for (const WeightedPoint& p : points) {
     const double k = options_.fit_prior_weight;
-    values.push_back((p.weight * p.y + k * hinge.at(p.x)) / (p.weight + k));
+    fit.rows.push_back(p.x);
+    fit.values.push_back((p.weight * p.y + k * fit.hinge.at(p.x)) / (p.weight + k));
     weights.push_back(p.weight + k);
-    lowest = std::min(lowest, p.y);
+    fit.lowest = std::min(fit.lowest, p.y);
   }
-  values = fit_non_decreasing(values, weights);
+  fit.values = fit_non_decreasing(fit.values, weights);
+  fit.one = fit.at(1);
+  // Only passes measured at 0 s (no clock) could make every ratio 0: the
+  // prior then.
+  shape_ = fit.one > 0.0 ? std::move(fit) : ShapeFit{};
+}
+
+double VerifyCost::ShapeFit::at(int32_t n) const {
   // Between measured row counts: linear; outside them: the hinge's change
   // from the nearest one. No pass is cheaper than half the cheapest one
   // measured.
-  const auto value_at = [&](int32_t n) {
-    const double x = n;
-    if (x <= points.front().x) return values.front() + hinge.at(x) - hinge.at(points.front().x);
-    if (x >= points.back().x) return values.back() + hinge.at(x) - hinge.at(points.back().x);
+  const double x = n;
+  double value;
+  if (x <= rows.front()) {
+    value = values.front() + hinge.at(x) - hinge.at(rows.front());
+  } else if (x >= rows.back()) {
+    value = values.back() + hinge.at(x) - hinge.at(rows.back());
+  } else {
     size_t i = 1;
-    while (points[i].x < x) ++i;
-    const double t = (x - points[i - 1].x) / (points[i].x - points[i - 1].x);
-    return values[i - 1] + t * (values[i] - values[i - 1]);
-  };
-  const auto floored = [&](int32_t n) { return std::max(value_at(n), 0.5 * lowest); };
-  const double one = floored(1);
-  // Only passes measured at 0 s (no clock) could make every ratio 0.
-  if (!(one > 0.0)) return 1.0 + options_.prior_row_fraction * (rows - 1);
-  return floored(rows) / one;
+    while (rows[i] < x) ++i;
+    const double t = (x - rows[i - 1]) / (rows[i] - rows[i - 1]);
+    value = values[i - 1] + t * (values[i] - values[i - 1]);
+  }
+  return std::max(value, 0.5 * lowest);
+}
+
+double VerifyCost::shape_at(int32_t rows) const {
+  if (shape_.rows.empty()) return 1.0 + options_.prior_row_fraction * (rows - 1);
+  return shape_.at(rows) / shape_.one;
 }
 
 double VerifyCost::seconds(int32_t rows) const {

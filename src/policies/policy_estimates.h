@@ -10,6 +10,8 @@
 #include <span>
 #include <vector>
 
+#include "core/curve_fits.h"
+
 namespace specula {
 
 // A success rate from exponentially decayed counts: each observation first
@@ -194,9 +196,21 @@ class VerifyCost {
   bool any() const;
 
  private:
+  // The shape fitted once per observation (shape_at is asked for every
+  // candidate g, several times per step): empty rows = the prior.
+  struct ShapeFit {
+    Hinge hinge;
+    std::vector<double> rows, values;  // measured n, their fitted ratios
+    double lowest = 0;                 // the cheapest measured ratio
+    double one = 1;                    // at(1), the normaliser
+    double at(int32_t n) const;        // the unnormalised ratio at n
+  };
+  void refit();
+
   CostOptions options_;
   Ewma level_;                       // seconds of a one-row pass, now
   std::vector<Ewma> ratio_by_rows_;  // [n - 1]: sample / level
+  ShapeFit shape_;
 };
 
 // One drafter's numbers.
