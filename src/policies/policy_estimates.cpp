@@ -21,8 +21,9 @@ void AcceptanceEstimate::observe(int32_t drafted, int32_t accepted) {
   }
   // Positions past the judged ones learn nothing from this draft, but their
   // evidence ages like everyone's: when short drafts are all that run, an
-  // old verdict on a deep position fades towards the pooled rate instead
-  // of deciding every later draft length.
+  // old verdict on a deep position fades towards its prior (the estimate
+  // of the position before it, at()) instead of deciding every later
+  // draft length.
   for (size_t i = judged; i < positions_.size(); ++i) positions_[i].fade(options_.decay);
 }
 
