@@ -248,7 +248,7 @@ HWY_INLINE void DotPackedNibbles(const uint8_t* group, const ActivationRows& a, 
   if constexpr (kType == DType::kQ4_0) {
     ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group)));
   } else {
-    KScalesMinsWhole(group, group + 16, &ws, &wmin);
+    KScalesMinsPacked(group, &ws, &wmin);
   }
   const uint8_t* vectors = group + 32;
   const int64_t at = g * kGroupBlocks;

@@ -178,7 +178,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
         for (int r = 0; r < R; ++r) {
           group[r] = weights + (r0 + r) * row_bytes + g * GroupBytes<kType>();
           if constexpr (kType == DType::kQ4_K) {
-            KScalesMinsWhole(group[r], group[r] + 16, ws + r, wmin + r);
+            KScalesMinsPacked(group[r], ws + r, wmin + r);
           } else {
             ws[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(group[r])));
             wmin[r] = _mm512_setzero_ps();

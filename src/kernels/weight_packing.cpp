@@ -61,14 +61,33 @@ void pack_nibbles(const DecodedGroup& dec, uint8_t* vectors) {
   }
 }
 
+// The two Q4_K / Q5_K super-block heads a, b (d, dmin, 12 bytes of 6-bit
+// scales and mins) as 32 bytes that decode with shifts and masks (the
+// layout is in weight_packing.h). Lane l < 8: sub-block l of a, else l - 8
+// of b.
+void pack_k_heads(const uint8_t* a, const uint8_t* b, uint8_t out[32]) {
+  uint8_t sc[16], mn[16];
+  unpack_k_scales_mins(a + 4, sc, mn);
+  unpack_k_scales_mins(b + 4, sc + 8, mn + 8);
+  std::memcpy(out, a, 4);  // d_a, dmin_a
+  std::memcpy(out + 4, b, 4);
+  uint32_t sc_high = 0, mn_high = 0;
+  for (int l = 0; l < 16; ++l) {
+    out[8 + l] = static_cast<uint8_t>((sc[l] & 15) | (mn[l] & 15) << 4);
+    sc_high |= static_cast<uint32_t>(sc[l] >> 4) << (2 * l);
+    mn_high |= static_cast<uint32_t>(mn[l] >> 4) << (2 * l);
+  }
+  std::memcpy(out + 24, &sc_high, 4);
+  std::memcpy(out + 28, &mn_high, 4);
+}
+
 void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
   DecodedGroup dec;
   decode_group(type, row, n_in, g, &dec);
   const uint8_t* a = row + g * group_bytes(type);
   if (type == DType::kQ4_K || type == DType::kQ5_K) {
     const uint8_t* b = a + group_bytes(type) / 2;
-    std::memcpy(out, a, 16);  // d, dmin, scales[12]
-    std::memcpy(out + 16, b, 16);
+    pack_k_heads(a, b, out);
     pack_nibbles(dec, out + 32);
     if (type == DType::kQ5_K) {  // the fifth bits: bit k of byte (l, i) from q[k][l][i]
       uint8_t* high = out + 32 + 256;
