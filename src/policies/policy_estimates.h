@@ -170,9 +170,9 @@ struct CostOptions {
 // drifts (other work on a shared host, frequency changes) while the shape,
 // what n rows cost relative to one, stays put; so every step updates the
 // level, whichever n it ran, and the shape is fitted through the ratios
-// sample / level measured per n (shape_at). Pricing n from per-n averages taken at
-// different times instead made a draft length look dear or cheap by when
-// it was last run.
+// sample / level measured per n (shape_at). Pricing n from per-n averages
+// taken at different times instead made a draft length look dear or cheap
+// by when it was last run.
 class VerifyCost {
  public:
   explicit VerifyCost(CostOptions options = {});
