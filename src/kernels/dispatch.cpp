@@ -43,13 +43,17 @@ void simd_restrict_targets(int64_t bits) {
 
 namespace {
 
-int default_float_decode_rows() {
+bool cpu_is_intel() {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
   __builtin_cpu_init();
-  return __builtin_cpu_is("intel") ? 4 : 1;
+  return __builtin_cpu_is("intel");
 #else
-  return 1;
+  return false;
 #endif
+}
+
+int default_float_decode_rows() {
+  return cpu_is_intel() ? 4 : 1;
 }
 
 int& float_decode_rows() {
@@ -77,7 +81,18 @@ bool& bf16_dot_allowed() {
 }
 
 bool& int_row_prefetch() {
-  static bool on = default_float_decode_rows() == 4;  // Intel
+  static bool on = cpu_is_intel();
+  return on;
+}
+
+// SPECULA_BF16_DOT_FMA=0 or 1 overrides the vendor default.
+bool& bf16_dot_fma_wanted() {
+  static bool on = [] {
+    const char* env = std::getenv("SPECULA_BF16_DOT_FMA");
+    if (env != nullptr && std::string(env) == "0") return false;
+    if (env != nullptr && std::string(env) == "1") return true;
+    return cpu_is_intel();
+  }();
   return on;
 }
 
@@ -107,6 +122,21 @@ bool simd_bf16_dot() {
 
 void simd_set_bf16_dot(bool allowed) {
   bf16_dot_allowed() = allowed;
+}
+
+bool simd_bf16_dot_fma_exact() {
+  // Probed on the BF16-dot target only (another would answer false), once.
+  if (!simd_bf16_dot()) return false;
+  static const bool exact = bf16_dot_fma_exact_simd();
+  return exact;
+}
+
+bool simd_bf16_dot_fma() {
+  return bf16_dot_fma_wanted() && simd_bf16_dot_fma_exact();
+}
+
+void simd_set_bf16_dot_fma(bool on) {
+  bf16_dot_fma_wanted() = on;
 }
 
 SimdTarget simd_target_by_name(const std::string& name) {

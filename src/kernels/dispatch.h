@@ -67,6 +67,22 @@ bool simd_int_row_prefetch();
 bool simd_bf16_dot();
 void simd_set_bf16_dot(bool allowed);
 
+// Whether BF16 dot products over m >= 2 activation rows (prefill,
+// verification) run as F32 FMAs, two per lane and step in vdpbf16ps's
+// order (the odd pair's product, then the even's; denormals read as zero
+// and flushed, as it does) instead of vdpbf16ps itself: the same bits
+// (decode keeps vdpbf16ps), in less time where vdpbf16ps issues at half
+// the rate of FMAs per multiply-add (Intel Emerald Rapids: kernels_bench
+// BF16 2048x5632 at m = 64 in cache 0.7x the time; AMD Zen 4 runs it at
+// twice the FMA rate). Only under simd_bf16_dot() and where a probe at the
+// first call found this CPU's vdpbf16ps computing in that order
+// (simd_bf16_dot_fma_exact). Default: on for Intel CPUs, off for others;
+// SPECULA_BF16_DOT_FMA=0 or 1 in the environment overrides it. Not
+// thread-safe: set while no matmul runs.
+bool simd_bf16_dot_fma();
+void simd_set_bf16_dot_fma(bool on);  // takes effect where the probe passed
+bool simd_bf16_dot_fma_exact();
+
 // Restricts dispatch for its lifetime (tests).
 class ScopedSimdTarget {
  public:

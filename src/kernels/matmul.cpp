@@ -78,6 +78,7 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
     }
     job.x = scratch.rounded.data();
     job.x_bf16 = scratch.bf16.data();
+    job.bf16_dot_fma = simd && simd_bf16_dot_fma();
   } else if (uses_half_activations(w.type, w.n_in)) {
     thread_local HalfActivationScratch scratch;
     const auto values = static_cast<size_t>(m * w.n_in);

@@ -46,15 +46,18 @@ constexpr int64_t kChunk = 512;    // values: up to 12 rows x 2 KB of activation
 // arithmetic: kernels_bench BF16 2048x5632 and 5632x2048 at m = 9 took
 // 0.66-0.7x the time (t(9)/t(1) 1.6 -> 1.1), F16 at m = 4 0.7x, BF16 at
 // m = 64 0.93x.
-// kDot: xc holds BF16 activations, and 32-value steps run vdpbf16ps.
-template <DType kType, int R, int MT, bool kDot, class X>
+// kMath kBf16Dot: xc holds BF16 activations, and 32-value steps run
+// vdpbf16ps; kBf16DotFma: xc holds each 32-value step's activations as
+// floats, its 16 odd values then its 16 even ones (PackBf16OddEven), and
+// the step runs vdpbf16ps's two FMAs per lane in its order (odd, even).
+template <DType kType, int R, int MT, TileMath kMath, class X>
 HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_RESTRICT xc,
                                  int64_t k0, int64_t k1, float* HWY_RESTRICT state,
                                  const uint8_t* next, const uint8_t* far) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const int64_t n = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t step = StepOf<kDot>(df);
+  const int64_t step = StepOf<kMath != TileMath::kFloat>(df);
   const uint8_t* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = job.weights + (r0 + r) * job.row_bytes;
   V acc[R][MT];
@@ -75,7 +78,31 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
         __builtin_prefetch(far + static_cast<int64_t>(r * job.row_bytes) + (k - k0) * kSize, 0, 2);
       }
     }
-    if constexpr (kDot) {
+    if constexpr (kMath == TileMath::kBf16DotFma) {
+      // Each 32-bit lane of a weight vector holds a pair: the even value in
+      // the low half, the odd in the high half; either, moved to the high
+      // half, is its float.
+      const hn::RebindToUnsigned<decltype(df)> du;
+      const auto high = hn::Set(du, 0xffff0000u);
+      V w_odd[R];
+      V w_even[R];
+      for (int r = 0; r < R; ++r) {
+        const auto pairs = hn::LoadU(du, reinterpret_cast<const uint32_t*>(rows[r]) + k / 2);
+        w_odd[r] = hn::BitCast(df, hn::And(pairs, high));
+        w_even[r] = hn::BitCast(df, hn::ShiftLeft<16>(pairs));
+      }
+      for (int i = 0; i < MT; ++i) {
+        const float* xi = reinterpret_cast<const float*>(xc) + i * kChunk + (k - k0);
+        V x = hn::LoadU(df, xi);
+        KeepInRegister(x);
+        for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w_odd[r], x, acc[r][i]);
+        x = hn::LoadU(df, xi + n);
+        KeepInRegister(x);
+        for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w_even[r], x, acc[r][i]);
+      }
+      continue;
+    }
+    if constexpr (kMath == TileMath::kBf16Dot) {
       Bf16Pairs w[R];
       for (int r = 0; r < R; ++r) {
         w[r] = LoadBf16Pairs(reinterpret_cast<const uint16_t*>(rows[r]) + k);
@@ -106,32 +133,39 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
 // far_end: the end of the thread's rows on the first pass over the block
 // (m0 = 0), else 0: tiles prefetch their next block's weights while the
 // rows lie within it.
-template <DType kType, int R, int MT, bool kDot, class X>
+template <DType kType, int R, int MT, TileMath kMath, class X>
 void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
                      const X* HWY_RESTRICT packed, float* HWY_RESTRICT state, int64_t far_end) {
   const hn::ScalableTag<float> df;
   const int64_t n = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t k_vec = job.n_in / StepOf<kDot>(df) * StepOf<kDot>(df);
+  constexpr bool kPairs = kMath != TileMath::kFloat;
+  const int64_t k_vec = job.n_in / StepOf<kPairs>(df) * StepOf<kPairs>(df);
   const int64_t tile_floats = R * MT * n;
   constexpr int64_t kSize = kType == DType::kF32 ? 4 : 2;
-  for (int64_t k0 = 0;; k0 += kChunk) {
-    const int64_t k1 = std::min(k0 + kChunk, k_vec);
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
-      // The next tile of this chunk, else the first tile's next chunk.
-      const uint8_t* next = nullptr;
-      if (r0 + R < r_end) {
-        next = job.weights + (r0 + R) * job.row_bytes + k0 * kSize;
-      } else if (k1 < k_vec) {
-        next = job.weights + r_begin * job.row_bytes + k1 * kSize;
+  {
+    // vdpbf16ps treats denormal inputs as zero and flushes denormal
+    // results; its FMA twin does the same while it runs (not in the sums
+    // and tails below, which every path computes in the default mode).
+    ScopedBf16DotDenormals denormals(kMath == TileMath::kBf16DotFma);
+    for (int64_t k0 = 0;; k0 += kChunk) {
+      const int64_t k1 = std::min(k0 + kChunk, k_vec);
+      for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
+        // The next tile of this chunk, else the first tile's next chunk.
+        const uint8_t* next = nullptr;
+        if (r0 + R < r_end) {
+          next = job.weights + (r0 + R) * job.row_bytes + k0 * kSize;
+        } else if (k1 < k_vec) {
+          next = job.weights + r_begin * job.row_bytes + k1 * kSize;
+        }
+        const uint8_t* far = nullptr;
+        if (r0 + kRowBlock + R <= far_end) {
+          far = job.weights + (r0 + kRowBlock) * job.row_bytes + k0 * kSize;
+        }
+        FloatTileChunk<kType, R, MT, kMath>(job, r0, packed + k0 * MT, k0, k1,
+                                            state + (r0 - r_begin) / R * tile_floats, next, far);
       }
-      const uint8_t* far = nullptr;
-      if (r0 + kRowBlock + R <= far_end) {
-        far = job.weights + (r0 + kRowBlock) * job.row_bytes + k0 * kSize;
-      }
-      FloatTileChunk<kType, R, MT, kDot>(job, r0, packed + k0 * MT, k0, k1,
-                                         state + (r0 - r_begin) / R * tile_floats, next, far);
+      if (k1 >= k_vec) break;
     }
-    if (k1 >= k_vec) break;
   }
   for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
     const float* tile = state + (r0 - r_begin) / R * tile_floats;
@@ -152,7 +186,7 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
 // latency and each activation vector feeds more rows, as long as R x MT
 // accumulators fit the registers: on AVX-512 4 up to MT = 4, 3 up to 8,
 // 2 up to 12; elsewhere 4 or 2), the leftover rows one by one.
-template <DType kType, int MT, bool kDot, class X>
+template <DType kType, int MT, TileMath kMath, class X>
 void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0,
                 const X* HWY_RESTRICT packed, float* HWY_RESTRICT state, int64_t far_end) {
   constexpr int R = kFloatTileM == 12       ? (MT <= 4   ? 4
@@ -162,10 +196,10 @@ void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0
                                             : 2;
   const int64_t r_tiled = r_begin + (r_end - r_begin) / R * R;
   if (r_tiled > r_begin) {
-    FloatBlockTiles<kType, R, MT, kDot>(job, r_begin, r_tiled, m0, packed, state, far_end);
+    FloatBlockTiles<kType, R, MT, kMath>(job, r_begin, r_tiled, m0, packed, state, far_end);
   }
   if (r_end > r_tiled) {
-    FloatBlockTiles<kType, 1, MT, kDot>(job, r_tiled, r_end, m0, packed, state, far_end);
+    FloatBlockTiles<kType, 1, MT, kMath>(job, r_tiled, r_end, m0, packed, state, far_end);
   }
 }
 
@@ -178,11 +212,13 @@ HWY_INLINE void WithFloatTileHeight(int n, const F& f) {
   f(std::integral_constant<int, kMax>{});
 }
 
-// kDot: the BF16 activations (job.x_bf16) are packed instead, and the
-// tiles take BF16 dot products (simd_bf16_dot).
-template <DType kType, bool kDot>
+// kMath kBf16Dot: the BF16 activations (job.x_bf16) are packed instead,
+// and the tiles take BF16 dot products (simd_bf16_dot); kBf16DotFma: the
+// same products as F32 FMAs (simd_bf16_dot_fma), the BF16 activations
+// packed as floats in odd/even order.
+template <DType kType, TileMath kMath>
 void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
-  using X = std::conditional_t<kDot, uint16_t, float>;
+  using X = std::conditional_t<kMath == TileMath::kBf16Dot, uint16_t, float>;
   const hn::ScalableTag<float> df;
   thread_local AlignedBuffer<float> state;
   const auto need = static_cast<size_t>(kRowBlock * kFloatTileM * hn::Lanes(df));
@@ -193,21 +229,27 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
   // 8 rows of a tile (and the weight rows, 8 KB apart) all map to the same
   // L1 sets and evict each other; packed, a chunk is contiguous (up to 24
   // KB for 12 rows).
-  const int64_t n = StepOf<kDot>(df);
+  const int64_t n = StepOf<kMath != TileMath::kFloat>(df);
   const int64_t k_vec = job.n_in / n * n;
   const int64_t k_pad = std::max<int64_t>(kChunk, (k_vec + kChunk - 1) / kChunk * kChunk);
   thread_local AlignedBuffer<X> packed;
   if (packed.size() < static_cast<size_t>(job.m * k_pad)) {
     packed.resize(static_cast<size_t>(job.m * k_pad));
   }
-  const X* x = kDot ? reinterpret_cast<const X*>(job.x_bf16) : reinterpret_cast<const X*>(job.x);
   for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
     const int64_t mt = std::min<int64_t>(kFloatTileM, job.m - m0);
     for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk) {
       const int64_t len = std::min(kChunk, k_vec - k0);
       for (int64_t i = 0; i < mt; ++i) {
-        std::copy(x + (m0 + i) * job.n_in + k0, x + (m0 + i) * job.n_in + k0 + len,
-                  packed.data() + m0 * k_pad + k0 * mt + i * kChunk);
+        X* to = packed.data() + m0 * k_pad + k0 * mt + i * kChunk;
+        const int64_t from = (m0 + i) * job.n_in + k0;
+        if constexpr (kMath == TileMath::kBf16DotFma) {
+          PackBf16OddEven(job.x_bf16 + from, len, to);
+        } else if constexpr (kMath == TileMath::kBf16Dot) {
+          std::copy(job.x_bf16 + from, job.x_bf16 + from + len, to);
+        } else {
+          std::copy(job.x + from, job.x + from + len, to);
+        }
       }
     }
   }
@@ -216,8 +258,8 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
     for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
       const int mt = static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0));
       WithFloatTileHeight<kFloatTileM>(mt, [&](auto rows) {
-        FloatBlock<kType, decltype(rows)::value, kDot>(job, rb, re, m0, packed.data() + m0 * k_pad,
-                                                       state.data(), m0 == 0 ? row_end : 0);
+        FloatBlock<kType, decltype(rows)::value, kMath>(job, rb, re, m0, packed.data() + m0 * k_pad,
+                                                        state.data(), m0 == 0 ? row_end : 0);
       });
     }
   }

@@ -40,6 +40,10 @@ struct MatmulJob {
   // (m x n_in), which x then holds as floats (exactly). Null otherwise.
   const uint16_t* x_bf16 = nullptr;
 
+  // With x_bf16, m >= 2: the dot products as F32 FMAs in vdpbf16ps's
+  // order (simd_bf16_dot_fma).
+  bool bf16_dot_fma = false;
+
   // Float weights, m = 1: weight rows side by side (simd_float_decode_rows).
   int decode_rows = 1;
   // Integer weights, m = 1 on AVX3_DL: prefetch the next weight row
@@ -98,5 +102,9 @@ void prepare_activation_row_simd(const float* x, int64_t n, int8_t* values, floa
 
 // Highway's bit for the target matmul_rows_simd dispatches to now.
 int64_t simd_dispatched_target();
+
+// Whether the dispatched target's vdpbf16ps equals its F32-FMA twin bit for
+// bit on this CPU (false on targets without the BF16 dot tiles).
+bool bf16_dot_fma_exact_simd();
 
 }  // namespace specula

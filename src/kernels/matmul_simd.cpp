@@ -30,6 +30,10 @@
 #include <cstring>
 #include <type_traits>
 
+#if HWY_ARCH_X86
+#include <xmmintrin.h>  // _mm_getcsr, _mm_setcsr
+#endif
+
 #include "core/aligned_buffer.h"
 #include "core/f16.h"
 #include "kernels/matmul_kernels.h"
@@ -46,6 +50,43 @@ namespace hn = hwy::HWY_NAMESPACE;
 // found it at run time.
 SPECULA_BEGIN_EXTENSION("avx512bf16")
 #endif
+
+// How the multi-row tiles multiply: F32 FMAs on the weights converted to
+// floats; BF16 dot products (vdpbf16ps, simd_bf16_dot); or those dot
+// products computed as two F32 FMAs per lane in vdpbf16ps's order
+// (simd_bf16_dot_fma).
+enum class TileMath { kFloat, kBf16Dot, kBf16DotFma };
+
+// While alive (and `on`), the calling thread's F32 arithmetic reads
+// denormal inputs as zero and flushes denormal results to zero (MXCSR DAZ
+// and FTZ), as vdpbf16ps does whatever MXCSR says; restored after.
+class ScopedBf16DotDenormals {
+ public:
+  explicit ScopedBf16DotDenormals(bool on) {
+#if HWY_ARCH_X86
+    if (on) {
+      saved_ = _mm_getcsr();
+      _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero);
+      on_ = true;
+    }
+#else
+    (void)on;
+#endif
+  }
+  ~ScopedBf16DotDenormals() {
+#if HWY_ARCH_X86
+    if (on_) _mm_setcsr(saved_);
+#endif
+  }
+  ScopedBf16DotDenormals(const ScopedBf16DotDenormals&) = delete;
+  ScopedBf16DotDenormals& operator=(const ScopedBf16DotDenormals&) = delete;
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000;
+  static constexpr unsigned kDenormalsAreZero = 0x0040;
+  unsigned saved_ = 0;
+  bool on_ = false;
+};
 
 // 32 BF16 values for vdpbf16ps, and one dot step: each F32 lane of acc
 // adds the products of its two BF16 pairs. Elsewhere stubs that the
@@ -65,6 +106,64 @@ HWY_INLINE void KeepBf16InRegister(Bf16Pairs& v) {
   asm("" : "+v"(v));
 #endif
 }
+// A step's 32 BF16 activations (len values, a multiple of 32) as the
+// kBf16DotFma tiles read them: the 16 odd values as floats, then the 16
+// even ones.
+HWY_INLINE void PackBf16OddEven(const uint16_t* HWY_RESTRICT bf16, int64_t len,
+                                float* HWY_RESTRICT to) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const auto high = hn::Set(du, 0xffff0000u);
+  for (int64_t k = 0; k < len; k += 32) {
+    const auto pairs = hn::LoadU(du, reinterpret_cast<const uint32_t*>(bf16 + k));
+    hn::StoreU(hn::BitCast(df, hn::And(pairs, high)), df, to + k);
+    hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(pairs)), df, to + k + 16);
+  }
+}
+
+// Whether this CPU's vdpbf16ps is, bit for bit, two F32 FMAs per lane (the
+// odd pair's product, then the even's) with denormal inputs read as zero
+// and denormal results flushed: the kBf16DotFma tiles compute that. The
+// SDM describes it so; checked here on values of every magnitude, tiny
+// ones included, before the tiles may stand in for it.
+bool Bf16DotFmaExact() {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const auto high = hn::Set(du, 0xffff0000u);
+  uint32_t state = 12345;
+  auto next = [&state] {  // a linear congruential generator (Numerical Recipes)
+    state = state * 1664525u + 1013904223u;
+    return state;
+  };
+  // BF16 bits: any sign and mantissa, exponents from denormal (0) to 2^20
+  // or, for one lane in four, around 1 (where sums cancel and round).
+  auto value = [&next](int lane) {
+    const uint32_t r = next();
+    const uint32_t exponent = lane % 4 == 0 ? 120 + (r >> 8) % 16 : (r >> 8) % 148;
+    return static_cast<uint16_t>((r >> 31) << 15 | exponent << 7 | (r >> 16) % 128);
+  };
+  alignas(64) uint16_t w[32];
+  alignas(64) uint16_t x[32];
+  alignas(64) float acc[16];
+  ScopedBf16DotDenormals denormals(true);
+  for (int trial = 0; trial < 256; ++trial) {
+    for (int i = 0; i < 32; ++i) {
+      w[i] = value(i);
+      x[i] = value(i + 1);
+    }
+    for (int i = 0; i < 16; ++i) acc[i] = bf16_to_f32(value(i)) * (trial % 2 ? 1.0f : 0x1p-9f);
+    const auto start = hn::Load(df, acc);
+    const auto dot = DotBf16(start, LoadBf16Pairs(w), LoadBf16Pairs(x));
+    const auto w_pairs = hn::Load(du, reinterpret_cast<const uint32_t*>(w));
+    const auto x_pairs = hn::Load(du, reinterpret_cast<const uint32_t*>(x));
+    auto fma = hn::MulAdd(hn::BitCast(df, hn::And(w_pairs, high)),
+                          hn::BitCast(df, hn::And(x_pairs, high)), start);
+    fma = hn::MulAdd(hn::BitCast(df, hn::ShiftLeft<16>(w_pairs)),
+                     hn::BitCast(df, hn::ShiftLeft<16>(x_pairs)), fma);
+    if (!hn::AllTrue(du, hn::Eq(hn::BitCast(du, dot), hn::BitCast(du, fma)))) return false;
+  }
+  return true;
+}
 #else
 struct Bf16Pairs {};
 HWY_INLINE Bf16Pairs LoadBf16Pairs(const uint16_t*) {
@@ -75,6 +174,10 @@ HWY_INLINE V DotBf16(V acc, Bf16Pairs, Bf16Pairs) {
   return acc;
 }
 HWY_INLINE void KeepBf16InRegister(Bf16Pairs&) {}
+HWY_INLINE void PackBf16OddEven(const uint16_t*, int64_t, float*) {}
+bool Bf16DotFmaExact() {
+  return false;
+}
 #endif
 
 // Values per k step: a float vector, or (kDot) 32 BF16 pairs.
@@ -228,16 +331,20 @@ void FloatStreamPairs(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
   for (int64_t r = row_begin; r < row_end; ++r) FloatTile<kType, 1, 2, false, kDot>(job, r, 0);
 }
 
-// Every m with BF16 dot products (the same tiles and k order as F32's).
-// Called with kDot = true on AVX3_DL only; a template, so that the other
-// targets never instantiate the BF16-dot tiles.
+// Every m with BF16 dot products (the same tiles and k order as F32's;
+// m >= 2 in F32 FMAs where job.bf16_dot_fma). Called on AVX3_DL only; a
+// template, so that the other targets never instantiate the BF16-dot
+// tiles.
 template <bool kDot>
 void Bf16DotRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   if (job.m == 1) return FloatDecodeRows<DType::kBF16, false, kDot>(job, row_begin, row_end);
   if (job.decode_rows == 1 && job.m == 2 && job.n_in <= kStreamPairMaxIn) {
     return FloatStreamPairs<DType::kBF16, kDot>(job, row_begin, row_end);
   }
-  FloatRowsBlocked<DType::kBF16, kDot>(job, row_begin, row_end);
+  if (job.bf16_dot_fma) {
+    return FloatRowsBlocked<DType::kBF16, TileMath::kBf16DotFma>(job, row_begin, row_end);
+  }
+  FloatRowsBlocked<DType::kBF16, TileMath::kBf16Dot>(job, row_begin, row_end);
 }
 
 template <DType kType>
@@ -252,7 +359,7 @@ void FloatRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
     if (job.decode_rows == 1 && job.m == 2 && job.n_in <= kStreamPairMaxIn) {
       return FloatStreamPairs<kType, false>(job, row_begin, row_end);
     }
-    return FloatRowsBlocked<kType, false>(job, row_begin, row_end);
+    return FloatRowsBlocked<kType, TileMath::kFloat>(job, row_begin, row_end);
   }
   // Decode (m = 1): the activation row stays in L1 by itself (in F16 when
   // it would not, see kHalfActivationMinIn).
@@ -332,6 +439,11 @@ namespace specula {
 HWY_EXPORT(MatmulRows);
 HWY_EXPORT(TargetBit);
 HWY_EXPORT(HalfActivationsRow);
+HWY_EXPORT(Bf16DotFmaExact);
+
+bool bf16_dot_fma_exact_simd() {
+  return HWY_DYNAMIC_DISPATCH(Bf16DotFmaExact)();
+}
 
 float half_activations_row_simd(const float* x, int64_t n, uint16_t* half, float* rounded) {
   return HWY_DYNAMIC_DISPATCH(HalfActivationsRow)(x, n, half, rounded);

@@ -43,16 +43,19 @@ constexpr int64_t kRows = 64;
 
 // n_out = 53: several row blocks of the kernels, and a remainder that is
 // not a multiple of any row tile.
-// pack: use the packed rows where the type has them.
-Case make_case(DType type, int64_t n_in, uint32_t seed, bool pack = false) {
+// pack: use the packed rows where the type has them. scale multiplies
+// the weights and the activations.
+Case make_case(DType type, int64_t n_in, uint32_t seed, bool pack = false, float scale = 1.0f) {
   Case c{type, n_in, 53, {}, {}, {}, nullptr};
-  c.weights = test::quantize_matrix(
-      type, test::random_values(static_cast<size_t>(n_in * c.n_out), seed), n_in, c.n_out);
+  std::vector<float> values = test::random_values(static_cast<size_t>(n_in * c.n_out), seed);
+  for (float& v : values) v *= scale;
+  c.weights = test::quantize_matrix(type, values, n_in, c.n_out);
   if (pack && packable_type(type)) {
     c.packed = std::make_shared<AlignedBuffer<uint8_t>>();
     if (pack_weight_matrix(c.matrix(), c.packed.get()).packed == nullptr) c.packed = nullptr;
   }
   c.x = test::random_values(static_cast<size_t>(kRows * n_in), seed + 1);
+  for (float& v : c.x) v *= scale;
   c.single.resize(static_cast<size_t>(kRows * c.n_out));
   for (int64_t i = 0; i < kRows; ++i) {
     matmul(c.matrix(), c.x.data() + i * n_in, 1, c.single.data() + i * c.n_out, nullptr);
@@ -121,6 +124,32 @@ TEST(MatmulInvariance, LongFloatRowsEveryBatchSize) {
     }
   }
   simd_set_float_decode_rows(saved);
+}
+
+// BF16 dot products over m >= 2 rows in F32 FMAs (simd_bf16_dot_fma)
+// against vdpbf16ps at m = 1, and with the setting off: on values of
+// ordinary size and on values of 2^-64, whose products (~2^-128) are as
+// often denormal as not, which vdpbf16ps reads as zero and flushes.
+TEST(MatmulInvariance, Bf16DotInFmasEqualsVdpbf16ps) {
+  if (!simd_bf16_dot_fma_exact()) {
+    GTEST_SKIP() << "no AVX512_BF16 here, or its vdpbf16ps is not two FMAs in order";
+  }
+  const bool saved = simd_bf16_dot_fma();
+  ThreadPool pool(2);
+  for (const bool fma : {true, false}) {
+    simd_set_bf16_dot_fma(fma);
+    ASSERT_EQ(simd_bf16_dot_fma(), fma);
+    for (const float scale : {1.0f, 0x1p-64f}) {
+      expect_batch_invariant(
+          make_case(DType::kBF16, 1024 + 37, 31, false, scale), pool,
+          std::string(fma ? "FMAs" : "vdpbf16ps") + (scale < 1.0f ? " tiny values" : ""));
+    }
+  }
+  simd_set_bf16_dot_fma(true);
+  simd_set_bf16_dot(false);  // F32 activations: no dot products to stand in for
+  EXPECT_FALSE(simd_bf16_dot_fma());
+  simd_set_bf16_dot(true);
+  simd_set_bf16_dot_fma(saved);
 }
 
 }  // namespace
