@@ -79,17 +79,13 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
       }
     }
     if constexpr (kMath == TileMath::kBf16DotFma) {
-      // Each 32-bit lane of a weight vector holds a pair: the even value in
-      // the low half, the odd in the high half; either, moved to the high
-      // half, is its float.
       const hn::RebindToUnsigned<decltype(df)> du;
-      const auto high = hn::Set(du, 0xffff0000u);
       V w_odd[R];
       V w_even[R];
       for (int r = 0; r < R; ++r) {
         const auto pairs = hn::LoadU(du, reinterpret_cast<const uint32_t*>(rows[r]) + k / 2);
-        w_odd[r] = hn::BitCast(df, hn::And(pairs, high));
-        w_even[r] = hn::BitCast(df, hn::ShiftLeft<16>(pairs));
+        w_odd[r] = OddBf16(df, pairs);
+        w_even[r] = EvenBf16(df, pairs);
       }
       for (int i = 0; i < MT; ++i) {
         const float* xi = reinterpret_cast<const float*>(xc) + i * kChunk + (k - k0);

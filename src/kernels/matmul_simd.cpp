@@ -88,6 +88,19 @@ class ScopedBf16DotDenormals {
   bool on_ = false;
 };
 
+// BF16 pairs in 32-bit lanes (the even value in the low half, the odd in
+// the high half) as floats: either value, moved to the high half, is its
+// float. A mask or a shift, no shuffles.
+template <class DF, class VU>
+HWY_INLINE hn::Vec<DF> OddBf16(DF df, VU pairs) {
+  const hn::RebindToUnsigned<DF> du;
+  return hn::BitCast(df, hn::And(pairs, hn::Set(du, 0xffff0000u)));
+}
+template <class DF, class VU>
+HWY_INLINE hn::Vec<DF> EvenBf16(DF df, VU pairs) {
+  return hn::BitCast(df, hn::ShiftLeft<16>(pairs));
+}
+
 // 32 BF16 values for vdpbf16ps, and one dot step: each F32 lane of acc
 // adds the products of its two BF16 pairs. Elsewhere stubs that the
 // kDot = false instantiations never call.
@@ -113,11 +126,10 @@ HWY_INLINE void PackBf16OddEven(const uint16_t* HWY_RESTRICT bf16, int64_t len,
                                 float* HWY_RESTRICT to) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const auto high = hn::Set(du, 0xffff0000u);
   for (int64_t k = 0; k < len; k += 32) {
     const auto pairs = hn::LoadU(du, reinterpret_cast<const uint32_t*>(bf16 + k));
-    hn::StoreU(hn::BitCast(df, hn::And(pairs, high)), df, to + k);
-    hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(pairs)), df, to + k + 16);
+    hn::StoreU(OddBf16(df, pairs), df, to + k);
+    hn::StoreU(EvenBf16(df, pairs), df, to + k + 16);
   }
 }
 
@@ -129,7 +141,6 @@ HWY_INLINE void PackBf16OddEven(const uint16_t* HWY_RESTRICT bf16, int64_t len,
 bool Bf16DotFmaExact() {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
-  const auto high = hn::Set(du, 0xffff0000u);
   uint32_t state = 12345;
   auto next = [&state] {  // a linear congruential generator (Numerical Recipes)
     state = state * 1664525u + 1013904223u;
@@ -156,10 +167,8 @@ bool Bf16DotFmaExact() {
     const auto dot = DotBf16(start, LoadBf16Pairs(w), LoadBf16Pairs(x));
     const auto w_pairs = hn::Load(du, reinterpret_cast<const uint32_t*>(w));
     const auto x_pairs = hn::Load(du, reinterpret_cast<const uint32_t*>(x));
-    auto fma = hn::MulAdd(hn::BitCast(df, hn::And(w_pairs, high)),
-                          hn::BitCast(df, hn::And(x_pairs, high)), start);
-    fma = hn::MulAdd(hn::BitCast(df, hn::ShiftLeft<16>(w_pairs)),
-                     hn::BitCast(df, hn::ShiftLeft<16>(x_pairs)), fma);
+    auto fma = hn::MulAdd(OddBf16(df, w_pairs), OddBf16(df, x_pairs), start);
+    fma = hn::MulAdd(EvenBf16(df, w_pairs), EvenBf16(df, x_pairs), fma);
     if (!hn::AllTrue(du, hn::Eq(hn::BitCast(du, dot), hn::BitCast(du, fma)))) return false;
   }
   return true;
