@@ -74,9 +74,9 @@ void simd_set_bf16_dot(bool allowed);
 // (decode keeps vdpbf16ps), in less time where vdpbf16ps issues at half
 // the rate of FMAs per multiply-add (Intel Emerald Rapids: kernels_bench
 // BF16 FFN shapes in cache at m = 8 0.68x the time, m = 64 0.57-0.77x;
-// AMD Zen 4 runs it at twice the FMA rate). Only under simd_bf16_dot() and where a probe at the
-// first call found this CPU's vdpbf16ps computing in that order
-// (simd_bf16_dot_fma_exact). Default: on for Intel CPUs, off for others;
+// AMD Zen 4 runs it at twice the FMA rate). Only under simd_bf16_dot()
+// and where a probe at the first call found this CPU's vdpbf16ps
+// computing in that order (simd_bf16_dot_fma_exact). Default: on for Intel CPUs, off for others;
 // SPECULA_BF16_DOT_FMA=0 or 1 in the environment overrides it. Not
 // thread-safe: set while no matmul runs.
 bool simd_bf16_dot_fma();
