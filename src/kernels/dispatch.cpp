@@ -107,6 +107,21 @@ int simd_float_decode_rows() {
   return float_decode_rows();
 }
 
+namespace {
+uint64_t& float_decode_blocked_min_bytes() {
+  static uint64_t bytes = uint64_t{8} << 20;
+  return bytes;
+}
+}  // namespace
+
+void simd_set_float_decode_blocked_min_bytes(uint64_t bytes) {
+  float_decode_blocked_min_bytes() = bytes;
+}
+
+uint64_t simd_float_decode_blocked_min_bytes() {
+  return float_decode_blocked_min_bytes();
+}
+
 void simd_set_int_row_prefetch(bool on) {
   int_row_prefetch() = on;
 }

@@ -47,6 +47,17 @@ SimdTarget simd_target_by_name(const std::string& name);
 void simd_set_float_decode_rows(int rows);  // 1 or 4; throws Error otherwise
 int simd_float_decode_rows();
 
+// With four rows side by side (decode rows 4), float matrices of at least
+// this many bytes decode with the blocked tiles of m >= 2 and one
+// activation row: four rows at a time, chunk by chunk, prefetching the
+// next row block into L2. Intel Emerald Rapids, kernels_bench F16 and BF16
+// FFN shapes: from a 1 GB set 0.77-0.80x the time of plain four-row tiles,
+// in cache 1.05-1.22x; so smaller matrices (a draft-sized model's, which
+// stay in cache) keep the plain rows. Default 8 MiB; 0 sends every matrix
+// to the tiles. Outputs are bit-identical either way. Not thread-safe.
+void simd_set_float_decode_blocked_min_bytes(uint64_t bytes);
+uint64_t simd_float_decode_blocked_min_bytes();
+
 // Whether integer-weight decode (m = 1 on AVX-512 VNNI) prefetches the
 // next weight row while on the current one. It was added for Intel, whose
 // streamer stops at 4 KB pages; on Zen 4 decode reads 10-40% more bytes

@@ -62,6 +62,8 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
   job.y = y;
   job.x = x;
   job.decode_rows = simd ? simd_float_decode_rows() : 1;
+  job.decode_blocked = job.decode_rows == 4 && w.row_bytes * static_cast<uint64_t>(w.n_out) >=
+                                                   simd_float_decode_blocked_min_bytes();
   job.prefetch_next_row = simd_int_row_prefetch();
   if (w.type == DType::kBF16 && simd_bf16_dot()) {
     // Both the SIMD kernels and the scalar twin multiply by the rounded

@@ -44,8 +44,10 @@ struct MatmulJob {
   // order (simd_bf16_dot_fma).
   bool bf16_dot_fma = false;
 
-  // Float weights, m = 1: weight rows side by side (simd_float_decode_rows).
+  // Float weights, m = 1: weight rows side by side (simd_float_decode_rows),
+  // and with 4 whether in the blocked tiles (simd_float_decode_blocked_min_bytes).
   int decode_rows = 1;
+  bool decode_blocked = false;
   // Integer weights, m = 1 on AVX3_DL: prefetch the next weight row
   // (simd_int_row_prefetch; m > 1 always does).
   bool prefetch_next_row = true;

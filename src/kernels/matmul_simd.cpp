@@ -310,6 +310,19 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0, int64_
 
 template <DType kType, bool kHalfX, bool kDot = false>
 void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  if (job.decode_blocked) {
+    // Large matrices (simd_float_decode_blocked_min_bytes): the blocked
+    // tiles of m >= 2 with one activation row, four rows at a time, which
+    // prefetch the next row block into L2. The same k order: the same bits.
+    if constexpr (kDot) {
+      if (job.bf16_dot_fma) {
+        return FloatRowsBlocked<kType, TileMath::kBf16DotFma>(job, row_begin, row_end);
+      }
+      return FloatRowsBlocked<kType, TileMath::kBf16Dot>(job, row_begin, row_end);
+    } else {
+      return FloatRowsBlocked<kType, TileMath::kFloat>(job, row_begin, row_end);
+    }
+  }
   int64_t r = row_begin;
   if (job.decode_rows == 4) {
     // Four weight rows side by side as independent accumulator chains.

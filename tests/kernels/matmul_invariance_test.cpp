@@ -126,6 +126,28 @@ TEST(MatmulInvariance, LongFloatRowsEveryBatchSize) {
   simd_set_float_decode_rows(saved);
 }
 
+// Decode in the blocked tiles (large matrices with four rows side by
+// side, simd_float_decode_blocked_min_bytes; 0 sends these small ones
+// there) against the plain four-row tiles, which computed `single`.
+TEST(MatmulInvariance, FloatDecodeInBlockedTilesEqualsPlainRows) {
+  ThreadPool pool(2);
+  const int saved_rows = simd_float_decode_rows();
+  const uint64_t saved_bytes = simd_float_decode_blocked_min_bytes();
+  simd_set_float_decode_rows(4);
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : {DType::kF32, DType::kF16, DType::kBF16}) {
+      for (const int64_t n_in : {test::long_n_in(type), int64_t{4096 + 37}}) {
+        const Case c = make_case(type, n_in, 57);
+        simd_set_float_decode_blocked_min_bytes(0);
+        expect_batch_invariant(c, pool, target.name + " blocked decode");
+        simd_set_float_decode_blocked_min_bytes(saved_bytes);
+      }
+    }
+  }
+  simd_set_float_decode_rows(saved_rows);
+}
+
 // BF16 dot products over m >= 2 rows in F32 FMAs (simd_bf16_dot_fma)
 // against vdpbf16ps at m = 1, and with the setting off: on values of
 // ordinary size and on values of 2^-64, whose products (~2^-128) are as
