@@ -6,7 +6,8 @@
 // each weight vector loaded (and converted) once feeds MT activation rows,
 // and R x MT independent accumulators hide the FMA latency. m = 1 streams
 // rows two at a time, one from each half of a thread's rows (or four side
-// by side, simd_float_decode_rows),
+// by side, simd_float_decode_rows; with four, matrices of 8 MiB and more
+// run the blocked tiles below with one activation row),
 // with F16 activations for rows too long for a float row to stay in L1
 // (kHalfActivationMinIn); m >= 2 runs blocks of 16 weight rows chunk by chunk
 // over k with the activations packed per chunk, so they stay in L1 (see
