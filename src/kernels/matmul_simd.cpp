@@ -309,6 +309,16 @@ HWY_NOINLINE void FloatTile(const MatmulJob& job, int64_t r0, int64_t m0, int64_
 // FloatRowsBlocked: the multi-row tiles (m >= 2).
 #include "kernels/matmul_float_tiles-inl.h"
 
+// The blocked tiles with BF16 dot products: as vdpbf16ps, or as its
+// F32-FMA twin where job.bf16_dot_fma (the same bits).
+template <DType kType>
+void Bf16DotRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
+  if (job.bf16_dot_fma) {
+    return FloatRowsBlocked<kType, TileMath::kBf16DotFma>(job, row_begin, row_end);
+  }
+  FloatRowsBlocked<kType, TileMath::kBf16Dot>(job, row_begin, row_end);
+}
+
 template <DType kType, bool kHalfX, bool kDot = false>
 void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   if (job.decode_blocked) {
@@ -316,10 +326,7 @@ void FloatDecodeRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
     // tiles of m >= 2 with one activation row, four rows at a time, which
     // prefetch the next row block into L2. The same k order: the same bits.
     if constexpr (kDot) {
-      if (job.bf16_dot_fma) {
-        return FloatRowsBlocked<kType, TileMath::kBf16DotFma>(job, row_begin, row_end);
-      }
-      return FloatRowsBlocked<kType, TileMath::kBf16Dot>(job, row_begin, row_end);
+      return Bf16DotRowsBlocked<kType>(job, row_begin, row_end);
     } else {
       return FloatRowsBlocked<kType, TileMath::kFloat>(job, row_begin, row_end);
     }
@@ -355,7 +362,7 @@ void FloatStreamPairs(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
 }
 
 // Every m with BF16 dot products (the same tiles and k order as F32's;
-// m >= 2 in F32 FMAs where job.bf16_dot_fma). Called on AVX3_DL only; a
+// the blocked tiles in F32 FMAs where job.bf16_dot_fma). Called on AVX3_DL only; a
 // template, so that the other targets never instantiate the BF16-dot
 // tiles.
 template <bool kDot>
@@ -364,10 +371,7 @@ void Bf16DotRows(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   if (job.decode_rows == 1 && job.m == 2 && job.n_in <= kStreamPairMaxIn) {
     return FloatStreamPairs<DType::kBF16, kDot>(job, row_begin, row_end);
   }
-  if (job.bf16_dot_fma) {
-    return FloatRowsBlocked<DType::kBF16, TileMath::kBf16DotFma>(job, row_begin, row_end);
-  }
-  FloatRowsBlocked<DType::kBF16, TileMath::kBf16Dot>(job, row_begin, row_end);
+  Bf16DotRowsBlocked<DType::kBF16>(job, row_begin, row_end);
 }
 
 template <DType kType>
