@@ -20,7 +20,6 @@
 #include <cstring>
 #include <ctime>
 #include <initializer_list>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -224,6 +223,11 @@ void register_all() {
   // scripts/bench-vs-llamacpp.sh): rows of only 384 values for up/gate.
   register_shapes("MatmulPadded", {DType::kF16, DType::kBF16}, {{384, 16384}, {16384, 384}},
                   {1, 3, 4, 8});
+  // A matrix whose half per thread (0.3-0.6 MB) stays in a core's L2 with
+  // SPECULA_BENCH_SET_MB=1: the tiles' arithmetic without the stream from
+  // L3 or DRAM.
+  register_shapes("MatmulL2", {DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K},
+                  {{2048, 1024}}, {1, 8, 16});
 }
 
 }  // namespace
