@@ -70,6 +70,20 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+bool cpu_has_gfni() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("gfni");
+#else
+  return false;
+#endif
+}
+
+bool& gfni_allowed() {
+  static bool allowed = true;
+  return allowed;
+}
+
 // SPECULA_BF16_DOT=0 in the environment keeps BF16 weights in F32
 // arithmetic (full-precision activations).
 bool& bf16_dot_allowed() {
@@ -152,6 +166,15 @@ bool simd_bf16_dot_fma() {
 
 void simd_set_bf16_dot_fma(bool on) {
   bf16_dot_fma_wanted() = on;
+}
+
+bool simd_gfni() {
+  static const bool cpu = cpu_has_gfni();
+  return cpu && gfni_allowed();
+}
+
+void simd_set_gfni(bool allowed) {
+  gfni_allowed() = allowed;
 }
 
 SimdTarget simd_target_by_name(const std::string& name) {

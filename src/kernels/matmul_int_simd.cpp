@@ -31,6 +31,7 @@
 #include <type_traits>
 
 #include "core/aligned_buffer.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul_kernels.h"
 #include "kernels/quant_decode.h"
 #include "kernels/target_extension.h"
@@ -402,7 +403,12 @@ void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   //   m = 2 is mixed (0.86-1.14x) and stays with FusedRows.
   constexpr int64_t kTilesMinM = kHalves ? 5 : 4;
   if (job.m >= kTilesMinM) {
-    return TileRows<kType, kBiasShift, kHalves, kMin>(job, plan, row_begin, row_end);
+    if constexpr (kType == DType::kQ4_0 || kType == DType::kQ4_K) {
+      if (simd_gfni()) {
+        return TileRows<kType, kBiasShift, kHalves, kMin, true>(job, plan, row_begin, row_end);
+      }
+    }
+    return TileRows<kType, kBiasShift, kHalves, kMin, false>(job, plan, row_begin, row_end);
   }
   if (job.m >= 1 && job.m <= kTileM) {
     return WithTileHeight<kTileM>(static_cast<int>(job.m), [&](auto rows) {

@@ -99,6 +99,18 @@ HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int6
   }
 }
 
+// Each byte's high nibble (x >> 4) in one GF2P8AFFINEQB: the qword holds
+// the bit matrix, one byte per result bit, most significant byte first
+// (result bit i = input bit i + 4 for i < 4, 0 above). Inline assembly,
+// so that the code around it stays free of GFNI instructions on CPUs
+// without it (simd_gfni() picks this path at run time).
+HWY_INLINE __m512i HighNibblesGfni(__m512i bytes) {
+  const __m512i shift4 = _mm512_set1_epi64(0x1020408000000000LL);
+  __m512i out;
+  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(bytes), "v"(shift4));
+  return out;
+}
+
 // Group g of R packed Q8_0, Q4_0 or Q4_K rows (weight_packing.h) for
 // activation rows [m0, m0 + MT): TileGroup's arithmetic with the weights
 // decoded in registers, vector by vector, for every tile of activation
@@ -107,7 +119,8 @@ HWY_INLINE void TileGroup(const DecodedGroup* dec, const ActivationRows& a, int6
 // decoded group to an L1 scratch and reading it back per tile took ~25%
 // of a Q4_0 / Q8_0 tile at m = 8 (kernels_bench, in cache).
 // group[r]: row r's packed group; ws[r], wmin[r]: its scales and mins.
-template <DType kType, int R, int MT, int kBiasShift, bool kMin>
+// kGfni: high nibbles through HighNibblesGfni (simd_gfni).
+template <DType kType, int R, int MT, int kBiasShift, bool kMin, bool kGfni>
 HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, const __m512* wmin,
                                 const ActivationRows& a, int64_t m, int64_t m0, int64_t g,
                                 float* HWY_RESTRICT acc) {
@@ -139,7 +152,9 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
         w[r] = _mm512_and_si512(t[r], nibble);
       }
       dots(w, c);
-      for (int r = 0; r < R; ++r) w[r] = _mm512_and_si512(_mm512_srli_epi32(t[r], 4), nibble);
+      for (int r = 0; r < R; ++r) {
+        w[r] = kGfni ? HighNibblesGfni(t[r]) : _mm512_and_si512(_mm512_srli_epi32(t[r], 4), nibble);
+      }
       dots(w, c + 4);
     }
   }
@@ -200,7 +215,7 @@ HWY_INLINE void StoreTileSums(const MatmulJob& job, int64_t r0, const float* HWY
 }
 
 // Weight rows [r0, r0 + R) for all job.m activation rows.
-template <DType kType, int R, int kBiasShift, bool kHalves, bool kMin>
+template <DType kType, int R, int kBiasShift, bool kHalves, bool kMin, bool kGfni>
 HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int64_t r0,
                                int64_t row_end, float* HWY_RESTRICT acc) {
   const int64_t m = job.m;
@@ -240,7 +255,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
         for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
           const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
           WithTileHeight<kTileActs>(mt, [&](auto acts) {
-            TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin>(
+            TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni>(
                 group, ws, wmin, job.acts, m, m0, g, acc);
           });
         }
@@ -266,7 +281,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
 
 // Weight rows [row_begin, row_end) in blocks of kTileRows (the last block
 // may be shorter), for all job.m activation rows.
-template <DType kType, int kBiasShift, bool kHalves, bool kMin>
+template <DType kType, int kBiasShift, bool kHalves, bool kMin, bool kGfni>
 void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, int64_t row_end) {
   thread_local AlignedBuffer<float> acc;
   const auto need = static_cast<size_t>(kTileRows * job.m * 16);
@@ -274,8 +289,8 @@ void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, i
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
     WithTileHeight<kTileRows>(rows, [&](auto block) {
-      TileRowBlock<kType, decltype(block)::value, kBiasShift, kHalves, kMin>(job, plan, r0, row_end,
-                                                                             acc.data());
+      TileRowBlock<kType, decltype(block)::value, kBiasShift, kHalves, kMin, kGfni>(
+          job, plan, r0, row_end, acc.data());
     });
   }
 }

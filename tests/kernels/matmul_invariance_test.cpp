@@ -108,6 +108,22 @@ TEST(MatmulInvariance, WholeGroupIntegerRowsPackedAndNot) {
   }
 }
 
+// The 4-bit tiles' high nibbles through GFNI (simd_gfni) and through a
+// shift and a mask: both against m = 1, which uses neither.
+TEST(MatmulInvariance, GfniHighNibblesEqualShiftAndMask) {
+  ThreadPool pool(2);
+  const bool saved = simd_gfni();
+  for (const bool gfni : {true, false}) {
+    simd_set_gfni(gfni);
+    if (gfni && !simd_gfni()) continue;  // this CPU has no GFNI
+    for (DType type : {DType::kQ4_0, DType::kQ4_K}) {
+      expect_batch_invariant(make_case(type, 2048, 5, true), pool,
+                             gfni ? "GFNI" : "shift and mask");
+    }
+  }
+  simd_set_gfni(saved);
+}
+
 // Rows longer than kHalfActivationMinIn: F16 activations for F16 / BF16,
 // for both decode row orders.
 TEST(MatmulInvariance, LongFloatRowsEveryBatchSize) {
