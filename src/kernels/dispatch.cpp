@@ -136,6 +136,26 @@ uint64_t simd_float_decode_blocked_min_bytes() {
   return float_decode_blocked_min_bytes();
 }
 
+namespace {
+uint64_t& int_tiles_min_bytes() {
+  static uint64_t bytes = [] {
+    if (const char* env = std::getenv("SPECULA_INT_TILES_MIN_BYTES")) {
+      return static_cast<uint64_t>(std::strtoull(env, nullptr, 10));
+    }
+    return cpu_is_intel() ? uint64_t{2} << 20 : UINT64_MAX;
+  }();
+  return bytes;
+}
+}  // namespace
+
+void simd_set_int_tiles_min_bytes(uint64_t bytes) {
+  int_tiles_min_bytes() = bytes;
+}
+
+uint64_t simd_int_tiles_min_bytes() {
+  return int_tiles_min_bytes();
+}
+
 void simd_set_int_row_prefetch(bool on) {
   int_row_prefetch() = on;
 }

@@ -67,6 +67,20 @@ uint64_t simd_float_decode_blocked_min_bytes();
 void simd_set_int_row_prefetch(bool on);
 bool simd_int_row_prefetch();
 
+// Integer matrices of at least this many bytes run the VNNI tiles
+// (register-blocked over four weight rows, the next row block prefetched
+// into L2 group by group) at every m, decode (m = 1) included; smaller
+// ones from m = 4 (Q6_K: 5), with the fused-row paths below. On Intel
+// Emerald Rapids the tiles read DRAM faster than those paths (kernels_bench
+// 1 GB set, FFN shapes of the 0.8B model, m = 1: Q4_0 0.88x the time, Q4_K
+// 0.8x, Q6_K 0.8-0.9x, Q8_0 the same; m = 2: 0.75-0.9x), but in cache they
+// are slower at m = 1 (Q4_0 1.3x), so matrices a draft-sized model has
+// keep the old paths. Default: 2 MiB on Intel CPUs, never elsewhere (Zen 4
+// not measured); SPECULA_INT_TILES_MIN_BYTES in the environment overrides
+// it. Outputs do not change. Not thread-safe: set while no matmul runs.
+void simd_set_int_tiles_min_bytes(uint64_t bytes);
+uint64_t simd_int_tiles_min_bytes();
+
 // Whether BF16 weights take BF16 activations and BF16 dot products
 // (vdpbf16ps: two multiply-adds per F32 lane and instruction, where F32
 // FMAs do one). True when the kernels run AVX3_DL on a CPU with

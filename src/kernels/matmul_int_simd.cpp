@@ -401,8 +401,11 @@ void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
   //   0.83-0.91x for Q4_0 / Q4_K, 0.97x for Q8_0, but 1.2x for Q6_K on
   //   rows of 5632; Q6_K m = 8 0.7-1.1x by shape, m = 9 and 16 0.7-0.9x.
   //   m = 2 is mixed (0.86-1.14x) and stays with FusedRows.
+  // Large matrices on Intel take the tiles at every m
+  // (simd_int_tiles_min_bytes).
   constexpr int64_t kTilesMinM = kHalves ? 5 : 4;
-  if (job.m >= kTilesMinM) {
+  if (job.m >= kTilesMinM ||
+      job.row_bytes * static_cast<uint64_t>(job.n_out) >= simd_int_tiles_min_bytes()) {
     if constexpr (kType == DType::kQ4_0 || kType == DType::kQ4_K) {
       if (simd_gfni()) {
         return TileRows<kType, kBiasShift, kHalves, kMin, true>(job, plan, row_begin, row_end);

@@ -124,6 +124,26 @@ TEST(MatmulInvariance, GfniHighNibblesEqualShiftAndMask) {
   simd_set_gfni(saved);
 }
 
+// Every integer type in the tiles at every m, decode included
+// (simd_int_tiles_min_bytes = 0), against m = 1 on the fused-row paths
+// (these matrices are below the default threshold, so `single` took them).
+TEST(MatmulInvariance, IntegerTilesAtEveryBatchSizeEqualFusedRows) {
+  ThreadPool pool(2);
+  const uint64_t saved = simd_int_tiles_min_bytes();
+  for (const SimdTarget& target : simd_targets()) {
+    ScopedSimdTarget scoped(target.bit);
+    for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+      for (const bool pack : {false, true}) {
+        const Case c = make_case(type, 2048 + 256, 61, pack);
+        ASSERT_LT(c.weights.size(), saved);
+        simd_set_int_tiles_min_bytes(0);
+        expect_batch_invariant(c, pool, target.name + " tiles at every m");
+        simd_set_int_tiles_min_bytes(saved);
+      }
+    }
+  }
+}
+
 // Rows longer than kHalfActivationMinIn: F16 activations for F16 / BF16,
 // for both decode row orders.
 TEST(MatmulInvariance, LongFloatRowsEveryBatchSize) {
