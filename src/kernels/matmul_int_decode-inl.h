@@ -535,6 +535,34 @@ HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
   }
 }
 
+// A packed Q8_0 / Q4_0 group of `blocks` blocks (weight_packing.h: a
+// partial group has `blocks` lanes, its vectors 4 x blocks bytes apart):
+// lanes from `blocks` on get zero bytes and a zero scale. Their sums are
+// then zero, as with DecodeAnyRegs's zero-padded copy (the activations
+// past the row end are zero), so every output keeps its bits.
+template <DType kType>
+HWY_INLINE void DecodePackedSimpleRegs(const uint8_t* group, int blocks, GroupRegs* out) {
+  static_assert(kType == DType::kQ8_0 || kType == DType::kQ4_0);
+  const auto lanes = static_cast<__mmask16>((1u << blocks) - 1);
+  const int64_t stride = 4 * blocks;
+  const uint8_t* vectors = group + 2 * blocks;
+  out->scale = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, group));
+  out->scale_hi = _mm512_setzero_ps();
+  out->min = _mm512_setzero_ps();
+  if constexpr (kType == DType::kQ8_0) {
+    for (int k = 0; k < kGroupVectors; ++k) {
+      out->q[k] = _mm512_maskz_loadu_epi32(lanes, vectors + stride * k);
+    }
+  } else {
+    const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
+    for (int c = 0; c < 4; ++c) {
+      const __m512i t = _mm512_maskz_loadu_epi32(lanes, vectors + stride * c);
+      out->q[c] = _mm512_and_si512(t, nibble);
+      out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t, 4), nibble);
+    }
+  }
+}
+
 // Whole group g of a GGUF row or, when `packed`, of a packed one.
 template <DType kType>
 HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, GroupRegs* out) {
@@ -545,7 +573,8 @@ HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, Gr
 // Group g of a row of n_in values, whole or partial (the row's last when
 // n_in is not a multiple of kGroupValues), of a GGUF row or, when
 // `packed`, of a packed one (weight_packing.h). A
-// partial group (the same bytes in both) is decoded from a zero-padded
+// partial group (packed Q8_0 / Q4_0: DecodePackedSimpleRegs; otherwise
+// the same bytes in both) is decoded from a zero-padded
 // copy: zero bytes decode to a scale of 0 (and the values the gather
 // decoder gives lanes past the row end), so the registers are the same as
 // DecodeGroupGather's, without its gathers. A model 384 wide has only
@@ -558,6 +587,11 @@ HWY_INLINE void DecodeAnyRegs(const uint8_t* row, bool packed, int64_t n_in, int
   // The group's values present in the row are whole blocks (K-quants:
   // whole super-blocks of 256), so their bytes are that share of a group's.
   const int64_t present = n_in - g * kGroupValues;
+  if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
+    if (packed) {
+      return DecodePackedSimpleRegs<kType>(row + g * kBytes, static_cast<int>(present / 32), out);
+    }
+  }
   const int64_t bytes = kBytes * present / kGroupValues;
   alignas(64) uint8_t padded[kBytes];
   std::memcpy(padded, row + g * kBytes, static_cast<size_t>(bytes));

@@ -119,11 +119,21 @@ HWY_INLINE __m512i HighNibblesGfni(__m512i bytes) {
 // decoded group to an L1 scratch and reading it back per tile took ~25%
 // of a Q4_0 / Q8_0 tile at m = 8 (kernels_bench, in cache).
 // group[r]: row r's packed group; ws[r], wmin[r]: its scales and mins.
-// kGfni: high nibbles through HighNibblesGfni (simd_gfni).
-template <DType kType, int R, int MT, int kBiasShift, bool kMin, bool kGfni>
+// kGfni: high nibbles through HighNibblesGfni (simd_gfni). kPartial
+// (Q8_0 / Q4_0): a row's partial last group of `blocks` blocks, whose
+// vectors are 4 x blocks bytes apart, loaded with a lane mask (lanes
+// from `blocks` on read as zero: DecodePackedSimpleRegs).
+template <DType kType, int R, int MT, int kBiasShift, bool kMin, bool kGfni, bool kPartial = false>
 HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, const __m512* wmin,
                                 const ActivationRows& a, int64_t m, int64_t m0, int64_t g,
-                                float* HWY_RESTRICT acc) {
+                                float* HWY_RESTRICT acc, int blocks = kGroupBlocks) {
+  static_assert(!kPartial || kType == DType::kQ8_0 || kType == DType::kQ4_0);
+  const int64_t first = kPartial ? 2 * blocks : 32;  // the scales' bytes
+  const int64_t stride = kPartial ? 4 * blocks : 64;
+  const auto lanes = static_cast<__mmask16>(kPartial ? (1u << blocks) - 1 : 0xFFFFu);
+  const auto load = [&](const uint8_t* p) {
+    return kPartial ? _mm512_maskz_loadu_epi32(lanes, p) : _mm512_loadu_si512(p);
+  };
   const int64_t per_row = a.n_groups * kGroupBlocks;
   const int8_t* x[MT];
   for (int i = 0; i < MT; ++i) x[i] = a.values + ((m0 + i) * per_row + g * kGroupBlocks) * 32;
@@ -139,7 +149,7 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
   if constexpr (kType == DType::kQ8_0) {
     for (int k = 0; k < kGroupVectors; ++k) {
       __m512i w[R];
-      for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(group[r] + 32 + 64 * k);
+      for (int r = 0; r < R; ++r) w[r] = load(group[r] + first + stride * k);
       dots(w, k);
     }
   } else {
@@ -148,7 +158,7 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
     for (int c = 0; c < 4; ++c) {
       __m512i t[R], w[R];
       for (int r = 0; r < R; ++r) {
-        t[r] = _mm512_loadu_si512(group[r] + 32 + 64 * c);
+        t[r] = load(group[r] + first + stride * c);
         w[r] = _mm512_and_si512(t[r], nibble);
       }
       dots(w, c);
@@ -257,6 +267,29 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
           WithTileHeight<kTileActs>(mt, [&](auto acts) {
             TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni>(
                 group, ws, wmin, job.acts, m, m0, g, acc);
+          });
+        }
+        continue;
+      }
+    }
+    if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
+      // The partial last group of a packed row (rows 384 or 896 wide):
+      // masked loads rather than a decode through the scratch.
+      if (packed && g == job.n_in / kGroupValues && job.m <= kInRegistersMaxM) {
+        const int blocks = static_cast<int>(job.n_in % kGroupValues / 32);
+        const auto lanes = static_cast<__mmask16>((1u << blocks) - 1);
+        const uint8_t* group[R];
+        __m512 ws[R], wmin[R];
+        for (int r = 0; r < R; ++r) {
+          group[r] = weights + (r0 + r) * row_bytes + g * GroupBytes<kType>();
+          ws[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, group[r]));
+          wmin[r] = _mm512_setzero_ps();
+        }
+        for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
+          const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
+          WithTileHeight<kTileActs>(mt, [&](auto acts) {
+            TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni, true>(
+                group, ws, wmin, job.acts, m, m0, g, acc, blocks);
           });
         }
         continue;

@@ -33,17 +33,19 @@ uint8_t& lane_byte(uint8_t* vectors, int v, int l, int i) {
   return vectors[64 * v + 4 * l + i];
 }
 
-// Q8_0 and Q4_0: the 16 scales, then the value bytes moved lane-wise.
-void pack_simple_group(DType type, const uint8_t* group, uint8_t* out) {
+// Q8_0 and Q4_0, a group of `blocks` blocks (16; fewer for a row's
+// partial last group): their scales, then the value bytes moved
+// lane-wise into vectors of 4 x blocks bytes (64 for a whole group).
+void pack_simple_group(DType type, const uint8_t* group, int blocks, uint8_t* out) {
   const bool q8 = type == DType::kQ8_0;
   const int block_bytes = q8 ? int{sizeof(BlockQ8_0)} : int{sizeof(BlockQ4_0)};
-  for (int l = 0; l < kGroupBlocks; ++l) std::memcpy(out + 2 * l, group + block_bytes * l, 2);
-  uint8_t* vectors = out + 2 * kGroupBlocks;
+  for (int l = 0; l < blocks; ++l) std::memcpy(out + 2 * l, group + block_bytes * l, 2);
+  uint8_t* vectors = out + 2 * blocks;
   const uint8_t flip = q8 ? 0x80 : 0x00;  // Q8_0: u = q + 128 = q ^ 0x80
   for (int v = 0; v < (q8 ? 8 : 4); ++v) {
-    for (int l = 0; l < kGroupBlocks; ++l) {
+    for (int l = 0; l < blocks; ++l) {
       for (int i = 0; i < 4; ++i) {
-        lane_byte(vectors, v, l, i) = group[block_bytes * l + 2 + 4 * v + i] ^ flip;
+        vectors[4 * blocks * v + 4 * l + i] = group[block_bytes * l + 2 + 4 * v + i] ^ flip;
       }
     }
   }
@@ -139,10 +141,15 @@ void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed) {
   for (int64_t g = 0; g < whole; ++g) {
     uint8_t* out = packed + g * bytes;
     if (type == DType::kQ8_0 || type == DType::kQ4_0) {
-      pack_simple_group(type, row + g * bytes, out);
+      pack_simple_group(type, row + g * bytes, kGroupBlocks, out);
     } else {
       pack_k_group(type, row, n_in, g, out);
     }
+  }
+  const int partial_blocks = static_cast<int>(n_in % kGroupValues / 32);
+  if ((type == DType::kQ8_0 || type == DType::kQ4_0) && partial_blocks > 0) {
+    pack_simple_group(type, row + whole * bytes, partial_blocks, packed + whole * bytes);
+    return;
   }
   const auto row_bytes = static_cast<int64_t>(*dtype_row_bytes(type, static_cast<uint64_t>(n_in)));
   std::memcpy(packed + whole * bytes, row + whole * bytes,

@@ -10,8 +10,11 @@
 // decoding it is plain loads (Q8_0) or a mask and a shift (4-bit values).
 //
 // A packed row has exactly the GGUF row's size; whole groups (16 blocks,
-// K-quants two super-blocks) are rearranged, a partial last group is
-// copied unchanged. Per whole group:
+// K-quants two super-blocks) are rearranged. A partial last group of b
+// blocks (rows whose length is not a multiple of 512, e.g. 384 or 896
+// wide) takes Q8_0's / Q4_0's layout below with b lanes: b scales (2b
+// bytes), then vectors of 4b bytes, lane l at 4l (the kernels load them
+// with a lane mask); a K-quant one is copied unchanged. Per whole group:
 //   Q8_0 (544 bytes)  the 16 blocks' f16 scales (32 bytes), then vectors
 //                     k = 0..7 of 64 bytes: lane l = block l's values
 //                     4k..4k+3 as u = q + 128 (the decoder's weight bytes).

@@ -64,13 +64,37 @@ TEST(WeightPacking, Q4_0LayoutAsDocumented) {
   EXPECT_EQ(packed[32 + 64 * 2 + 4 * 2 + 1], blocks[2].qs[9]);
 }
 
-TEST(WeightPacking, PartialGroupCopiedUnchanged) {
+// A Q4_0 / Q8_0 partial group: the whole group's layout with as many
+// lanes as blocks (weight_packing.h).
+TEST(WeightPacking, PartialSimpleGroupLayoutAsDocumented) {
   const int64_t n_in = test::long_n_in(DType::kQ4_0);  // 4 whole groups + 7 blocks
   const std::vector<uint8_t> row = quantize_matrix(DType::kQ4_0, random_values(n_in, 5), n_in, 1);
   std::vector<uint8_t> packed(row.size());
   pack_row(DType::kQ4_0, n_in, row.data(), packed.data());
   const size_t whole = 4 * 288;
   ASSERT_EQ(row.size(), whole + 7 * 18);
+  const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row.data() + whole);
+  EXPECT_EQ(std::memcmp(packed.data() + whole + 2 * 6, &blocks[6].d, 2), 0);
+  // qs byte 9 of block 2: vector 2 (28 bytes each after 14 of scales), lane 2, byte 1.
+  EXPECT_EQ(packed[whole + 14 + 28 * 2 + 4 * 2 + 1], blocks[2].qs[9]);
+
+  const int64_t n_q8 = 384;  // a partial group only: 12 blocks
+  const std::vector<uint8_t> row8 = quantize_matrix(DType::kQ8_0, random_values(n_q8, 8), n_q8, 1);
+  std::vector<uint8_t> packed8(row8.size());
+  pack_row(DType::kQ8_0, n_q8, row8.data(), packed8.data());
+  const auto* blocks8 = reinterpret_cast<const BlockQ8_0*>(row8.data());
+  EXPECT_EQ(std::memcmp(packed8.data() + 2 * 11, &blocks8[11].d, 2), 0);
+  // value 29 of block 11 (vector 7, byte 1) as q + 128.
+  EXPECT_EQ(packed8[24 + 48 * 7 + 4 * 11 + 1], static_cast<uint8_t>(blocks8[11].qs[29] ^ 0x80));
+}
+
+TEST(WeightPacking, PartialKQuantGroupCopiedUnchanged) {
+  const int64_t n_in = 512 + 256;  // a whole group and one super-block
+  const std::vector<uint8_t> row = quantize_matrix(DType::kQ4_K, random_values(n_in, 7), n_in, 1);
+  std::vector<uint8_t> packed(row.size());
+  pack_row(DType::kQ4_K, n_in, row.data(), packed.data());
+  const size_t whole = 288;
+  ASSERT_EQ(row.size(), whole + 144);
   EXPECT_EQ(std::memcmp(packed.data() + whole, row.data() + whole, row.size() - whole), 0);
   EXPECT_NE(std::memcmp(packed.data(), row.data(), whole), 0);
 }
