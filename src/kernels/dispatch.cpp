@@ -138,9 +138,14 @@ uint64_t simd_float_decode_blocked_min_bytes() {
 
 namespace {
 uint64_t& int_tiles_min_bytes() {
+  // SPECULA_INT_TILES_MIN_BYTES: a decimal byte count; anything else
+  // keeps the default (as the other SPECULA_* switches do).
   static uint64_t bytes = [] {
-    if (const char* env = std::getenv("SPECULA_INT_TILES_MIN_BYTES")) {
-      return static_cast<uint64_t>(std::strtoull(env, nullptr, 10));
+    const char* env = std::getenv("SPECULA_INT_TILES_MIN_BYTES");
+    if (env != nullptr && std::isdigit(static_cast<unsigned char>(env[0]))) {
+      char* end = nullptr;
+      const unsigned long long parsed = std::strtoull(env, &end, 10);
+      if (*end == '\0') return static_cast<uint64_t>(parsed);
     }
     return cpu_is_intel() ? uint64_t{2} << 20 : UINT64_MAX;
   }();
