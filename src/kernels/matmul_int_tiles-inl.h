@@ -245,6 +245,18 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
       kType == DType::kQ8_0 || kType == DType::kQ4_0 || kType == DType::kQ4_K;
   constexpr int64_t kInRegistersMaxM = kType == DType::kQ8_0 ? INT64_MAX : 16;
   const int64_t whole = job.m <= kInRegistersMaxM ? job.n_in / kGroupValues : 0;
+  // Every tile of activation rows over packed group g of the R rows, from
+  // registers (partial: the rows' partial last group of `blocks` blocks).
+  const auto packed_tiles = [&](auto partial, const uint8_t* const* group, const __m512* ws,
+                                const __m512* wmin, int64_t g, int blocks) {
+    for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
+      const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
+      WithTileHeight<kTileActs>(mt, [&](auto acts) {
+        TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni,
+                        decltype(partial)::value>(group, ws, wmin, job.acts, m, m0, g, acc, blocks);
+      });
+    }
+  };
   for (int64_t g = 0; g < job.acts.n_groups; ++g) {
     for (int64_t r = 0; r < n_next; ++r) {
       PrefetchNextRowShare(weights + (r0 + R + r) * row_bytes, row_bytes, share, g, true);
@@ -262,13 +274,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
             wmin[r] = _mm512_setzero_ps();
           }
         }
-        for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
-          const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
-          WithTileHeight<kTileActs>(mt, [&](auto acts) {
-            TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni>(
-                group, ws, wmin, job.acts, m, m0, g, acc);
-          });
-        }
+        packed_tiles(std::false_type{}, group, ws, wmin, g, kGroupBlocks);
         continue;
       }
     }
@@ -285,13 +291,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
           ws[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, group[r]));
           wmin[r] = _mm512_setzero_ps();
         }
-        for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
-          const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
-          WithTileHeight<kTileActs>(mt, [&](auto acts) {
-            TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni, true>(
-                group, ws, wmin, job.acts, m, m0, g, acc, blocks);
-          });
-        }
+        packed_tiles(std::true_type{}, group, ws, wmin, g, blocks);
         continue;
       }
     }
