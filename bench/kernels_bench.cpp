@@ -232,6 +232,14 @@ void register_all() {
   // target's up/gate (384 wide) and a Qwen2.5-0.5B-like FFN (896 wide).
   register_shapes("MatmulPartial", {DType::kQ8_0, DType::kQ4_0}, {{384, 32768}, {896, 4864}},
                   {1, 2, 4, 8});
+  // K-quant rows of 256 x an odd number of values, which end in half a
+  // 512-value group: Gemma-2-2B's up/gate (2304 wide), Qwen2.5-0.5B's and
+  // -1.5B's down (4864, 8960); beside them whole-group rows of about the
+  // same size (2048, 4608, 8704) to compare GB/s with.
+  register_shapes(
+      "MatmulPartialK", {DType::kQ4_K, DType::kQ6_K},
+      {{2304, 9216}, {2048, 9216}, {4864, 896}, {4608, 896}, {8960, 1536}, {8704, 1536}},
+      {1, 4, 8});
 }
 
 }  // namespace
