@@ -312,13 +312,30 @@ inline void KScalesMinsWhole(const uint8_t* a, const uint8_t* b, __m512* scale, 
 // KScalesMinsWhole for a packed group's heads (weight_packing.h): the same
 // floats, from one byte per lane and two words of high bits instead of
 // GGUF's 12-byte packing (its permutes and the two scalar f16 loads took
-// ~40% of a Q4_K decode in cache).
+// ~40% of a Q4_K decode in cache). kHalf: a row's partial group (one
+// super-block, 16 bytes of heads); lanes 8..15 read zero bytes and get
+// what a zero-padded GGUF copy decodes to (scale +0, min -0).
+template <bool kHalf = false>
 inline void KScalesMinsPacked(const uint8_t* heads, __m512* scale, __m512* min) {
-  const __m512i t =
-      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(heads + 8)));
-  uint32_t sc_high, mn_high;
-  std::memcpy(&sc_high, heads + 24, 4);
-  std::memcpy(&mn_high, heads + 28, 4);
+  __m512i t;
+  uint32_t sc_high = 0, mn_high = 0;
+  __m128i halves;  // f16 d_a, dmin_a, d_b, dmin_b
+  if constexpr (kHalf) {
+    t = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(heads + 4)));
+    uint16_t sc16, mn16;
+    std::memcpy(&sc16, heads + 12, 2);
+    std::memcpy(&mn16, heads + 14, 2);
+    sc_high = sc16;
+    mn_high = mn16;
+    int32_t d_dmin;
+    std::memcpy(&d_dmin, heads, 4);
+    halves = _mm_cvtsi32_si128(d_dmin);
+  } else {
+    t = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(heads + 8)));
+    std::memcpy(&sc_high, heads + 24, 4);
+    std::memcpy(&mn_high, heads + 28, 4);
+    halves = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(heads));
+  }
   const __m512i two_l =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i three = _mm512_set1_epi32(3);
@@ -331,8 +348,7 @@ inline void KScalesMinsPacked(const uint8_t* heads, __m512* scale, __m512* min) 
   const __m512i sc = _mm512_or_si512(_mm512_and_si512(t, _mm512_set1_epi32(15)), high(sc_high));
   const __m512i mn = _mm512_or_si512(_mm512_srli_epi32(t, 4), high(mn_high));
   // d_a, dmin_a, d_b, dmin_b: d to lanes 0-7 (a) and 8-15 (b), dmin too.
-  const __m512 f = _mm512_castps128_ps512(
-      _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(heads))));
+  const __m512 f = _mm512_castps128_ps512(_mm_cvtph_ps(halves));
   const __m512 d =
       _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2), f);
   const __m512 dmin =
@@ -563,6 +579,51 @@ HWY_INLINE void DecodePackedSimpleRegs(const uint8_t* group, int blocks, GroupRe
   }
 }
 
+// A packed K-quant row's partial group, one super-block (weight_packing.h:
+// 8 lanes, vectors 32 bytes apart): lanes 8..15 get zero bytes and the
+// scales and mins a zero-padded GGUF copy decodes to, so the registers
+// equal DecodeAnyRegs's on the GGUF row.
+template <DType kType>
+HWY_INLINE void DecodePackedKHalfRegs(const uint8_t* group, GroupRegs* out) {
+  static_assert(kType == DType::kQ4_K || kType == DType::kQ5_K || kType == DType::kQ6_K);
+  constexpr __mmask16 kLanes = 0x00FF;
+  const auto load = [](const uint8_t* p) { return _mm512_maskz_loadu_epi32(kLanes, p); };
+  const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
+  auto nibbles = [&](const uint8_t* vectors) {
+    for (int c = 0; c < 4; ++c) {
+      const __m512i t = load(vectors + 32 * c);
+      out->q[c] = _mm512_and_si512(t, nibble);
+      out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t, 4), nibble);
+    }
+  };
+  out->scale_hi = _mm512_setzero_ps();
+  out->min = _mm512_setzero_ps();
+  if constexpr (kType == DType::kQ4_K || kType == DType::kQ5_K) {
+    KScalesMinsPacked<true>(group, &out->scale, &out->min);
+    nibbles(group + 16);
+    if constexpr (kType == DType::kQ5_K) {
+      const __m512i fifth = load(group + 16 + 128);
+      const __m512i bit = _mm512_set1_epi32(0x01010101);
+      for (int k = 0; k < kGroupVectors; ++k) {
+        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(fifth, k), bit);
+        out->q[k] = _mm512_or_si512(out->q[k], _mm512_slli_epi32(bits, 4));
+      }
+    }
+  } else {
+    alignas(16) static constexpr uint8_t kZeros[18] = {};  // the absent super-block's scales, d
+    Q6KScalesWhole(group, kZeros, group + 16, kZeros + 16, &out->scale, &out->scale_hi);
+    nibbles(group + 18);
+    const __m512i two = _mm512_set1_epi32(0x03030303);
+    for (int c = 0; c < 2; ++c) {
+      const __m512i h = load(group + 18 + 128 + 32 * c);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(h, 2 * j), two);
+        out->q[c + 2 * j] = _mm512_or_si512(out->q[c + 2 * j], _mm512_slli_epi32(bits, 4));
+      }
+    }
+  }
+}
+
 // Whole group g of a GGUF row or, when `packed`, of a packed one.
 template <DType kType>
 HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, GroupRegs* out) {
@@ -572,9 +633,9 @@ HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, Gr
 
 // Group g of a row of n_in values, whole or partial (the row's last when
 // n_in is not a multiple of kGroupValues), of a GGUF row or, when
-// `packed`, of a packed one (weight_packing.h). A
-// partial group (packed Q8_0 / Q4_0: DecodePackedSimpleRegs; otherwise
-// the same bytes in both) is decoded from a zero-padded
+// `packed`, of a packed one (weight_packing.h). A packed partial group
+// is read with lane masks (DecodePackedSimpleRegs, DecodePackedKHalfRegs);
+// a GGUF one is decoded from a zero-padded
 // copy: zero bytes decode to a scale of 0 (and the values the gather
 // decoder gives lanes past the row end), so the registers are the same as
 // DecodeGroupGather's, without its gathers. A model 384 wide has only
@@ -587,9 +648,11 @@ HWY_INLINE void DecodeAnyRegs(const uint8_t* row, bool packed, int64_t n_in, int
   // The group's values present in the row are whole blocks (K-quants:
   // whole super-blocks of 256), so their bytes are that share of a group's.
   const int64_t present = n_in - g * kGroupValues;
-  if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
-    if (packed) {
+  if (packed) {
+    if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
       return DecodePackedSimpleRegs<kType>(row + g * kBytes, static_cast<int>(present / 32), out);
+    } else {
+      return DecodePackedKHalfRegs<kType>(row + g * kBytes, out);
     }
   }
   const int64_t bytes = kBytes * present / kGroupValues;

@@ -119,16 +119,17 @@ HWY_INLINE __m512i HighNibblesGfni(__m512i bytes) {
 // decoded group to an L1 scratch and reading it back per tile took ~25%
 // of a Q4_0 / Q8_0 tile at m = 8 (kernels_bench, in cache).
 // group[r]: row r's packed group; ws[r], wmin[r]: its scales and mins.
-// kGfni: high nibbles through HighNibblesGfni (simd_gfni). kPartial
-// (Q8_0 / Q4_0): a row's partial last group of `blocks` blocks, whose
-// vectors are 4 x blocks bytes apart, loaded with a lane mask (lanes
-// from `blocks` on read as zero: DecodePackedSimpleRegs).
+// kGfni: high nibbles through HighNibblesGfni (simd_gfni). kPartial: a
+// row's partial last group of `blocks` blocks (Q4_K: 8, one super-block),
+// whose vectors are 4 x blocks bytes apart, loaded with a lane mask
+// (lanes from `blocks` on read as zero: DecodePackedSimpleRegs,
+// DecodePackedKHalfRegs).
 template <DType kType, int R, int MT, int kBiasShift, bool kMin, bool kGfni, bool kPartial = false>
 HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, const __m512* wmin,
                                 const ActivationRows& a, int64_t m, int64_t m0, int64_t g,
                                 float* HWY_RESTRICT acc, int blocks = kGroupBlocks) {
-  static_assert(!kPartial || kType == DType::kQ8_0 || kType == DType::kQ4_0);
-  const int64_t first = kPartial ? 2 * blocks : 32;  // the scales' bytes
+  // The heads' bytes: Q8_0 / Q4_0 2 per block, Q4_K 32 (a partial group's 16).
+  const int64_t first = !kPartial ? 32 : kType == DType::kQ4_K ? 16 : 2 * blocks;
   const int64_t stride = kPartial ? 4 * blocks : 64;
   const auto lanes = static_cast<__mmask16>(kPartial ? (1u << blocks) - 1 : 0xFFFFu);
   const auto load = [&](const uint8_t* p) {
@@ -169,6 +170,49 @@ HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, c
     }
   }
   TileSumsAdd<R, MT, kMin>(s, ws, wmin, a, m, m0, g, acc);
+}
+
+// Every tile of activation rows over packed group g of R weight rows,
+// from registers (TilePackedGroup; kPartial: the rows' partial last group
+// of `blocks` blocks).
+template <DType kType, int R, int kBiasShift, bool kMin, bool kGfni, bool kPartial>
+HWY_INLINE void PackedGroupTiles(const uint8_t* const* group, const __m512* ws, const __m512* wmin,
+                                 const ActivationRows& a, int64_t m, int64_t g,
+                                 float* HWY_RESTRICT acc, int blocks = kGroupBlocks) {
+  for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
+    const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
+    WithTileHeight<kTileActs>(mt, [&](auto acts) {
+      TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni, kPartial>(
+          group, ws, wmin, a, m, m0, g, acc, blocks);
+    });
+  }
+}
+
+// The partial last group of packed rows [r0, r0 + R) (rows 384, 896 or,
+// Q4_K, 2304 wide): masked loads rather than a decode through the
+// scratch. Not inlined into TileRowBlock: with it inlined there, GCC
+// allocated the whole-group tiles' registers differently (activation
+// loads folded into every vpdpbusd, spills), 1.1-1.6x the time.
+template <DType kType, int R, int kBiasShift, bool kMin, bool kGfni>
+HWY_NOINLINE void PackedPartialGroupTiles(const MatmulJob& job, int64_t r0,
+                                          float* HWY_RESTRICT acc) {
+  const int64_t g = job.n_in / kGroupValues;
+  const int blocks = static_cast<int>(job.n_in % kGroupValues / 32);
+  const auto lanes = static_cast<__mmask16>((1u << blocks) - 1);
+  const uint8_t* group[R];
+  __m512 ws[R], wmin[R];
+  for (int r = 0; r < R; ++r) {
+    group[r] =
+        job.packed + (r0 + r) * static_cast<int64_t>(job.row_bytes) + g * GroupBytes<kType>();
+    if constexpr (kType == DType::kQ4_K) {
+      KScalesMinsPacked<true>(group[r], ws + r, wmin + r);
+    } else {
+      ws[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, group[r]));
+      wmin[r] = _mm512_setzero_ps();
+    }
+  }
+  PackedGroupTiles<kType, R, kBiasShift, kMin, kGfni, true>(group, ws, wmin, job.acts, job.m, g,
+                                                            acc, blocks);
 }
 
 // _mm512_reduce_add_ps of 16 vectors at once, in its order of additions
@@ -245,18 +289,6 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
       kType == DType::kQ8_0 || kType == DType::kQ4_0 || kType == DType::kQ4_K;
   constexpr int64_t kInRegistersMaxM = kType == DType::kQ8_0 ? INT64_MAX : 16;
   const int64_t whole = job.m <= kInRegistersMaxM ? job.n_in / kGroupValues : 0;
-  // Every tile of activation rows over packed group g of the R rows, from
-  // registers (partial: the rows' partial last group of `blocks` blocks).
-  const auto packed_tiles = [&](auto partial, const uint8_t* const* group, const __m512* ws,
-                                const __m512* wmin, int64_t g, int blocks) {
-    for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
-      const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
-      WithTileHeight<kTileActs>(mt, [&](auto acts) {
-        TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni,
-                        decltype(partial)::value>(group, ws, wmin, job.acts, m, m0, g, acc, blocks);
-      });
-    }
-  };
   for (int64_t g = 0; g < job.acts.n_groups; ++g) {
     for (int64_t r = 0; r < n_next; ++r) {
       PrefetchNextRowShare(weights + (r0 + R + r) * row_bytes, row_bytes, share, g, true);
@@ -274,24 +306,14 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
             wmin[r] = _mm512_setzero_ps();
           }
         }
-        packed_tiles(std::false_type{}, group, ws, wmin, g, kGroupBlocks);
+        PackedGroupTiles<kType, R, kBiasShift, kMin, kGfni, false>(group, ws, wmin, job.acts, m, g,
+                                                                   acc);
         continue;
       }
     }
-    if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
-      // The partial last group of a packed row (rows 384 or 896 wide):
-      // masked loads rather than a decode through the scratch.
+    if constexpr (kInRegisters) {
       if (packed && g == job.n_in / kGroupValues && job.m <= kInRegistersMaxM) {
-        const int blocks = static_cast<int>(job.n_in % kGroupValues / 32);
-        const auto lanes = static_cast<__mmask16>((1u << blocks) - 1);
-        const uint8_t* group[R];
-        __m512 ws[R], wmin[R];
-        for (int r = 0; r < R; ++r) {
-          group[r] = weights + (r0 + r) * row_bytes + g * GroupBytes<kType>();
-          ws[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, group[r]));
-          wmin[r] = _mm512_setzero_ps();
-        }
-        packed_tiles(std::true_type{}, group, ws, wmin, g, blocks);
+        PackedPartialGroupTiles<kType, R, kBiasShift, kMin, kGfni>(job, r0, acc);
         continue;
       }
     }

@@ -122,6 +122,65 @@ void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8
   }
 }
 
+// A K-quant row's partial last group, one super-block (g = n_in / 512):
+// the whole group's layout for its 8 sub-blocks, vectors of 32 bytes
+// (weight_packing.h).
+void pack_k_half(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
+  constexpr int kLanes = kGroupBlocks / 2;
+  DecodedGroup dec;
+  decode_group(type, row, n_in, g, &dec);
+  const uint8_t* block = row + g * group_bytes(type);
+  const auto nibbles = [&](uint8_t* vectors) {
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < kLanes; ++l) {
+        for (int i = 0; i < 4; ++i) {
+          vectors[32 * c + 4 * l + i] =
+              static_cast<uint8_t>((dec.q[c][l][i] & 0xF) | (dec.q[c + 4][l][i] & 0xF) << 4);
+        }
+      }
+    }
+  };
+  if (type == DType::kQ4_K || type == DType::kQ5_K) {
+    uint8_t sc[8], mn[8];
+    unpack_k_scales_mins(block + 4, sc, mn);
+    std::memcpy(out, block, 4);  // d, dmin
+    uint16_t sc_high = 0, mn_high = 0;
+    for (int l = 0; l < kLanes; ++l) {
+      out[4 + l] = static_cast<uint8_t>((sc[l] & 15) | (mn[l] & 15) << 4);
+      sc_high = static_cast<uint16_t>(sc_high | (sc[l] >> 4) << (2 * l));
+      mn_high = static_cast<uint16_t>(mn_high | (mn[l] >> 4) << (2 * l));
+    }
+    std::memcpy(out + 12, &sc_high, 2);
+    std::memcpy(out + 14, &mn_high, 2);
+    nibbles(out + 16);
+    if (type == DType::kQ5_K) {  // the fifth bits: bit k of byte (l, i) from q[k][l][i]
+      uint8_t* high = out + 16 + 128;
+      for (int l = 0; l < kLanes; ++l) {
+        for (int i = 0; i < 4; ++i) {
+          int bits = 0;
+          for (int k = 0; k < kGroupVectors; ++k) bits |= ((dec.q[k][l][i] >> 4) & 1) << k;
+          high[4 * l + i] = static_cast<uint8_t>(bits);
+        }
+      }
+    }
+    return;
+  }
+  const auto* sa = reinterpret_cast<const BlockQ6_K*>(block);
+  std::memcpy(out, sa->scales, 16);
+  std::memcpy(out + 16, &sa->d, 2);
+  nibbles(out + 18);
+  uint8_t* high = out + 18 + 128;
+  for (int c = 0; c < 2; ++c) {
+    for (int l = 0; l < kLanes; ++l) {
+      for (int i = 0; i < 4; ++i) {
+        int bits = 0;
+        for (int j = 0; j < 4; ++j) bits |= ((dec.q[c + 2 * j][l][i] >> 4) & 3) << (2 * j);
+        high[32 * c + 4 * l + i] = static_cast<uint8_t>(bits);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool packable_type(DType type) {
@@ -147,13 +206,12 @@ void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed) {
     }
   }
   const int partial_blocks = static_cast<int>(n_in % kGroupValues / 32);
-  if ((type == DType::kQ8_0 || type == DType::kQ4_0) && partial_blocks > 0) {
+  if (partial_blocks == 0) return;
+  if (type == DType::kQ8_0 || type == DType::kQ4_0) {
     pack_simple_group(type, row + whole * bytes, partial_blocks, packed + whole * bytes);
-    return;
+  } else {  // K-quant rows are whole super-blocks: the partial group is one
+    pack_k_half(type, row, n_in, whole, packed + whole * bytes);
   }
-  const auto row_bytes = static_cast<int64_t>(*dtype_row_bytes(type, static_cast<uint64_t>(n_in)));
-  std::memcpy(packed + whole * bytes, row + whole * bytes,
-              static_cast<size_t>(row_bytes - whole * bytes));
 }
 
 WeightMatrix pack_weight_matrix(const WeightMatrix& w, AlignedBuffer<uint8_t>* storage) {

@@ -9,12 +9,22 @@
 // read). A packed group holds the same bytes already in that layout, so
 // decoding it is plain loads (Q8_0) or a mask and a shift (4-bit values).
 //
-// A packed row has exactly the GGUF row's size; whole groups (16 blocks,
-// K-quants two super-blocks) are rearranged. A partial last group of b
+// A packed row has exactly the GGUF row's size; every group (16 blocks,
+// K-quants two super-blocks) is rearranged. A partial last group of b
 // blocks (rows whose length is not a multiple of 512, e.g. 384 or 896
 // wide) takes Q8_0's / Q4_0's layout below with b lanes: b scales (2b
 // bytes), then vectors of 4b bytes, lane l at 4l (the kernels load them
-// with a lane mask); a K-quant one is copied unchanged. Per whole group:
+// with a lane mask). A K-quant row's partial group is one super-block
+// (rows of 256 x an odd number, e.g. 2304 or 8960 wide), laid out as a
+// whole group's a half with 8 lanes and vectors of 32 bytes:
+//   Q4_K (144 bytes)  d, dmin (4 bytes); 8 bytes, byte l = sub-block l's
+//                     scale's low 4 bits | its min's << 4; a uint16 of
+//                     the scales' high 2 bits (lane l at bit 2l), one of
+//                     the mins'; then 4 vectors of low | high nibbles.
+//   Q5_K (176 bytes)  as Q4_K, then the vector of fifth bits (32 bytes).
+//   Q6_K (210 bytes)  16 int8 scales, f16 d, the 4 nibble vectors, the 2
+//                     vectors of high 2-bit pairs.
+// Per whole group:
 //   Q8_0 (544 bytes)  the 16 blocks' f16 scales (32 bytes), then vectors
 //                     k = 0..7 of 64 bytes: lane l = block l's values
 //                     4k..4k+3 as u = q + 128 (the decoder's weight bytes).

@@ -88,15 +88,43 @@ TEST(WeightPacking, PartialSimpleGroupLayoutAsDocumented) {
   EXPECT_EQ(packed8[24 + 48 * 7 + 4 * 11 + 1], static_cast<uint8_t>(blocks8[11].qs[29] ^ 0x80));
 }
 
-TEST(WeightPacking, PartialKQuantGroupCopiedUnchanged) {
+// A K-quant row's partial group, one super-block: the whole group's
+// layout for its 8 sub-blocks, vectors of 32 bytes (weight_packing.h).
+// The expected bytes are read from the GGUF block as the format defines it.
+TEST(WeightPacking, PartialKQuantGroupLayoutAsDocumented) {
   const int64_t n_in = 512 + 256;  // a whole group and one super-block
   const std::vector<uint8_t> row = quantize_matrix(DType::kQ4_K, random_values(n_in, 7), n_in, 1);
   std::vector<uint8_t> packed(row.size());
   pack_row(DType::kQ4_K, n_in, row.data(), packed.data());
   const size_t whole = 288;
   ASSERT_EQ(row.size(), whole + 144);
-  EXPECT_EQ(std::memcmp(packed.data() + whole, row.data() + whole, row.size() - whole), 0);
-  EXPECT_NE(std::memcmp(packed.data(), row.data(), whole), 0);
+  const auto* block = reinterpret_cast<const BlockQ4_K*>(row.data() + whole);
+  const uint8_t* half = packed.data() + whole;
+  EXPECT_EQ(std::memcmp(half, &block->d, 2), 0);
+  EXPECT_EQ(std::memcmp(half + 2, &block->dmin, 2), 0);
+  // Sub-block 6's 6-bit scale and min (GGUF: low 4 bits in scales[10],
+  // high 2 bits in the top of scales[2] and scales[6]).
+  const int scale6 = (block->scales[10] & 15) | (block->scales[2] >> 6) << 4;
+  const int min6 = (block->scales[10] >> 4) | (block->scales[6] >> 6) << 4;
+  EXPECT_EQ(half[4 + 6], (scale6 & 15) | (min6 & 15) << 4);
+  uint16_t sc_high = 0, mn_high = 0;
+  std::memcpy(&sc_high, half + 12, 2);
+  std::memcpy(&mn_high, half + 14, 2);
+  EXPECT_EQ((sc_high >> 12) & 3, scale6 >> 4);
+  EXPECT_EQ((mn_high >> 12) & 3, min6 >> 4);
+  // Sub-block 5 (odd: high nibbles of qs[64..95]), values 13 and 29:
+  // vector 3, lane 5, byte 1, low and high nibble.
+  const uint8_t byte = half[16 + 32 * 3 + 4 * 5 + 1];
+  EXPECT_EQ(byte & 15, block->qs[64 + 13] >> 4);
+  EXPECT_EQ(byte >> 4, block->qs[64 + 29] >> 4);
+
+  const std::vector<uint8_t> row6 = quantize_matrix(DType::kQ6_K, random_values(n_in, 9), n_in, 1);
+  std::vector<uint8_t> packed6(row6.size());
+  pack_row(DType::kQ6_K, n_in, row6.data(), packed6.data());
+  ASSERT_EQ(row6.size(), 420u + 210u);
+  const auto* block6 = reinterpret_cast<const BlockQ6_K*>(row6.data() + 420);
+  EXPECT_EQ(std::memcmp(packed6.data() + 420, block6->scales, 16), 0);
+  EXPECT_EQ(std::memcmp(packed6.data() + 420 + 16, &block6->d, 2), 0);
 }
 
 TEST(WeightPacking, UnpackableTypesAreLeftAlone) {
