@@ -26,6 +26,25 @@ constexpr int64_t kRowAlign = 4;
 // changes no output.
 constexpr int64_t kMinParallelMultiplyAdds = int64_t{1} << 18;
 
+// From this many activation values (m x n_in) on, the rows are prepared
+// (quantized or rounded) on the pool, one task per row: serial, a prefill
+// of 64 rows spent ~2-3% of a 2-thread matmul there (perf, kernels_bench
+// MatmulFfn M:64) with the other threads waiting, a share that grows with
+// the thread count. Below it (decode, short verifications) a wake-up costs
+// about as much as the rows. Each row's bytes do not depend on the thread.
+constexpr int64_t kMinParallelPrepareValues = int64_t{1} << 14;
+
+// Calls prepare(i) for every activation row i in [0, m), on the pool when
+// the rows are many values, else on the calling thread.
+template <typename F>
+void prepare_rows(int64_t m, int64_t n_in, ThreadPool* pool, const F& prepare) {
+  if (pool != nullptr && pool->n_threads() > 1 && m > 1 && m * n_in >= kMinParallelPrepareValues) {
+    pool->parallel_for(m, prepare);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) prepare(i);
+}
+
 // Prepared activations of the calling thread, reused across calls.
 struct ActivationScratch {
   AlignedBuffer<int8_t> values;
@@ -49,8 +68,10 @@ struct Bf16ActivationScratch {
 };
 
 // `simd` picks the vectorized activation preparation (matmul) or the plain
-// one (matmul_scalar); both write the same bytes.
-MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd) {
+// one (matmul_scalar); both write the same bytes. pool (or null) prepares
+// long activation rows in parallel (prepare_rows).
+MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, bool simd,
+                   ThreadPool* pool) {
   MatmulJob job;
   job.weights = static_cast<const uint8_t*>(w.data);
   job.packed = w.packed;
@@ -74,10 +95,16 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
       scratch.bf16.resize(values);
       scratch.rounded.resize(values);
     }
-    for (size_t i = 0; i < values; ++i) {
-      scratch.bf16[i] = f32_to_bf16(x[i]);
-      scratch.rounded[i] = bf16_to_f32(scratch.bf16[i]);
-    }
+    // Pointers, not `scratch` in the lambda: there a thread_local names
+    // the running thread's own instance.
+    uint16_t* bf16 = scratch.bf16.data();
+    float* rounded = scratch.rounded.data();
+    prepare_rows(m, w.n_in, pool, [&](int64_t i) {
+      for (int64_t k = i * w.n_in; k < (i + 1) * w.n_in; ++k) {
+        bf16[k] = f32_to_bf16(x[k]);
+        rounded[k] = bf16_to_f32(bf16[k]);
+      }
+    });
     job.x = scratch.rounded.data();
     job.x_bf16 = scratch.bf16.data();
     job.bf16_dot_fma = simd && simd_bf16_dot_fma();
@@ -92,11 +119,12 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
       scratch.inv_scales.resize(static_cast<size_t>(m));
     }
     auto prepare = simd ? half_activations_row_simd : half_activations_row;
-    for (int64_t i = 0; i < m; ++i) {
-      scratch.inv_scales[static_cast<size_t>(i)] =
-          prepare(x + i * w.n_in, w.n_in, scratch.half.data() + i * w.n_in,
-                  scratch.rounded.data() + i * w.n_in);
-    }
+    uint16_t* half = scratch.half.data();
+    float* rounded = scratch.rounded.data();
+    float* inv_scales = scratch.inv_scales.data();
+    prepare_rows(m, w.n_in, pool, [&](int64_t i) {
+      inv_scales[i] = prepare(x + i * w.n_in, w.n_in, half + i * w.n_in, rounded + i * w.n_in);
+    });
     job.x = scratch.rounded.data();
     job.x_half = scratch.half.data();
     job.x_inv_scale = scratch.inv_scales.data();
@@ -113,12 +141,16 @@ MatmulJob make_job(const WeightMatrix& w, const float* x, int64_t m, float* y, b
       scratch.scaled_sums.resize(blocks);
     }
     const int64_t per_row = n_groups * kGroupBlocks;
-    for (int64_t i = 0; i < m; ++i) {
-      auto prepare = simd ? prepare_activation_row_simd : prepare_activation_row;
-      prepare(x + i * w.n_in, w.n_in, scratch.values.data() + i * per_row * 32,
-              scratch.scales.data() + i * per_row, scratch.neg_sums.data() + i * per_row,
-              scratch.neg_sums_lo.data() + i * per_row, scratch.scaled_sums.data() + i * per_row);
-    }
+    auto prepare = simd ? prepare_activation_row_simd : prepare_activation_row;
+    int8_t* values = scratch.values.data();
+    float* scales = scratch.scales.data();
+    int32_t* neg_sums = scratch.neg_sums.data();
+    int32_t* neg_sums_lo = scratch.neg_sums_lo.data();
+    float* scaled_sums = scratch.scaled_sums.data();
+    prepare_rows(m, w.n_in, pool, [&](int64_t i) {
+      prepare(x + i * w.n_in, w.n_in, values + i * per_row * 32, scales + i * per_row,
+              neg_sums + i * per_row, neg_sums_lo + i * per_row, scaled_sums + i * per_row);
+    });
     job.acts = ActivationRows{n_groups,
                               scratch.values.data(),
                               scratch.scales.data(),
@@ -170,7 +202,7 @@ void matmul_reference(const WeightMatrix& w, const float* x, int64_t m, float* y
 
 void matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, float* y) {
   check_supported(w);
-  const MatmulJob job = make_job(w, x, m, y, false);
+  const MatmulJob job = make_job(w, x, m, y, false, nullptr);
   matmul_rows_scalar(job, 0, w.n_out);
 }
 
@@ -202,7 +234,7 @@ void matmul_shared_input(std::span<const WeightMatrix* const> ws, const float* x
     fail("matmul_shared_input: at most ", kMaxMatrices, " matrices, got ", ws.size());
   }
   MatmulJob jobs[kMaxMatrices];
-  jobs[0] = make_job(*ws[0], x, m, ys[0], true);
+  jobs[0] = make_job(*ws[0], x, m, ys[0], true, pool);
   int64_t multiply_adds = 0;
   int64_t n_units = 0;
   for (size_t j = 0; j < ws.size(); ++j) {
