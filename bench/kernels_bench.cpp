@@ -227,7 +227,7 @@ void register_all() {
   // SPECULA_BENCH_SET_MB=1: the tiles' arithmetic without the stream from
   // L3 or DRAM.
   register_shapes("MatmulL2", {DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K},
-                  {{2048, 1024}}, {1, 8, 16});
+                  {{2048, 1024}}, {1, 4, 5, 8, 9, 16});
   // Rows that end in a partial 512-value group: the padded benchmark
   // target's up/gate (384 wide) and a Qwen2.5-0.5B-like FFN (896 wide).
   register_shapes("MatmulPartial", {DType::kQ8_0, DType::kQ4_0}, {{384, 32768}, {896, 4864}},
