@@ -102,6 +102,10 @@ void matmul_int_rows_simd(const MatmulJob& job, int64_t row_begin, int64_t row_e
 void prepare_activation_row_simd(const float* x, int64_t n, int8_t* values, float* scales,
                                  int32_t* neg_sums, int32_t* neg_sums_lo, float* scaled_sums);
 
+// decode_group (quant_decode.h) for the best target of this CPU: the same
+// values, from the AVX-512 decoders where there are (K-quants).
+void decode_group_simd(DType type, const uint8_t* row, int64_t n_in, int64_t g, DecodedGroup* out);
+
 // Highway's bit for the target matmul_rows_simd dispatches to now.
 int64_t simd_dispatched_target();
 

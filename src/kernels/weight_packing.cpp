@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/dispatch.h"
+#include "kernels/matmul_kernels.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_decode.h"
 
@@ -85,7 +86,7 @@ void pack_k_heads(const uint8_t* a, const uint8_t* b, uint8_t out[32]) {
 
 void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
   DecodedGroup dec;
-  decode_group(type, row, n_in, g, &dec);
+  decode_group_simd(type, row, n_in, g, &dec);
   const uint8_t* a = row + g * group_bytes(type);
   if (type == DType::kQ4_K || type == DType::kQ5_K) {
     const uint8_t* b = a + group_bytes(type) / 2;
@@ -128,7 +129,7 @@ void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8
 void pack_k_half(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
   constexpr int kLanes = kGroupBlocks / 2;
   DecodedGroup dec;
-  decode_group(type, row, n_in, g, &dec);
+  decode_group_simd(type, row, n_in, g, &dec);
   const uint8_t* block = row + g * group_bytes(type);
   const auto nibbles = [&](uint8_t* vectors) {
     for (int c = 0; c < 4; ++c) {
