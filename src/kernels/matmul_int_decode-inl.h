@@ -505,13 +505,25 @@ constexpr int64_t GroupBytes() {
 
 // A whole group of a packed row (weight_packing.h for the layouts): the
 // same registers as DecodeWholeRegs on the GGUF bytes, from plain loads.
-template <DType kType>
+// kHalf: a K-quant row's partial group, one super-block (8 lanes, vectors
+// 32 bytes apart), loaded with a lane mask: lanes 8..15 get zero bytes and
+// the scales and mins a zero-padded GGUF copy decodes to, so the
+// registers equal DecodeAnyRegs's on the GGUF row.
+template <DType kType, bool kHalf = false>
 HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
+  static_assert(!kHalf || kType == DType::kQ4_K || kType == DType::kQ5_K || kType == DType::kQ6_K);
+  constexpr int64_t kStride = kHalf ? 32 : 64;  // bytes between vectors
   const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
-  auto load = [](const uint8_t* p) { return _mm512_loadu_si512(p); };
+  auto load = [](const uint8_t* p) {
+    if constexpr (kHalf) {
+      return _mm512_maskz_loadu_epi32(0x00FF, p);
+    } else {
+      return _mm512_loadu_si512(p);
+    }
+  };
   auto nibbles = [&](const uint8_t* vectors) {
     for (int c = 0; c < 4; ++c) {
-      const __m512i t = load(vectors + 64 * c);
+      const __m512i t = load(vectors + kStride * c);
       out->q[c] = _mm512_and_si512(t, nibble);
       out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t, 4), nibble);
     }
@@ -526,10 +538,11 @@ HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
       nibbles(group + 32);
     }
   } else if constexpr (kType == DType::kQ4_K || kType == DType::kQ5_K) {
-    KScalesMinsPacked(group, &out->scale, &out->min);
-    nibbles(group + 32);
+    constexpr int64_t kHeads = kHalf ? 16 : 32;
+    KScalesMinsPacked<kHalf>(group, &out->scale, &out->min);
+    nibbles(group + kHeads);
     if constexpr (kType == DType::kQ5_K) {
-      const __m512i fifth = load(group + 32 + 256);
+      const __m512i fifth = load(group + kHeads + 4 * kStride);
       const __m512i bit = _mm512_set1_epi32(0x01010101);
       for (int k = 0; k < kGroupVectors; ++k) {
         const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(fifth, k), bit);
@@ -538,11 +551,17 @@ HWY_INLINE void DecodePackedRegs(const uint8_t* group, GroupRegs* out) {
     }
   } else {
     static_assert(kType == DType::kQ6_K);
-    Q6KScalesWhole(group, group + 18, group + 16, group + 34, &out->scale, &out->scale_hi);
-    nibbles(group + 36);
+    constexpr int64_t kHeads = kHalf ? 18 : 36;
+    if constexpr (kHalf) {
+      alignas(16) static constexpr uint8_t kZeros[18] = {};  // the absent super-block's scales, d
+      Q6KScalesWhole(group, kZeros, group + 16, kZeros + 16, &out->scale, &out->scale_hi);
+    } else {
+      Q6KScalesWhole(group, group + 18, group + 16, group + 34, &out->scale, &out->scale_hi);
+    }
+    nibbles(group + kHeads);
     const __m512i two = _mm512_set1_epi32(0x03030303);
     for (int c = 0; c < 2; ++c) {
-      const __m512i h = load(group + 36 + 256 + 64 * c);
+      const __m512i h = load(group + kHeads + 4 * kStride + kStride * c);
       for (int j = 0; j < 4; ++j) {
         const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(h, 2 * j), two);
         out->q[c + 2 * j] = _mm512_or_si512(out->q[c + 2 * j], _mm512_slli_epi32(bits, 4));
@@ -579,51 +598,6 @@ HWY_INLINE void DecodePackedSimpleRegs(const uint8_t* group, int blocks, GroupRe
   }
 }
 
-// A packed K-quant row's partial group, one super-block (weight_packing.h:
-// 8 lanes, vectors 32 bytes apart): lanes 8..15 get zero bytes and the
-// scales and mins a zero-padded GGUF copy decodes to, so the registers
-// equal DecodeAnyRegs's on the GGUF row.
-template <DType kType>
-HWY_INLINE void DecodePackedKHalfRegs(const uint8_t* group, GroupRegs* out) {
-  static_assert(kType == DType::kQ4_K || kType == DType::kQ5_K || kType == DType::kQ6_K);
-  constexpr __mmask16 kLanes = 0x00FF;
-  const auto load = [](const uint8_t* p) { return _mm512_maskz_loadu_epi32(kLanes, p); };
-  const __m512i nibble = _mm512_set1_epi32(0x0F0F0F0F);
-  auto nibbles = [&](const uint8_t* vectors) {
-    for (int c = 0; c < 4; ++c) {
-      const __m512i t = load(vectors + 32 * c);
-      out->q[c] = _mm512_and_si512(t, nibble);
-      out->q[c + 4] = _mm512_and_si512(_mm512_srli_epi32(t, 4), nibble);
-    }
-  };
-  out->scale_hi = _mm512_setzero_ps();
-  out->min = _mm512_setzero_ps();
-  if constexpr (kType == DType::kQ4_K || kType == DType::kQ5_K) {
-    KScalesMinsPacked<true>(group, &out->scale, &out->min);
-    nibbles(group + 16);
-    if constexpr (kType == DType::kQ5_K) {
-      const __m512i fifth = load(group + 16 + 128);
-      const __m512i bit = _mm512_set1_epi32(0x01010101);
-      for (int k = 0; k < kGroupVectors; ++k) {
-        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(fifth, k), bit);
-        out->q[k] = _mm512_or_si512(out->q[k], _mm512_slli_epi32(bits, 4));
-      }
-    }
-  } else {
-    alignas(16) static constexpr uint8_t kZeros[18] = {};  // the absent super-block's scales, d
-    Q6KScalesWhole(group, kZeros, group + 16, kZeros + 16, &out->scale, &out->scale_hi);
-    nibbles(group + 18);
-    const __m512i two = _mm512_set1_epi32(0x03030303);
-    for (int c = 0; c < 2; ++c) {
-      const __m512i h = load(group + 18 + 128 + 32 * c);
-      for (int j = 0; j < 4; ++j) {
-        const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(h, 2 * j), two);
-        out->q[c + 2 * j] = _mm512_or_si512(out->q[c + 2 * j], _mm512_slli_epi32(bits, 4));
-      }
-    }
-  }
-}
-
 // Whole group g of a GGUF row or, when `packed`, of a packed one.
 template <DType kType>
 HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, GroupRegs* out) {
@@ -634,7 +608,8 @@ HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, Gr
 // Group g of a row of n_in values, whole or partial (the row's last when
 // n_in is not a multiple of kGroupValues), of a GGUF row or, when
 // `packed`, of a packed one (weight_packing.h). A packed partial group
-// is read with lane masks (DecodePackedSimpleRegs, DecodePackedKHalfRegs);
+// is read with lane masks (DecodePackedSimpleRegs, DecodePackedRegs<kType,
+// true>);
 // a GGUF one is decoded from a zero-padded
 // copy: zero bytes decode to a scale of 0 (and the values the gather
 // decoder gives lanes past the row end), so the registers are the same as
@@ -652,7 +627,7 @@ HWY_INLINE void DecodeAnyRegs(const uint8_t* row, bool packed, int64_t n_in, int
     if constexpr (kType == DType::kQ8_0 || kType == DType::kQ4_0) {
       return DecodePackedSimpleRegs<kType>(row + g * kBytes, static_cast<int>(present / 32), out);
     } else {
-      return DecodePackedKHalfRegs<kType>(row + g * kBytes, out);
+      return DecodePackedRegs<kType, true>(row + g * kBytes, out);
     }
   }
   const int64_t bytes = kBytes * present / kGroupValues;

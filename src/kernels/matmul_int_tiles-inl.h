@@ -123,7 +123,7 @@ HWY_INLINE __m512i HighNibblesGfni(__m512i bytes) {
 // row's partial last group of `blocks` blocks (Q4_K: 8, one super-block),
 // whose vectors are 4 x blocks bytes apart, loaded with a lane mask
 // (lanes from `blocks` on read as zero: DecodePackedSimpleRegs,
-// DecodePackedKHalfRegs).
+// DecodePackedRegs<kType, true>).
 template <DType kType, int R, int MT, int kBiasShift, bool kMin, bool kGfni, bool kPartial = false>
 HWY_INLINE void TilePackedGroup(const uint8_t* const* group, const __m512* ws, const __m512* wmin,
                                 const ActivationRows& a, int64_t m, int64_t m0, int64_t g,

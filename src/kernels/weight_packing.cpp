@@ -2,6 +2,7 @@
 
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -29,11 +30,6 @@ int64_t group_bytes(DType type) {
   }
 }
 
-// Byte (l, i) of 64-byte vector v of a packed area: lane l, byte i.
-uint8_t& lane_byte(uint8_t* vectors, int v, int l, int i) {
-  return vectors[64 * v + 4 * l + i];
-}
-
 // Q8_0 and Q4_0, a group of `blocks` blocks (16; fewer for a row's
 // partial last group): their scales, then the value bytes moved
 // lane-wise into vectors of 4 x blocks bytes (64 for a whole group).
@@ -52,134 +48,90 @@ void pack_simple_group(DType type, const uint8_t* group, int blocks, uint8_t* ou
   }
 }
 
-// Decoded values < 16 of vectors c and c + 4, as low and high nibbles.
-void pack_nibbles(const DecodedGroup& dec, uint8_t* vectors) {
+// The value vectors of a K-quant group with `lanes` lanes (16 for a whole
+// group, 8 for a row's last super-block), vectors 4 x lanes bytes apart;
+// byte (l, i) of vector v at 4 lanes v + 4 l + i. Returns the end.
+//   nibbles: decoded values < 16 of vectors c and c + 4 as low and high
+//            nibbles of vector c = 0..3;
+//   Q5_K:    then one vector of fifth bits, bit k of byte (l, i) from
+//            q[k][l][i];
+//   Q6_K:    then two vectors c = 0, 1 of high 2-bit pairs, those of
+//            q[c + 2j][l][i] at bits 2j.
+uint8_t* pack_k_values(DType type, const DecodedGroup& dec, int lanes, uint8_t* out) {
+  // q[k] as 64 bytes, byte 4 l + i: the vectors' bytes in order (loops
+  // over them vectorize; per lane and byte they did not, and took 40% of
+  // loading a Q4_K_M model).
+  const auto q = [&](int k) { return &dec.q[k][0][0]; };
+  const int n = 4 * lanes;
   for (int c = 0; c < 4; ++c) {
-    for (int l = 0; l < kGroupBlocks; ++l) {
-      for (int i = 0; i < 4; ++i) {
-        lane_byte(vectors, c, l, i) =
-            static_cast<uint8_t>((dec.q[c][l][i] & 0xF) | (dec.q[c + 4][l][i] & 0xF) << 4);
-      }
+    for (int b = 0; b < n; ++b) {
+      out[n * c + b] = static_cast<uint8_t>((q(c)[b] & 0xF) | (q(c + 4)[b] & 0xF) << 4);
     }
   }
+  uint8_t* high = out + 4 * n;
+  if (type == DType::kQ5_K) {
+    for (int b = 0; b < n; ++b) {
+      int bits = 0;
+      for (int k = 0; k < kGroupVectors; ++k) bits |= ((q(k)[b] >> 4) & 1) << k;
+      high[b] = static_cast<uint8_t>(bits);
+    }
+    return high + n;
+  }
+  if (type == DType::kQ6_K) {
+    for (int c = 0; c < 2; ++c) {
+      for (int b = 0; b < n; ++b) {
+        int bits = 0;
+        for (int j = 0; j < 4; ++j) bits |= ((q(c + 2 * j)[b] >> 4) & 3) << (2 * j);
+        high[n * c + b] = static_cast<uint8_t>(bits);
+      }
+    }
+    return high + 2 * n;
+  }
+  return high;
 }
 
-// The two Q4_K / Q5_K super-block heads a, b (d, dmin, 12 bytes of 6-bit
-// scales and mins) as 32 bytes that decode with shifts and masks (the
-// layout is in weight_packing.h). Lane l < 8: sub-block l of a, else l - 8
-// of b.
-void pack_k_heads(const uint8_t* a, const uint8_t* b, uint8_t out[32]) {
+// The heads of the Q4_K / Q5_K super-blocks at `blocks` (1 or 2) as bytes
+// that decode with shifts and masks (weight_packing.h): their f16 d, dmin;
+// a byte per sub-block of the 6-bit scale's low 4 bits | the min's << 4;
+// the scales' high 2 bits, 2 per sub-block, then the mins' (a uint32
+// each for two super-blocks, a uint16 for one). Returns the end.
+uint8_t* pack_k_heads(DType type, const uint8_t* blocks, int n, uint8_t* out) {
+  const int64_t block_bytes = type == DType::kQ4_K ? sizeof(BlockQ4_K) : sizeof(BlockQ5_K);
   uint8_t sc[16], mn[16];
-  unpack_k_scales_mins(a + 4, sc, mn);
-  unpack_k_scales_mins(b + 4, sc + 8, mn + 8);
-  std::memcpy(out, a, 4);  // d_a, dmin_a
-  std::memcpy(out + 4, b, 4);
+  for (int b = 0; b < n; ++b) {
+    std::memcpy(out + 4 * b, blocks + b * block_bytes, 4);  // d, dmin
+    unpack_k_scales_mins(blocks + b * block_bytes + 4, sc + 8 * b, mn + 8 * b);
+  }
+  uint8_t* bytes = out + 4 * n;
   uint32_t sc_high = 0, mn_high = 0;
-  for (int l = 0; l < 16; ++l) {
-    out[8 + l] = static_cast<uint8_t>((sc[l] & 15) | (mn[l] & 15) << 4);
+  for (int l = 0; l < 8 * n; ++l) {
+    bytes[l] = static_cast<uint8_t>((sc[l] & 15) | (mn[l] & 15) << 4);
     sc_high |= static_cast<uint32_t>(sc[l] >> 4) << (2 * l);
     mn_high |= static_cast<uint32_t>(mn[l] >> 4) << (2 * l);
   }
-  std::memcpy(out + 24, &sc_high, 4);
-  std::memcpy(out + 28, &mn_high, 4);
+  const size_t high_bytes = n == 2 ? 4 : 2;  // little-endian: the low bytes
+  std::memcpy(bytes + 8 * n, &sc_high, high_bytes);
+  std::memcpy(bytes + 8 * n + high_bytes, &mn_high, high_bytes);
+  return bytes + 8 * n + 2 * high_bytes;
 }
 
+// K-quant group g of a row: a whole one (two super-blocks, 16 lanes) or
+// the row's last, one super-block (8 lanes), in weight_packing.h's layout.
 void pack_k_group(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
   DecodedGroup dec;
   decode_group_simd(type, row, n_in, g, &dec);
   const uint8_t* a = row + g * group_bytes(type);
+  const int n = (g + 1) * kGroupValues <= n_in ? 2 : 1;  // super-blocks
   if (type == DType::kQ4_K || type == DType::kQ5_K) {
-    const uint8_t* b = a + group_bytes(type) / 2;
-    pack_k_heads(a, b, out);
-    pack_nibbles(dec, out + 32);
-    if (type == DType::kQ5_K) {  // the fifth bits: bit k of byte (l, i) from q[k][l][i]
-      uint8_t* high = out + 32 + 256;
-      for (int l = 0; l < kGroupBlocks; ++l) {
-        for (int i = 0; i < 4; ++i) {
-          int bits = 0;
-          for (int k = 0; k < kGroupVectors; ++k) bits |= ((dec.q[k][l][i] >> 4) & 1) << k;
-          lane_byte(high, 0, l, i) = static_cast<uint8_t>(bits);
-        }
-      }
-    }
+    pack_k_values(type, dec, 8 * n, pack_k_heads(type, a, n, out));
     return;
   }
-  const auto* sa = reinterpret_cast<const BlockQ6_K*>(a);
-  const BlockQ6_K* sb = sa + 1;
-  std::memcpy(out, sa->scales, 16);
-  std::memcpy(out + 16, &sa->d, 2);
-  std::memcpy(out + 18, sb->scales, 16);
-  std::memcpy(out + 34, &sb->d, 2);
-  pack_nibbles(dec, out + 36);
-  uint8_t* high = out + 36 + 256;
-  for (int c = 0; c < 2; ++c) {
-    for (int l = 0; l < kGroupBlocks; ++l) {
-      for (int i = 0; i < 4; ++i) {
-        int bits = 0;
-        for (int j = 0; j < 4; ++j) bits |= ((dec.q[c + 2 * j][l][i] >> 4) & 3) << (2 * j);
-        lane_byte(high, c, l, i) = static_cast<uint8_t>(bits);
-      }
-    }
+  for (int b = 0; b < n; ++b) {  // Q6_K: per super-block its scales, then its d
+    const auto* block = reinterpret_cast<const BlockQ6_K*>(a) + b;
+    std::memcpy(out + 18 * b, block->scales, 16);
+    std::memcpy(out + 18 * b + 16, &block->d, 2);
   }
-}
-
-// A K-quant row's partial last group, one super-block (g = n_in / 512):
-// the whole group's layout for its 8 sub-blocks, vectors of 32 bytes
-// (weight_packing.h).
-void pack_k_half(DType type, const uint8_t* row, int64_t n_in, int64_t g, uint8_t* out) {
-  constexpr int kLanes = kGroupBlocks / 2;
-  DecodedGroup dec;
-  decode_group_simd(type, row, n_in, g, &dec);
-  const uint8_t* block = row + g * group_bytes(type);
-  const auto nibbles = [&](uint8_t* vectors) {
-    for (int c = 0; c < 4; ++c) {
-      for (int l = 0; l < kLanes; ++l) {
-        for (int i = 0; i < 4; ++i) {
-          vectors[32 * c + 4 * l + i] =
-              static_cast<uint8_t>((dec.q[c][l][i] & 0xF) | (dec.q[c + 4][l][i] & 0xF) << 4);
-        }
-      }
-    }
-  };
-  if (type == DType::kQ4_K || type == DType::kQ5_K) {
-    uint8_t sc[8], mn[8];
-    unpack_k_scales_mins(block + 4, sc, mn);
-    std::memcpy(out, block, 4);  // d, dmin
-    uint16_t sc_high = 0, mn_high = 0;
-    for (int l = 0; l < kLanes; ++l) {
-      out[4 + l] = static_cast<uint8_t>((sc[l] & 15) | (mn[l] & 15) << 4);
-      sc_high = static_cast<uint16_t>(sc_high | (sc[l] >> 4) << (2 * l));
-      mn_high = static_cast<uint16_t>(mn_high | (mn[l] >> 4) << (2 * l));
-    }
-    std::memcpy(out + 12, &sc_high, 2);
-    std::memcpy(out + 14, &mn_high, 2);
-    nibbles(out + 16);
-    if (type == DType::kQ5_K) {  // the fifth bits: bit k of byte (l, i) from q[k][l][i]
-      uint8_t* high = out + 16 + 128;
-      for (int l = 0; l < kLanes; ++l) {
-        for (int i = 0; i < 4; ++i) {
-          int bits = 0;
-          for (int k = 0; k < kGroupVectors; ++k) bits |= ((dec.q[k][l][i] >> 4) & 1) << k;
-          high[4 * l + i] = static_cast<uint8_t>(bits);
-        }
-      }
-    }
-    return;
-  }
-  const auto* sa = reinterpret_cast<const BlockQ6_K*>(block);
-  std::memcpy(out, sa->scales, 16);
-  std::memcpy(out + 16, &sa->d, 2);
-  nibbles(out + 18);
-  uint8_t* high = out + 18 + 128;
-  for (int c = 0; c < 2; ++c) {
-    for (int l = 0; l < kLanes; ++l) {
-      for (int i = 0; i < 4; ++i) {
-        int bits = 0;
-        for (int j = 0; j < 4; ++j) bits |= ((dec.q[c + 2 * j][l][i] >> 4) & 3) << (2 * j);
-        high[32 * c + 4 * l + i] = static_cast<uint8_t>(bits);
-      }
-    }
-  }
+  pack_k_values(type, dec, 8 * n, out + 18 * n);
 }
 
 }  // namespace
@@ -197,21 +149,14 @@ bool packed_rows_used() {
 void pack_row(DType type, int64_t n_in, const uint8_t* row, uint8_t* packed) {
   if (!packable_type(type)) fail("pack_row: weight type ", dtype_name(type), " has no packed form");
   const int64_t bytes = group_bytes(type);
-  const int64_t whole = n_in / kGroupValues;
-  for (int64_t g = 0; g < whole; ++g) {
-    uint8_t* out = packed + g * bytes;
+  for (int64_t g = 0; g * kGroupValues < n_in; ++g) {  // the last may be partial
     if (type == DType::kQ8_0 || type == DType::kQ4_0) {
-      pack_simple_group(type, row + g * bytes, kGroupBlocks, out);
+      const auto blocks =
+          static_cast<int>(std::min<int64_t>(kGroupBlocks, n_in / 32 - g * kGroupBlocks));
+      pack_simple_group(type, row + g * bytes, blocks, packed + g * bytes);
     } else {
-      pack_k_group(type, row, n_in, g, out);
+      pack_k_group(type, row, n_in, g, packed + g * bytes);
     }
-  }
-  const int partial_blocks = static_cast<int>(n_in % kGroupValues / 32);
-  if (partial_blocks == 0) return;
-  if (type == DType::kQ8_0 || type == DType::kQ4_0) {
-    pack_simple_group(type, row + whole * bytes, partial_blocks, packed + whole * bytes);
-  } else {  // K-quant rows are whole super-blocks: the partial group is one
-    pack_k_half(type, row, n_in, whole, packed + whole * bytes);
   }
 }
 
