@@ -608,10 +608,9 @@ HWY_INLINE void DecodeWholeRegsOf(const uint8_t* row, bool packed, int64_t g, Gr
 // Group g of a row of n_in values, whole or partial (the row's last when
 // n_in is not a multiple of kGroupValues), of a GGUF row or, when
 // `packed`, of a packed one (weight_packing.h). A packed partial group
-// is read with lane masks (DecodePackedSimpleRegs, DecodePackedRegs<kType,
-// true>);
-// a GGUF one is decoded from a zero-padded
-// copy: zero bytes decode to a scale of 0 (and the values the gather
+// is read with lane masks (DecodePackedSimpleRegs; DecodePackedRegs with
+// kHalf for K-quants); a GGUF one is decoded from a zero-padded copy:
+// zero bytes decode to a scale of 0 (and the values the gather
 // decoder gives lanes past the row end), so the registers are the same as
 // DecodeGroupGather's, without its gathers. A model 384 wide has only
 // partial groups: perf showed 70% of its decode pass in the gathers.
