@@ -1,6 +1,7 @@
 // Matmul weight-streaming benchmarks: GB/s of weights read per type for
 // M = 1 (decode) and the cost of M > 1 rows (verification), against the
-// machine's measured read bandwidth.
+// machine's measured read bandwidth; and one layer's attention over a
+// context (Attention/...).
 //
 //   kernels_bench [--benchmark_filter=...]     threads: SPECULA_BENCH_THREADS (default 2)
 //
@@ -16,6 +17,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -29,6 +31,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
@@ -179,6 +182,45 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["GB/cpu-s"] = cpu_rate(bytes, cpu_start);
 }
 
+// attention() for `rows` query rows that end a context of `context` keys
+// (row i sees context - rows + i + 1 of them, as in verification), over
+// one layer's F32 key/value cache. Counter: keys/s = (row, head, key)
+// triples scored and summed per second.
+void BM_Attention(benchmark::State& state, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
+  const int64_t context = state.range(0);
+  const int64_t rows = state.range(1);
+  const AttentionShape shape{n_head, n_head_kv, head_dim,
+                             1.0f / std::sqrt(static_cast<float>(head_dim))};
+  const int64_t kv_dim = n_head_kv * head_dim;
+  const int64_t q_dim = n_head * head_dim;
+  std::vector<float> keys(static_cast<size_t>(context * kv_dim));
+  std::vector<float> values(keys.size());
+  std::vector<float> queries(static_cast<size_t>(rows * q_dim));
+  std::vector<float> out(queries.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i] = static_cast<float>(i % 23) * 0.05f - 0.5f;
+    values[i] = static_cast<float>(i % 19) * 0.05f - 0.45f;
+  }
+  for (size_t i = 0; i < queries.size(); ++i)
+    queries[i] = static_cast<float>(i % 29) * 0.04f - 0.5f;
+  std::vector<AttentionRow> batch;
+  int64_t triples = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t n_keys = context - rows + i + 1;
+    batch.push_back(AttentionRow{queries.data() + i * q_dim, keys.data(), values.data(), n_keys,
+                                 out.data() + i * q_dim});
+    triples += n_keys * n_head;
+  }
+  for (auto _ : state) {
+    attention(shape, batch, &pool());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["keys/s"] =
+      benchmark::Counter(static_cast<double>(triples) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+  state.SetLabel(simd_active_target().name);
+}
+
 void register_all() {
   benchmark::RegisterBenchmark("ReadBandwidth", BM_ReadBandwidth)
       ->UseRealTime()
@@ -236,6 +278,21 @@ void register_all() {
   // 512-value group: Gemma-2-2B's up/gate (2304 wide), Qwen2.5-0.5B's and
   // -1.5B's down (4864, 8960); beside them whole-group rows of about the
   // same size (2048, 4608, 8704) to compare GB/s with.
+  // One layer's attention: the 0.8B test model's heads (32 query heads
+  // over 4 KV heads of 64 values) and a Llama-3-8B-like layer (32 over 8
+  // of 128); a decoded token (1 row) and a verification (9 rows), at 64 to
+  // 4096 keys of context.
+  for (auto [n_head, n_head_kv, head_dim] :
+       {std::tuple<int64_t, int64_t, int64_t>{32, 4, 64}, {32, 8, 128}}) {
+    const std::string name = "Attention/" + std::to_string(n_head) + "x" +
+                             std::to_string(n_head_kv) + "x" + std::to_string(head_dim);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Attention, n_head, n_head_kv, head_dim);
+    b->ArgNames({"ctx", "rows"});
+    for (int64_t context : {64, 512, 2048, 4096}) {
+      for (int64_t rows : {1, 9}) b->Args({context, rows});
+    }
+    b->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
   register_shapes(
       "MatmulPartialK", {DType::kQ4_K, DType::kQ6_K},
       {{2304, 9216}, {2048, 9216}, {4864, 896}, {4608, 896}, {8960, 1536}, {8704, 1536}},
