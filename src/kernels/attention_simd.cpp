@@ -2,9 +2,11 @@
 // KV head, compiled once per instruction set by Highway's foreach_target and
 // chosen at run time. Per head, the algorithm is attend_one_head_scalar's
 // (attention.cpp): blocks of keys, scores on the stack, an online softmax
-// whose output slice is the accumulator. Vectorised: q.k over head_dim, exp over a block of scores,
-// and the weighted sum of V rows, which keeps up to four vectors of the
-// output in registers while it walks the block's V rows.
+// whose output slice is the accumulator. Vectorised: the scores (on
+// AVX-512 with head_dim a multiple of 16, tiles of 4 heads x 4 keys whose
+// lane sums one ReduceAdd16 finishes; elsewhere q.k per key), exp over a
+// block of scores, and the weighted sum of V rows, which walks the block's
+// V rows once for up to four heads at a time.
 //
 // hot: AttendHeads is where decode attention spends its time.
 
@@ -60,23 +62,6 @@ HWY_INLINE void Scale(DF df, float factor, float* out, int64_t n) {
   for (; d < n; ++d) out[d] *= factor;
 }
 
-// out[d] += sum_j weights[j] * v_j[d] for the block's V rows (v_j = v + j *
-// stride), for d in [d0, d0 + kVectors * lanes).
-template <int kVectors>
-HWY_INLINE void AccumulateValues(DF df, const float* weights, int64_t block_len, const float* v,
-                                 int64_t stride, float* out) {
-  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
-  hn::Vec<DF> acc[kVectors];
-  for (int i = 0; i < kVectors; ++i) acc[i] = hn::LoadU(df, out + i * lanes);
-  for (int64_t j = 0; j < block_len; ++j) {
-    const auto w = hn::Set(df, weights[j]);
-    const float* vj = v + j * stride;
-    for (int i = 0; i < kVectors; ++i)
-      acc[i] = hn::MulAdd(w, hn::LoadU(df, vj + i * lanes), acc[i]);
-  }
-  for (int i = 0; i < kVectors; ++i) hn::StoreU(acc[i], df, out + i * lanes);
-}
-
 // How far ahead of the key being scored its successors are fetched.
 constexpr int64_t kKeysAhead = 16;
 
@@ -87,6 +72,87 @@ HWY_INLINE void PrefetchRow(const float* p, int64_t n, bool valid) {
   for (int64_t d = 0; d < n; d += kFloatsPerLine) __builtin_prefetch(p + d);
 }
 
+// One key block of a row and KV head: len keys and values from keys and
+// values, rows kv_dim floats apart; keys_left counts the row's keys from
+// the block's first, so that fetching ahead stops at the last.
+struct KeyBlock {
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  int64_t len = 0;
+  int64_t kv_dim = 0;
+  int64_t keys_left = 0;
+};
+
+// Fetches key row j + kKeysAhead and value row j of the block.
+HWY_INLINE void PrefetchKey(const KeyBlock& b, int64_t head_dim, int64_t j) {
+  PrefetchRow(b.keys + (j + kKeysAhead) * b.kv_dim, head_dim, j + kKeysAhead < b.keys_left);
+  PrefetchRow(b.values + j * b.kv_dim, head_dim, true);
+}
+
+// scores[j] = scale * q.k_j for the block's keys, one key at a time. The
+// first head of a group fetches ahead (prefetch = true); the others find
+// the block's key and value rows in cache.
+HWY_INLINE void ScoreKeys(DF df, const AttentionShape& shape, const KeyBlock& b, const float* q,
+                          bool prefetch, float* scores) {
+  for (int64_t j = 0; j < b.len; ++j) {
+    // Key and value rows are a KV row apart (kv_dim floats, often 1 KB or
+    // more): the loads waited on memory. Fetch the key kKeysAhead rows on
+    // and this row's values, which the weighted sum reads.
+    if (prefetch) PrefetchKey(b, shape.head_dim, j);
+    scores[j] = Dot(df, q, b.keys + j * b.kv_dim, shape.head_dim) * shape.scale;
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#include "kernels/reduce_add16-inl.h"
+
+// The scores of a block for n_heads heads at once (head_dim a multiple of
+// 16): tiles of 4 heads x 4 keys keep 16 (head, key) sums in registers,
+// each over head_dim in lanes, and one ReduceAdd16 turns them into 16
+// scores. Per score the vector loop takes 1 FMA per 16 values where a
+// lone q.k took 1 plus its share of a horizontal sum per key. A (head,
+// key) pair's sum takes the same operations whatever the tile around it,
+// so a head's scores do not depend on the heads it runs with (the run
+// split depends on the thread count): a run of heads that is not a
+// multiple of 4, and a block that is not, fill the tile by repeating the
+// last head and key (their sums go to scratch rows and padding).
+// scores: rows of kScoreStride floats, one per head, plus 3 scratch rows.
+HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock& b,
+                           const float* const* queries, int64_t n_heads, float* scores,
+                           int64_t score_stride) {
+  const int64_t vectors = shape.head_dim / 16;
+  const __m512 scale = _mm512_set1_ps(shape.scale);
+  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
+    const float* q[4];
+    for (int t = 0; t < 4; ++t) q[t] = queries[std::min<int64_t>(h0 + t, n_heads - 1)];
+    float* out = scores + h0 * score_stride;
+    for (int64_t j0 = 0; j0 < b.len; j0 += 4) {
+      const float* k[4];
+      for (int e = 0; e < 4; ++e) k[e] = b.keys + std::min<int64_t>(j0 + e, b.len - 1) * b.kv_dim;
+      if (h0 == 0) {
+        for (int e = 0; e < 4; ++e)
+          PrefetchKey(b, shape.head_dim, std::min<int64_t>(j0 + e, b.len - 1));
+      }
+      __m512 acc[16];  // acc[4 e + t] = (head h0 + t, key j0 + e): lane 4 t + e of the sums
+      for (__m512& a : acc) a = _mm512_setzero_ps();
+      for (int64_t v = 0; v < vectors; ++v) {
+        __m512 key[4];
+        for (int e = 0; e < 4; ++e) key[e] = _mm512_loadu_ps(k[e] + 16 * v);
+        for (int t = 0; t < 4; ++t) {
+          const __m512 qv = _mm512_loadu_ps(q[t] + 16 * v);
+          for (int e = 0; e < 4; ++e) acc[4 * e + t] = _mm512_fmadd_ps(qv, key[e], acc[4 * e + t]);
+        }
+      }
+      const __m512 sums = _mm512_mul_ps(ReduceAdd16(acc), scale);
+      _mm_storeu_ps(out + j0, _mm512_extractf32x4_ps(sums, 0));
+      _mm_storeu_ps(out + score_stride + j0, _mm512_extractf32x4_ps(sums, 1));
+      _mm_storeu_ps(out + 2 * score_stride + j0, _mm512_extractf32x4_ps(sums, 2));
+      _mm_storeu_ps(out + 3 * score_stride + j0, _mm512_extractf32x4_ps(sums, 3));
+    }
+  }
+}
+#endif
+
 // One query head's online-softmax state across the key blocks.
 struct HeadState {
   const float* q = nullptr;
@@ -95,31 +161,20 @@ struct HeadState {
   float running_sum = 0.0f;
 };
 
-// Folds keys [block_start, block_start + block_len) into one head's state.
-// The first head of a group fetches ahead (prefetch = true); the others
-// find the block's key and value rows in cache.
-HWY_INLINE void AttendBlock(DF df, const AttentionShape& shape, const AttentionRow& row,
-                            const float* keys, const float* values, int64_t block_start,
-                            int64_t block_len, bool prefetch, float* scores, HeadState& h) {
+// Turns a block's scores (scores[0, block_len)) into softmax weights
+// against the head's running maximum, in place, rescaling what the head
+// accumulated if the block raises that maximum. scores has room for
+// block_len rounded up to whole vectors.
+HWY_INLINE void SoftmaxBlock(DF df, int64_t head_dim, int64_t block_len, float* scores,
+                             HeadState& h) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t head_dim = shape.head_dim;
-  const int64_t kv_dim = shape.n_head_kv * head_dim;
   const float lowest = -std::numeric_limits<float>::infinity();
-  const float* block_keys = keys + block_start * kv_dim;
-  const float* block_values = values + block_start * kv_dim;
-  float block_max = lowest;
-  for (int64_t j = 0; j < block_len; ++j) {
-    if (prefetch) {
-      // Key and value rows are a KV row apart (kv_dim floats, often 1 KB
-      // or more): the loads waited on memory. Fetch the key kKeysAhead
-      // rows on and this row's values, which the weighted sum reads.
-      PrefetchRow(keys + (block_start + j + kKeysAhead) * kv_dim, head_dim,
-                  block_start + j + kKeysAhead < row.n_keys);
-      PrefetchRow(block_values + j * kv_dim, head_dim, true);
-    }
-    scores[j] = Dot(df, h.q, block_keys + j * kv_dim, head_dim) * shape.scale;
-    block_max = std::max(block_max, scores[j]);
-  }
+  // Padding lanes give exp(-inf) = 0.
+  const int64_t padded = (block_len + lanes - 1) / lanes * lanes;
+  for (int64_t j = block_len; j < padded; ++j) scores[j] = lowest;
+  auto vmax = hn::Set(df, lowest);
+  for (int64_t j = 0; j < padded; j += lanes) vmax = hn::Max(vmax, hn::Load(df, scores + j));
+  const float block_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
   if (block_max > h.running_max) {
     // Rescale what was accumulated against the old maximum.
     const float correction = std::exp(h.running_max - block_max);
@@ -127,10 +182,7 @@ HWY_INLINE void AttendBlock(DF df, const AttentionShape& shape, const AttentionR
     Scale(df, correction, h.out, head_dim);
     h.running_max = block_max;
   }
-  // Scores -> weights in place; padding lanes give exp(-inf) = 0.
-  const int64_t padded = (block_len + lanes - 1) / lanes * lanes;
-  for (int64_t j = block_len; j < padded; ++j) scores[j] = lowest;
-  const auto vmax = hn::Set(df, h.running_max);
+  vmax = hn::Set(df, h.running_max);
   auto sum = hn::Zero(df);
   for (int64_t j = 0; j < padded; j += lanes) {
     const auto weight = hn::Exp(df, hn::Sub(hn::Load(df, scores + j), vmax));
@@ -138,47 +190,123 @@ HWY_INLINE void AttendBlock(DF df, const AttentionShape& shape, const AttentionR
     hn::Store(weight, df, scores + j);
   }
   h.running_sum += hn::GetLane(hn::SumOfLanes(df, sum));
+}
 
-  float* out = h.out;
-  int64_t d = 0;
-  for (; d + 4 * lanes <= head_dim; d += 4 * lanes)
-    AccumulateValues<4>(df, scores, block_len, block_values + d, kv_dim, out + d);
-  for (; d + lanes <= head_dim; d += lanes)
-    AccumulateValues<1>(df, scores, block_len, block_values + d, kv_dim, out + d);
-  for (; d < head_dim; ++d) {
-    float acc = out[d];
-    for (int64_t j = 0; j < block_len; ++j) acc += scores[j] * block_values[j * kv_dim + d];
-    out[d] = acc;
+// out_i[d] += sum_j weights_i[j] * v_j[d] for kHeads heads (weights_i =
+// weights + i * stride, out_i = heads[i].out + d0) over the block's V rows
+// (v_j = v + j * kv_dim), for d in [d0, d0 + kVectors * lanes). The heads
+// share each loaded V vector; each head's sums see the keys in order, as
+// alone.
+template <int kHeads, int kVectors>
+HWY_INLINE void AccumulateValues(DF df, const float* weights, int64_t weight_stride,
+                                 int64_t block_len, const float* v, int64_t kv_dim,
+                                 HeadState* heads, int64_t d0) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  hn::Vec<DF> acc[kHeads][kVectors];
+  for (int h = 0; h < kHeads; ++h) {
+    for (int i = 0; i < kVectors; ++i) acc[h][i] = hn::LoadU(df, heads[h].out + d0 + i * lanes);
+  }
+  for (int64_t j = 0; j < block_len; ++j) {
+    const float* vj = v + j * kv_dim + d0;
+    hn::Vec<DF> value[kVectors];
+    for (int i = 0; i < kVectors; ++i) value[i] = hn::LoadU(df, vj + i * lanes);
+    for (int h = 0; h < kHeads; ++h) {
+      const auto w = hn::Set(df, weights[h * weight_stride + j]);
+      for (int i = 0; i < kVectors; ++i) acc[h][i] = hn::MulAdd(w, value[i], acc[h][i]);
+    }
+  }
+  for (int h = 0; h < kHeads; ++h) {
+    for (int i = 0; i < kVectors; ++i) hn::StoreU(acc[h][i], df, heads[h].out + d0 + i * lanes);
   }
 }
+
+// The block's weighted V rows into kHeads heads' outputs, over head_dim:
+// four vectors at a time, then one, then a scalar tail.
+template <int kHeads>
+HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock& b, const float* weights,
+                                int64_t weight_stride, HeadState* heads) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t d = 0;
+  for (; d + 4 * lanes <= head_dim; d += 4 * lanes) {
+    AccumulateValues<kHeads, 4>(df, weights, weight_stride, b.len, b.values, b.kv_dim, heads, d);
+  }
+  for (; d + lanes <= head_dim; d += lanes) {
+    AccumulateValues<kHeads, 1>(df, weights, weight_stride, b.len, b.values, b.kv_dim, heads, d);
+  }
+  for (; d < head_dim; ++d) {
+    for (int h = 0; h < kHeads; ++h) {
+      float acc = heads[h].out[d];
+      for (int64_t j = 0; j < b.len; ++j) {
+        acc += weights[h * weight_stride + j] * b.values[j * b.kv_dim + d];
+      }
+      heads[h].out[d] = acc;
+    }
+  }
+}
+
+// Heads a V pass serves at once: 4 x 4 accumulators fit AVX-512's 32
+// registers; 16-register targets take 2.
+constexpr int kValueHeads = HWY_MAX_BYTES >= 64 ? 4 : 2;
 
 // Query heads [head_begin, head_end), which share one KV head, block by
 // block: each block of keys and values is read from memory once for all of
 // them (a GQA model has 4-8 query heads per KV head, and a long context's
 // keys do not stay in cache from one head's whole pass to the next). Each
-// head's arithmetic is the same as alone, so its result is too.
+// head's arithmetic is the same whichever heads run beside it, so its
+// result does not depend on how the heads were split into runs.
 HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& row,
                               int64_t head_begin, int64_t head_end) {
   const DF df;
   const int64_t head_dim = shape.head_dim;
+  const int64_t kv_dim = shape.n_head_kv * head_dim;
   const int64_t kv_head = head_begin / (shape.n_head / shape.n_head_kv);
   const float* keys = row.keys + kv_head * head_dim;
   const float* values = row.values + kv_head * head_dim;
   constexpr int64_t kMaxHeads = 64;
   HeadState heads[kMaxHeads];
+  const float* queries[kMaxHeads];
   const int64_t n_heads = head_end - head_begin;
   for (int64_t i = 0; i < n_heads; ++i) {
-    heads[i].q = row.query + (head_begin + i) * head_dim;
+    heads[i].q = queries[i] = row.query + (head_begin + i) * head_dim;
     heads[i].out = row.out + (head_begin + i) * head_dim;
     std::fill(heads[i].out, heads[i].out + head_dim, 0.0f);
   }
-  // Room to round a block up to whole vectors for the exp.
-  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-  alignas(HWY_MAX_BYTES) float scores[kAttentionKeysPerBlock + kMaxLanes];
+  // Scores, one row per head (and 3 scratch rows for the tiles' padding),
+  // each with room to round a block up to whole vectors for the exp.
+  constexpr int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+  constexpr int64_t kScoreStride = kAttentionKeysPerBlock + kMaxLanes;
+  alignas(HWY_MAX_BYTES) float scores[(kMaxHeads + 3) * kScoreStride];
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const bool tiles = head_dim % 16 == 0;
+#else
+  const bool tiles = false;
+#endif
   for (int64_t block_start = 0; block_start < row.n_keys; block_start += kAttentionKeysPerBlock) {
-    const int64_t block_len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
+    KeyBlock block;
+    block.keys = keys + block_start * kv_dim;
+    block.values = values + block_start * kv_dim;
+    block.len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
+    block.kv_dim = kv_dim;
+    block.keys_left = row.n_keys - block_start;
+    if (tiles) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+      ScoreTiles(shape, block, queries, n_heads, scores, kScoreStride);
+#endif
+    } else {
+      for (int64_t i = 0; i < n_heads; ++i) {
+        ScoreKeys(df, shape, block, queries[i], i == 0, scores + i * kScoreStride);
+      }
+    }
     for (int64_t i = 0; i < n_heads; ++i) {
-      AttendBlock(df, shape, row, keys, values, block_start, block_len, i == 0, scores, heads[i]);
+      SoftmaxBlock(df, head_dim, block.len, scores + i * kScoreStride, heads[i]);
+    }
+    int64_t i = 0;
+    for (; i + kValueHeads <= n_heads; i += kValueHeads) {
+      AccumulateBlock<kValueHeads>(df, head_dim, block, scores + i * kScoreStride, kScoreStride,
+                                   heads + i);
+    }
+    for (; i < n_heads; ++i) {
+      AccumulateBlock<1>(df, head_dim, block, scores + i * kScoreStride, kScoreStride, heads + i);
     }
   }
   for (int64_t i = 0; i < n_heads; ++i)

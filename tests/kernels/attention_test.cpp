@@ -98,6 +98,9 @@ const std::vector<Case>& cases() {
       {2, 1, 5, {17}},               // narrower than any vector
       {32, 4, 128, {300, 1}},  // GQA groups of 8 (Llama 3): runs of heads split across threads
       {66, 1, 8, {70}},        // a group longer than the longest head run (64)
+      // AVX-512 score tiles (4 heads x 4 keys) short of heads and keys:
+      {6, 1, 64, {67, 3}},  // a group of 6 heads, blocks of 3 and 67 keys
+      {5, 5, 16, {9}},      // one head per group, one vector per head
   };
   return all;
 }
