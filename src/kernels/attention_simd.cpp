@@ -155,7 +155,6 @@ HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock& b,
 
 // One query head's online-softmax state across the key blocks.
 struct HeadState {
-  const float* q = nullptr;
   float* out = nullptr;  // head_dim floats: the accumulator, then the result
   float running_max = -std::numeric_limits<float>::infinity();
   float running_sum = 0.0f;
@@ -267,7 +266,7 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& r
   const float* queries[kMaxHeads];
   const int64_t n_heads = head_end - head_begin;
   for (int64_t i = 0; i < n_heads; ++i) {
-    heads[i].q = queries[i] = row.query + (head_begin + i) * head_dim;
+    queries[i] = row.query + (head_begin + i) * head_dim;
     heads[i].out = row.out + (head_begin + i) * head_dim;
     std::fill(heads[i].out, heads[i].out + head_dim, 0.0f);
   }
