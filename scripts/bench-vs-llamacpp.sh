@@ -40,6 +40,9 @@
 #                 GGUF path (converted to each type) [random]
 #   REPEATS       repeats inside each specula bench / llama-bench run [3]
 #   PP, TG        prefill and decode tokens in the kernel part [64, 64]
+#   VERIFY_MAX    the largest n of the verify cost t(n)/t(1): 16, 32 or 64;
+#                 from 32 a table of the curve at n = 2, 4, ..., VERIFY_MAX
+#                 follows the kernels table [16]
 #   BANDWIDTH_MB  buffer of the bandwidth probe, MiB [2048]
 #   PAD_LAYERS, PAD_FF, PAD_TYPE
 #                 the padded target [28, 16384, f16: 1.1 GB of F16]
@@ -87,6 +90,7 @@ kernel_model=${KERNEL_MODEL:-random}
 repeats=${REPEATS:-3}
 pp=${PP:-64}
 tg=${TG:-64}
+verify_max=${VERIFY_MAX:-16}
 bandwidth_mb=${BANDWIDTH_MB:-2048}
 pad_layers=${PAD_LAYERS:-28}
 pad_ff=${PAD_FF:-16384}
@@ -102,6 +106,11 @@ llama_ctx=$((spec_n + 1024))  # the prompt (30 lines) and the completion
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"; }
 for v in rounds repeats pp tg bandwidth_mb pad_layers pad_ff spec_n spec_prompts spec_draft_max; do
   positive "${v^^}" "${!v}"
+done
+case $verify_max in 16 | 32 | 64) ;; *) die "VERIFY_MAX must be 16, 32 or 64, not '$verify_max'" ;; esac
+verify_ns=(2 4 8 16 32 64)
+for ((i = 0; i < ${#verify_ns[@]}; i++)); do
+  ((verify_ns[i] <= verify_max)) || unset 'verify_ns[i]'
 done
 IFS=, read -r -a threads <<<"$threads_list"
 for t in "${threads[@]}"; do positive THREADS "$t"; done
@@ -230,7 +239,8 @@ bandwidth_file=$runs/bandwidth.txt
 : >"$bandwidth_file"
 
 # ---------------------------------------------------------------- kernels
-declare -A s_dec s_pre s_t8 s_t16 l_dec l_pre l_t8 l_t16 r_dec r_pre s_share l_share
+# s_curve / l_curve: t(n)/t(1) per "type threads n", one value per round.
+declare -A s_dec s_pre s_curve l_dec l_pre l_curve r_dec r_pre s_share l_share
 kernel_round() {  # TYPE THREADS ROUND MODEL
   local type=$1 t=$2 round=$3 model=$4 key="$1 $2" order sj lj lv sd sp ld lp bw
   if ((round % 2)); then order="specula llama"; else order="llama specula"; fi
@@ -239,7 +249,7 @@ kernel_round() {  # TYPE THREADS ROUND MODEL
     if [ "$engine" = specula ]; then
       sj=$runs/kernel-$type-t$t-r$round-specula.json
       log "round $round: specula bench $type, $t threads"
-      "$specula" bench -m "$model" -t "$t" -r "$repeats" -P "$pp" -G "$tg" --max-verify 16 \
+      "$specula" bench -m "$model" -t "$t" -r "$repeats" -P "$pp" -G "$tg" --max-verify "$verify_max" \
         --policy none --bandwidth-mb "$bandwidth_mb" --json -q >"$sj"
     else
       lj=$runs/kernel-$type-t$t-r$round-llama.json
@@ -247,7 +257,7 @@ kernel_round() {  # TYPE THREADS ROUND MODEL
       log "round $round: llama-bench $type, $t threads"
       "$llama_bin/llama-bench" -m "$model" -t "$t" -r "$repeats" -p "$pp" -n "$tg" -o json \
         >"$lj" 2>"$lj.log"
-      "$llama_bin/llama-bench" -m "$model" -t "$t" -r "$repeats" -p 1,8,16 -n 0 \
+      "$llama_bin/llama-bench" -m "$model" -t "$t" -r "$repeats" -p "1,$(IFS=,; echo "${verify_ns[*]}")" -n 0 \
         "${llama_depth[@]}" -o json >"$lv" 2>"$lv.log"
     fi
   done
@@ -257,21 +267,23 @@ kernel_round() {  # TYPE THREADS ROUND MODEL
   echo "$t $bw" >>"$bandwidth_file"
   s_dec[$key]+=" $sd"
   s_pre[$key]+=" $sp"
-  s_t8[$key]+=" $(jq '.verify.points[] | select(.rows == 8) | .ratio.median' "$sj")"
-  s_t16[$key]+=" $(jq '.verify.points[] | select(.rows == 16) | .ratio.median' "$sj")"
+  local n
+  for n in "${verify_ns[@]}"; do
+    s_curve[$key $n]+=" $(jq ".verify.points[] | select(.rows == $n) | .ratio.median" "$sj")"
+  done
   s_share[$key]+=" $(jq .decode.bandwidth_fraction "$sj")"
   [ "$specula_only" = 1 ] && return
   ld=$(jq "[.[] | select(.n_prompt == 0 and .n_gen == $tg) | .avg_ts][0]" "$lj")
   lp=$(jq "[.[] | select(.n_prompt == $pp and .n_gen == 0) | .avg_ts][0]" "$lj")
-  local ts1 ts8 ts16
+  local ts1 tsn
   ts1=$(jq '[.[] | select(.n_prompt == 1 and .n_gen == 0) | .avg_ts][0]' "$lv")
-  ts8=$(jq '[.[] | select(.n_prompt == 8 and .n_gen == 0) | .avg_ts][0]' "$lv")
-  ts16=$(jq '[.[] | select(.n_prompt == 16 and .n_gen == 0) | .avg_ts][0]' "$lv")
   l_dec[$key]+=" $ld"
   l_pre[$key]+=" $lp"
   # t(n) = n / (tokens/s of n rows), so t(n)/t(1) = n * ts(1) / ts(n).
-  l_t8[$key]+=" $(awk -v a="$ts1" -v b="$ts8" 'BEGIN { printf "%.4f", 8 * a / b }')"
-  l_t16[$key]+=" $(awk -v a="$ts1" -v b="$ts16" 'BEGIN { printf "%.4f", 16 * a / b }')"
+  for n in "${verify_ns[@]}"; do
+    tsn=$(jq "[.[] | select(.n_prompt == $n and .n_gen == 0) | .avg_ts][0]" "$lv")
+    l_curve[$key $n]+=" $(awk -v a="$ts1" -v b="$tsn" -v n="$n" 'BEGIN { printf "%.4f", n * a / b }')"
+  done
   l_share[$key]+=" $(jq -n "$ld * $(jq .target_weight_bytes "$sj") / ($bw * 1e9)")"
   r_dec[$key]+=" $(ratio "$sd" "$ld")"
   r_pre[$key]+=" $(ratio "$sp" "$lp")"
@@ -430,10 +442,33 @@ if want kernels; then
     for t in "${threads[@]}"; do
       k="$type $t"
       # shellcheck disable=SC2086
-      echo "| $type | $t | $(median ${s_dec[$k]}) / $(median ${l_dec[$k]:-}) | $(stats 2 ${r_dec[$k]:-}) | $(median ${s_pre[$k]}) / $(median ${l_pre[$k]:-}) | $(stats 2 ${r_pre[$k]:-}) | $(median ${s_t8[$k]}) / $(median ${l_t8[$k]:-}) | $(median ${s_t16[$k]}) / $(median ${l_t16[$k]:-}) | $(median ${s_share[$k]}) / $(median ${l_share[$k]:-}) |"
+      echo "| $type | $t | $(median ${s_dec[$k]}) / $(median ${l_dec[$k]:-}) | $(stats 2 ${r_dec[$k]:-}) | $(median ${s_pre[$k]}) / $(median ${l_pre[$k]:-}) | $(stats 2 ${r_pre[$k]:-}) | $(median ${s_curve[$k 8]}) / $(median ${l_curve[$k 8]:-}) | $(median ${s_curve[$k 16]}) / $(median ${l_curve[$k 16]:-}) | $(median ${s_share[$k]}) / $(median ${l_share[$k]:-}) |"
     done
   done
   echo
+  if ((verify_max > 16)); then
+    echo "Verify cost t(n)/t(1), medians over the rounds, specula / llama.cpp:"
+    echo
+    header="| type | threads |"
+    rule="|---|---|"
+    for n in "${verify_ns[@]}"; do
+      header+=" n = $n |"
+      rule+="---|"
+    done
+    echo "$header"
+    echo "$rule"
+    for type in "${type_list[@]}"; do
+      for t in "${threads[@]}"; do
+        row="| $type | $t |"
+        for n in "${verify_ns[@]}"; do
+          # shellcheck disable=SC2086
+          row+=" $(median ${s_curve[$type $t $n]}) / $(median ${l_curve[$type $t $n]:-}) |"
+        done
+        echo "$row"
+      done
+    done
+    echo
+  fi
   if [ "$specula_only" != 1 ] && [ ${#llama_depth[@]} -eq 0 ]; then
     echo "llama.cpp's t(n) rows start from an empty context (this llama-bench has no --n-depth); specula's are appended to $pp tokens."
     echo
