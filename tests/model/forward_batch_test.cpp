@@ -121,6 +121,48 @@ TEST(ForwardBatch, InterleavedSequencesEqualSeparateRuns) {
   EXPECT_LE(test::relative_error(got_b, expected_b), 1e-6);
 }
 
+// A batch longer than one pass through the layers (kMaxRowsPerPass = 128
+// rows in model.cpp) runs in several: rows of a later pass attend to the
+// keys an earlier one wrote, and the wanted logits land in row order.
+TEST(ForwardBatch, BatchLongerThanOnePassEqualsSingleRows) {
+  const Model& model = gqa_model();
+  constexpr int32_t kPerSequence = 150;  // 300 rows: passes of 128, 128, 44
+  std::vector<int32_t> a, b;
+  for (int32_t i = 0; i < kPerSequence; ++i) {
+    a.push_back((i * 7 + 3) % 45);
+    b.push_back((i * 11 + 5) % 45);
+  }
+  KvCache separate = model.make_cache(kPerSequence, 1);
+  const std::vector<float> expected_a = run_one_by_one(model, separate, 0, a);
+  separate.clear();
+  const std::vector<float> expected_b = run_one_by_one(model, separate, 0, b);
+
+  // The sequences interleaved, logits wanted for every third row of each.
+  KvCache cache = model.make_cache(kPerSequence, 2);
+  std::vector<BatchRow> rows;
+  for (int32_t i = 0; i < kPerSequence; ++i) {
+    rows.push_back({0, i, a[static_cast<size_t>(i)], i % 3 == 0});
+    rows.push_back({1, i, b[static_cast<size_t>(i)], i % 3 == 0});
+  }
+  std::vector<float> logits;
+  model.forward(rows, cache, logits, nullptr);
+  EXPECT_EQ(cache.length(0), kPerSequence);
+  EXPECT_EQ(cache.length(1), kPerSequence);
+
+  const size_t v = static_cast<size_t>(model.config().n_vocab);
+  ASSERT_EQ(logits.size(), static_cast<size_t>(2 * kPerSequence / 3) * v);
+  std::vector<float> got_a, want_a, got_b, want_b;
+  for (size_t i = 0; i < static_cast<size_t>(kPerSequence); i += 3) {
+    const size_t wanted = 2 * (i / 3);  // a's row, then b's
+    got_a.insert(got_a.end(), logits.begin() + wanted * v, logits.begin() + (wanted + 1) * v);
+    got_b.insert(got_b.end(), logits.begin() + (wanted + 1) * v, logits.begin() + (wanted + 2) * v);
+    want_a.insert(want_a.end(), expected_a.begin() + i * v, expected_a.begin() + (i + 1) * v);
+    want_b.insert(want_b.end(), expected_b.begin() + i * v, expected_b.begin() + (i + 1) * v);
+  }
+  EXPECT_EQ(got_a, want_a);
+  EXPECT_EQ(got_b, want_b);
+}
+
 TEST(ForwardBatch, TruncateThenRerunEqualsFreshRun) {
   const Model& model = gqa_model();
   auto batch = [](int32_t start, const std::vector<int32_t>& tokens) {
