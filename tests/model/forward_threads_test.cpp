@@ -12,16 +12,17 @@ namespace {
 TEST(ForwardThreads, LargeBatchIdenticalForNoPoolAnd1To3Threads) {
   RandomModelOptions o;
   o.n_vocab = 61;
-  o.n_embd = 64;
+  o.n_embd = 256;
   o.n_layer = 2;
   o.n_head = 4;
   o.n_head_kv = 2;
-  o.n_ff = 136;
+  o.n_ff = 544;
   o.n_ctx = 512;
   o.seed = 77;
   const std::unique_ptr<Model> model = Model::load(test::write_temp_model(o, "threads.gguf"));
 
-  // 2 x 300 rows: 600 x 64 values per norm, enough to go parallel.
+  // 2 x 300 rows, run as passes of 128 rows (model.cpp): 128 x 256 values
+  // per norm and 128 x 544 per SwiGLU, enough to go parallel.
   std::vector<BatchRow> rows;
   for (int32_t i = 0; i < 600; ++i) rows.push_back({i % 2, i / 2, (i * 13) % 61, i % 7 == 0});
   const auto run = [&](ThreadPool* pool) {
