@@ -108,9 +108,9 @@ for v in rounds repeats pp tg bandwidth_mb pad_layers pad_ff spec_n spec_prompts
   positive "${v^^}" "${!v}"
 done
 case $verify_max in 16 | 32 | 64) ;; *) die "VERIFY_MAX must be 16, 32 or 64, not '$verify_max'" ;; esac
-verify_ns=(2 4 8 16 32 64)
-for ((i = 0; i < ${#verify_ns[@]}; i++)); do
-  ((verify_ns[i] <= verify_max)) || unset 'verify_ns[i]'
+verify_ns=()
+for n in 2 4 8 16 32 64; do
+  if ((n <= verify_max)); then verify_ns+=("$n"); fi
 done
 IFS=, read -r -a threads <<<"$threads_list"
 for t in "${threads[@]}"; do positive THREADS "$t"; done
