@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "core/f16.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
@@ -184,31 +185,37 @@ void BM_ReadBandwidth(benchmark::State& state) {
 
 // attention() for `rows` query rows that end a context of `context` keys
 // (row i sees context - rows + i + 1 of them, as in verification), over
-// one layer's F32 key/value cache. Counter: keys/s = (row, head, key)
-// triples scored and summed per second.
-void BM_Attention(benchmark::State& state, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
+// one layer's key/value cache of kv_type (F32 or F16). Counter: keys/s =
+// (row, head, key) triples scored and summed per second.
+void BM_Attention(benchmark::State& state, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                  DType kv_type) {
   const int64_t context = state.range(0);
   const int64_t rows = state.range(1);
   const AttentionShape shape{n_head, n_head_kv, head_dim,
-                             1.0f / std::sqrt(static_cast<float>(head_dim))};
+                             1.0f / std::sqrt(static_cast<float>(head_dim)), kv_type};
   const int64_t kv_dim = n_head_kv * head_dim;
   const int64_t q_dim = n_head * head_dim;
   std::vector<float> keys(static_cast<size_t>(context * kv_dim));
   std::vector<float> values(keys.size());
+  std::vector<uint16_t> half_keys(keys.size()), half_values(keys.size());
   std::vector<float> queries(static_cast<size_t>(rows * q_dim));
   std::vector<float> out(queries.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     keys[i] = static_cast<float>(i % 23) * 0.05f - 0.5f;
     values[i] = static_cast<float>(i % 19) * 0.05f - 0.45f;
+    half_keys[i] = f32_to_f16(keys[i]);
+    half_values[i] = f32_to_f16(values[i]);
   }
+  const bool half = kv_type == DType::kF16;
+  const void* k = half ? static_cast<const void*>(half_keys.data()) : keys.data();
+  const void* v = half ? static_cast<const void*>(half_values.data()) : values.data();
   for (size_t i = 0; i < queries.size(); ++i)
     queries[i] = static_cast<float>(i % 29) * 0.04f - 0.5f;
   std::vector<AttentionRow> batch;
   int64_t triples = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t n_keys = context - rows + i + 1;
-    batch.push_back(AttentionRow{queries.data() + i * q_dim, keys.data(), values.data(), n_keys,
-                                 out.data() + i * q_dim});
+    batch.push_back(AttentionRow{queries.data() + i * q_dim, k, v, n_keys, out.data() + i * q_dim});
     triples += n_keys * n_head;
   }
   for (auto _ : state) {
@@ -281,17 +288,22 @@ void register_all() {
   // One layer's attention: the 0.8B test model's heads (32 query heads
   // over 4 KV heads of 64 values) and a Llama-3-8B-like layer (32 over 8
   // of 128); a decoded token (1 row) and a verification (9 rows), at 64 to
-  // 4096 keys of context.
-  for (auto [n_head, n_head_kv, head_dim] :
-       {std::tuple<int64_t, int64_t, int64_t>{32, 4, 64}, {32, 8, 128}}) {
-    const std::string name = "Attention/" + std::to_string(n_head) + "x" +
-                             std::to_string(n_head_kv) + "x" + std::to_string(head_dim);
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Attention, n_head, n_head_kv, head_dim);
-    b->ArgNames({"ctx", "rows"});
-    for (int64_t context : {64, 512, 2048, 4096}) {
-      for (int64_t rows : {1, 9}) b->Args({context, rows});
+  // 4096 keys of context; an F32 cache (Attention/) and an F16 one
+  // (AttentionF16/).
+  for (DType kv_type : {DType::kF32, DType::kF16}) {
+    for (auto [n_head, n_head_kv, head_dim] :
+         {std::tuple<int64_t, int64_t, int64_t>{32, 4, 64}, {32, 8, 128}}) {
+      const std::string name =
+          std::string(kv_type == DType::kF16 ? "AttentionF16/" : "Attention/") +
+          std::to_string(n_head) + "x" + std::to_string(n_head_kv) + "x" + std::to_string(head_dim);
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Attention, n_head, n_head_kv,
+                                             head_dim, kv_type);
+      b->ArgNames({"ctx", "rows"});
+      for (int64_t context : {64, 512, 2048, 4096}) {
+        for (int64_t rows : {1, 9}) b->Args({context, rows});
+      }
+      b->UseRealTime()->Unit(benchmark::kMicrosecond);
     }
-    b->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   register_shapes(
       "MatmulPartialK", {DType::kQ4_K, DType::kQ6_K},

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
+#include "core/f16.h"
 #include "kernels/attention_kernels.h"
 
 namespace specula {
@@ -18,7 +20,16 @@ constexpr int64_t kMinParallelMultiplyAdds = int64_t{1} << 16;
 
 void check_shape(const AttentionShape& shape) {
   assert(shape.n_head > 0 && shape.n_head_kv > 0 && shape.n_head % shape.n_head_kv == 0);
-  (void)shape;
+  if (shape.kv_type != DType::kF32 && shape.kv_type != DType::kF16) {
+    fail("attention: keys and values of type ", dtype_name(shape.kv_type),
+         "; the kernels read F32 and F16");
+  }
+}
+
+// Element i of a key or value store of `type` (kF32 or kF16), as a float.
+float kv_value(const void* store, DType type, int64_t i) {
+  if (type == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(store)[i]);
+  return static_cast<const float*>(store)[i];
 }
 
 }  // namespace
@@ -38,9 +49,9 @@ void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row
     const int64_t block_len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
     float block_max = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < block_len; ++j) {
-      const float* k = row.keys + (block_start + j) * kv_dim + kv_head * head_dim;
+      const int64_t k = (block_start + j) * kv_dim + kv_head * head_dim;
       float dot = 0.0f;
-      for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * k[d];
+      for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kv_value(row.keys, shape.kv_type, k + d);
       scores[static_cast<size_t>(j)] = dot * shape.scale;
       block_max = std::max(block_max, scores[static_cast<size_t>(j)]);
     }
@@ -54,8 +65,10 @@ void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row
     for (int64_t j = 0; j < block_len; ++j) {
       const float weight = std::exp(scores[static_cast<size_t>(j)] - running_max);
       running_sum += weight;
-      const float* v = row.values + (block_start + j) * kv_dim + kv_head * head_dim;
-      for (int64_t d = 0; d < head_dim; ++d) out[d] += weight * v[d];
+      const int64_t v = (block_start + j) * kv_dim + kv_head * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) {
+        out[d] += weight * kv_value(row.values, shape.kv_type, v + d);
+      }
     }
   }
   const float inverse = 1.0f / running_sum;

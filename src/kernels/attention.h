@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace specula {
@@ -19,14 +20,19 @@ struct AttentionShape {
   int64_t n_head_kv = 0;  // key/value heads; n_head % n_head_kv == 0
   int64_t head_dim = 0;   // values per head
   float scale = 0.0f;     // score multiplier, usually 1 / sqrt(head_dim)
+  // Element type of the cached keys and values: kF32, or kF16 (IEEE
+  // binary16, half the bytes; widened to float as they are read).
+  DType kv_type = DType::kF32;
 };
 
 struct AttentionRow {
-  const float* query = nullptr;   // n_head * head_dim
-  const float* keys = nullptr;    // n_keys rows of n_head_kv * head_dim, contiguous
-  const float* values = nullptr;  // the same layout as keys
-  int64_t n_keys = 0;             // >= 1
-  float* out = nullptr;           // n_head * head_dim
+  const float* query = nullptr;  // n_head * head_dim
+  // n_keys rows of n_head_kv * head_dim values of AttentionShape::kv_type,
+  // contiguous; values in the same layout.
+  const void* keys = nullptr;
+  const void* values = nullptr;
+  int64_t n_keys = 0;    // >= 1
+  float* out = nullptr;  // n_head * head_dim
 };
 
 // For each row and query head h (key/value head h / (n_head / n_head_kv)):

@@ -6,7 +6,9 @@
 // AVX-512 with head_dim a multiple of 16, tiles of 4 heads x 4 keys whose
 // lane sums one ReduceAdd16 finishes; elsewhere q.k per key), exp over a
 // block of scores, and the weighted sum of V rows, which walks the block's
-// V rows once for up to four heads at a time.
+// V rows once for up to four heads at a time. An F16 store's block of
+// keys and values is first widened to floats in per-thread scratch, once
+// for all the heads of the run.
 //
 // hot: AttendHeads is where decode attention spends its time.
 
@@ -24,6 +26,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/aligned_buffer.h"
+#include "core/f16.h"
 #include "kernels/attention_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -65,28 +69,54 @@ HWY_INLINE void Scale(DF df, float factor, float* out, int64_t n) {
 // How far ahead of the key being scored its successors are fetched.
 constexpr int64_t kKeysAhead = 16;
 
-// Brings the cache lines of one head's row of n floats towards L1.
-HWY_INLINE void PrefetchRow(const float* p, int64_t n, bool valid) {
+// Brings the cache lines of `bytes` bytes from p towards L1.
+HWY_INLINE void PrefetchBytes(const void* p, int64_t bytes, bool valid) {
   if (!valid) return;
-  constexpr int64_t kFloatsPerLine = 64 / sizeof(float);
-  for (int64_t d = 0; d < n; d += kFloatsPerLine) __builtin_prefetch(p + d);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(static_cast<const char*>(p) + b);
 }
 
 // One key block of a row and KV head: len keys and values from keys and
 // values, rows kv_dim floats apart; keys_left counts the row's keys from
-// the block's first, so that fetching ahead stops at the last.
+// the block's first, so that fetching ahead stops at the last. fetch:
+// whether the rows are worth fetching ahead (not when they were widened
+// into scratch that is already in L1).
 struct KeyBlock {
   const float* keys = nullptr;
   const float* values = nullptr;
   int64_t len = 0;
   int64_t kv_dim = 0;
   int64_t keys_left = 0;
+  bool fetch = true;
 };
 
 // Fetches key row j + kKeysAhead and value row j of the block.
 HWY_INLINE void PrefetchKey(const KeyBlock& b, int64_t head_dim, int64_t j) {
-  PrefetchRow(b.keys + (j + kKeysAhead) * b.kv_dim, head_dim, j + kKeysAhead < b.keys_left);
-  PrefetchRow(b.values + j * b.kv_dim, head_dim, true);
+  if (!b.fetch) return;
+  const auto bytes = static_cast<int64_t>(head_dim * sizeof(float));
+  PrefetchBytes(b.keys + (j + kKeysAhead) * b.kv_dim, bytes, j + kKeysAhead < b.keys_left);
+  PrefetchBytes(b.values + j * b.kv_dim, bytes, true);
+}
+
+// Rows [0, len) of one KV head in an F16 store (from: its first row's
+// slice, rows kv_dim values apart) widened to floats at to, head_dim
+// apart; rows_left counts the store's rows from `from`, so that fetching
+// ahead stops at the last.
+HWY_INLINE void WidenRows(DF df, const uint16_t* from, int64_t kv_dim, int64_t head_dim,
+                          int64_t len, int64_t rows_left, float* HWY_RESTRICT to) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto row_bytes = static_cast<int64_t>(head_dim * sizeof(uint16_t));
+  for (int64_t j = 0; j < len; ++j) {
+    const uint16_t* row = from + j * kv_dim;
+    PrefetchBytes(row + kKeysAhead * kv_dim, row_bytes, j + kKeysAhead < rows_left);
+    float* out = to + j * head_dim;
+    int64_t d = 0;
+    for (; d + lanes <= head_dim; d += lanes) {
+      const auto half = hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row + d));
+      hn::StoreU(hn::PromoteTo(df, half), df, out + d);
+    }
+    for (; d < head_dim; ++d) out[d] = f16_to_f32(row[d]);
+  }
 }
 
 // scores[j] = scale * q.k_j for the block's keys, one key at a time. The
@@ -259,8 +289,14 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& r
   const int64_t head_dim = shape.head_dim;
   const int64_t kv_dim = shape.n_head_kv * head_dim;
   const int64_t kv_head = head_begin / (shape.n_head / shape.n_head_kv);
-  const float* keys = row.keys + kv_head * head_dim;
-  const float* values = row.values + kv_head * head_dim;
+  const int64_t kv_offset = kv_head * head_dim;
+  const bool half = shape.kv_type == DType::kF16;
+  // F16 stores: each block's keys, then its values, widened to floats.
+  thread_local AlignedBuffer<float> widened;
+  if (half) {
+    const auto need = static_cast<size_t>(2 * kAttentionKeysPerBlock * head_dim);
+    if (widened.size() < need) widened.resize(need);
+  }
   constexpr int64_t kMaxHeads = 64;
   HeadState heads[kMaxHeads];
   const float* queries[kMaxHeads];
@@ -282,11 +318,25 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& r
 #endif
   for (int64_t block_start = 0; block_start < row.n_keys; block_start += kAttentionKeysPerBlock) {
     KeyBlock block;
-    block.keys = keys + block_start * kv_dim;
-    block.values = values + block_start * kv_dim;
     block.len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
-    block.kv_dim = kv_dim;
     block.keys_left = row.n_keys - block_start;
+    const int64_t first = block_start * kv_dim + kv_offset;
+    if (half) {
+      float* keys = widened.data();
+      float* values = keys + kAttentionKeysPerBlock * head_dim;
+      WidenRows(df, static_cast<const uint16_t*>(row.keys) + first, kv_dim, head_dim, block.len,
+                block.keys_left, keys);
+      WidenRows(df, static_cast<const uint16_t*>(row.values) + first, kv_dim, head_dim, block.len,
+                block.keys_left, values);
+      block.keys = keys;
+      block.values = values;
+      block.kv_dim = head_dim;
+      block.fetch = false;
+    } else {
+      block.keys = static_cast<const float*>(row.keys) + first;
+      block.values = static_cast<const float*>(row.values) + first;
+      block.kv_dim = kv_dim;
+    }
     if (tiles) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
       ScoreTiles(shape, block, queries, n_heads, scores, kScoreStride);

@@ -1,14 +1,19 @@
 // The SIMD attention kernel against its scalar twin on every instruction
 // set compiled in, and both against a double-precision softmax written
-// here; thread-count invariance of the parallel split.
+// here; thread-count invariance of the parallel split. Keys and values
+// stored as F32 and as F16.
 #include "kernels/attention.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "core/error.h"
+#include "core/f16.h"
 #include "kernels/dispatch.h"
 
 namespace specula {
@@ -20,14 +25,17 @@ struct Case {
 };
 
 // Rows over one shared key/value store (as rows of one sequence are).
+// kv_type kF16: the store holds keys and values rounded to F16, and keys
+// and values below are those rounded values as floats.
 struct Problem {
   AttentionShape shape;
   std::vector<float> queries, keys, values;
+  std::vector<uint16_t> half_keys, half_values;
   std::vector<int64_t> n_keys;
 
-  explicit Problem(const Case& c, uint32_t seed) : n_keys(c.n_keys) {
+  explicit Problem(const Case& c, uint32_t seed, DType kv_type = DType::kF32) : n_keys(c.n_keys) {
     shape = AttentionShape{c.n_head, c.n_head_kv, c.head_dim,
-                           1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+                           1.0f / std::sqrt(static_cast<float>(c.head_dim)), kv_type};
     int64_t max_keys = 0;
     for (int64_t n : n_keys) max_keys = std::max(max_keys, n);
     std::mt19937 rng(seed);
@@ -41,15 +49,25 @@ struct Problem {
     fill(queries, static_cast<int64_t>(n_keys.size()) * c.n_head * c.head_dim);
     fill(keys, max_keys * c.n_head_kv * c.head_dim);
     fill(values, max_keys * c.n_head_kv * c.head_dim);
+    if (kv_type == DType::kF16) {
+      for (auto [from, to] : {std::pair{&keys, &half_keys}, std::pair{&values, &half_values}}) {
+        for (float& x : *from) {
+          to->push_back(f32_to_f16(x));
+          x = f16_to_f32(to->back());
+        }
+      }
+    }
   }
 
   std::vector<float> run(bool scalar, ThreadPool* pool) const {
     const int64_t q_dim = shape.n_head * shape.head_dim;
     std::vector<float> out(n_keys.size() * static_cast<size_t>(q_dim), -1.0f);
+    const bool half = shape.kv_type == DType::kF16;
+    const void* k = half ? static_cast<const void*>(half_keys.data()) : keys.data();
+    const void* v = half ? static_cast<const void*>(half_values.data()) : values.data();
     std::vector<AttentionRow> rows;
     for (size_t i = 0; i < n_keys.size(); ++i) {
-      rows.push_back(AttentionRow{queries.data() + static_cast<int64_t>(i) * q_dim, keys.data(),
-                                  values.data(), n_keys[i],
+      rows.push_back(AttentionRow{queries.data() + static_cast<int64_t>(i) * q_dim, k, v, n_keys[i],
                                   out.data() + static_cast<int64_t>(i) * q_dim});
     }
     if (scalar) {
@@ -105,9 +123,11 @@ const std::vector<Case>& cases() {
   return all;
 }
 
-TEST(Attention, EveryTargetMatchesScalarTwinAndDoubleReference) {
+class AttentionTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(AttentionTest, EveryTargetMatchesScalarTwinAndDoubleReference) {
   for (size_t c = 0; c < cases().size(); ++c) {
-    const Problem problem(cases()[c], static_cast<uint32_t>(c + 1));
+    const Problem problem(cases()[c], static_cast<uint32_t>(c + 1), GetParam());
     const std::vector<float> scalar = problem.run(/*scalar=*/true, nullptr);
     const std::vector<double> reference = problem.reference();
     for (size_t i = 0; i < scalar.size(); ++i)
@@ -123,15 +143,29 @@ TEST(Attention, EveryTargetMatchesScalarTwinAndDoubleReference) {
   }
 }
 
-TEST(Attention, IdenticalForAnyThreadCount) {
+TEST_P(AttentionTest, IdenticalForAnyThreadCount) {
   for (size_t c = 0; c < cases().size(); ++c) {
-    const Problem problem(cases()[c], static_cast<uint32_t>(c + 11));
+    const Problem problem(cases()[c], static_cast<uint32_t>(c + 11), GetParam());
     const std::vector<float> one = problem.run(false, nullptr);
     for (int n_threads : {2, 3, 16}) {
       ThreadPool pool(n_threads);
       EXPECT_EQ(problem.run(false, &pool), one) << "case " << c << ", " << n_threads << " threads";
     }
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(KvTypes, AttentionTest, ::testing::Values(DType::kF32, DType::kF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Keys and values of a type the kernels do not read are refused, not
+// misread.
+TEST(Attention, RefusesOtherKvTypes) {
+  const std::vector<float> query(8, 1.0f), keys(8, 1.0f);
+  std::vector<float> out(8);
+  const AttentionRow row{query.data(), keys.data(), keys.data(), 1, out.data()};
+  const AttentionShape shape{1, 1, 8, 1.0f, DType::kQ8_0};
+  EXPECT_THROW(attention(shape, {&row, 1}, nullptr), Error);
+  EXPECT_THROW(attention_scalar(shape, {&row, 1}), Error);
 }
 
 }  // namespace
