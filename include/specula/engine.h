@@ -72,10 +72,20 @@ struct OnlineDistillConfig {
   uint64_t seed = 1;  // which stored windows each step draws
 };
 
+// Element type of the KV caches' keys and values.
+enum class KvCacheType {
+  kF16,  // IEEE half, rounded to nearest even: half the memory (llama.cpp's default)
+  kF32,  // the values as computed
+};
+
 struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
   int32_t n_threads = 0;   // 0: every core
+  // Of the target's and a draft model's caches. A KV cache holds 2 x
+  // layers x KV heads x head size values per token of context (an 8B Llama
+  // at 8192 tokens: 1 GiB in F16, 2 GiB in F32).
+  KvCacheType kv_cache_type = KvCacheType::kF16;
   // The drafters to choose among, by spec (src/engine/drafter_factory.h):
   // "model" (the draft file), "lookup[:N|:MIN-MAX]" (prompt lookup),
   // "suffix" (a suffix cache of everything this engine generated),

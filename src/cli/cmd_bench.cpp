@@ -17,11 +17,13 @@
 #include "benchmark/bench_runner.h"
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
+#include "cli/kv_type_flag.h"
 #include "cli/seed_flag.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
 #include "drafters/model_drafter.h"
+#include "engine/kv_cache_type.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -42,6 +44,7 @@ struct BenchFlags {
   std::string model_path;
   std::string draft_path;
   int32_t threads = 0;
+  std::string kv_type = "f16";
   std::string draft_max_list = "1,2,4,8";
   std::string policies = "adaptive";
   std::string drafter_sets;  // ';'-separated --drafter lists
@@ -290,10 +293,11 @@ void run(BenchFlags& flags) {
   }
   check_bench_options(options);
 
-  const std::unique_ptr<Model> target = Model::load(flags.model_path);
+  const DType kv_type = kv_dtype(kv_cache_type(flags.kv_type));
+  const std::unique_ptr<Model> target = Model::load(flags.model_path, kv_type);
   std::unique_ptr<Model> draft;
   if (!flags.draft_path.empty()) {
-    draft = Model::load(flags.draft_path);
+    draft = Model::load(flags.draft_path, kv_type);
     check_same_vocabulary(*target, *draft);
   }
   if (!flags.prompt.empty()) {
@@ -340,6 +344,7 @@ const bool registered = register_command({
                      "plain");
       sub.add_option("-t,--threads", flags->threads, "Threads; 0 uses every core")
           ->capture_default_str();
+      add_kv_type_flag(sub, flags->kv_type);
       sub.add_option("-r,--repeats", o.repeats, "Repeats of every measurement (median, spread)")
           ->capture_default_str();
       flags->prompt_tokens_option =

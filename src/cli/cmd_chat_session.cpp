@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "drafters/model_drafter.h"
+#include "engine/kv_cache_type.h"
 
 namespace specula::cli {
 namespace {
@@ -65,9 +66,9 @@ ChatSession::ChatSession(const ChatConfig& config) : config_(config) {
     fail("--draft-max is ", config.options.draft_max,
          ": it must be >= 0 (0 turns speculation off)");
   }
-  target_ = Model::load(e.model_path);
+  target_ = Model::load(e.model_path, kv_dtype(e.kv_cache_type));
   if (!e.draft_path.empty()) {
-    draft_ = Model::load(e.draft_path);
+    draft_ = Model::load(e.draft_path, kv_dtype(e.kv_cache_type));
     check_same_vocabulary(*target_, *draft_);
   }
   try {

@@ -76,6 +76,7 @@ nlohmann::json result_json(const GenerateFlags& flags, const Engine& engine,
   json["text"] = result.text;
   json["n_ctx"] = result.n_ctx;
   json["threads"] = engine.n_threads();
+  json["kv_type"] = flags.kv_type;
   json["sampling"] = {{"temperature", flags.options.temperature},
                       {"top_k", flags.options.top_k},
                       {"top_p", flags.options.top_p},

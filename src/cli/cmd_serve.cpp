@@ -13,11 +13,13 @@
 #include "chat/chat_template.h"
 #include "cli/command_registry.h"
 #include "cli/field_flags.h"
+#include "cli/kv_type_flag.h"
 #include "cli/stop_on_signals.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
 #include "drafters/model_drafter.h"
+#include "engine/kv_cache_type.h"
 #include "model/model.h"
 #include "serve/http_scheduler_backend.h"
 #include "serve/http_server.h"
@@ -45,6 +47,7 @@ struct ServeFlags {
   std::string policy = "capacity";
   std::string chat_template;  // --chat-template FILE|NAME; empty: the model's
   int32_t threads = 0;
+  std::string kv_type = "f16";
   int32_t http_threads = 0;  // 0: enough for --parallel and --queue-max
   double shutdown_grace = 30.0;
   SchedulerOptions scheduler;
@@ -78,7 +81,8 @@ struct Loaded {
 Loaded load(const ServeFlags& flags, SchedulerOptions options,
             std::shared_ptr<const ChatTemplate> chat_template) {
   Loaded loaded;
-  loaded.target = Model::load(flags.model_path);
+  const DType kv_type = kv_dtype(kv_cache_type(flags.kv_type));
+  loaded.target = Model::load(flags.model_path, kv_type);
   loaded.special_tokens = special_token_texts(loaded.target->file());
   loaded.chat_template = std::move(chat_template);
   if (!loaded.chat_template) {
@@ -99,7 +103,7 @@ Loaded load(const ServeFlags& flags, SchedulerOptions options,
     }
   }
   if (!flags.draft_path.empty()) {
-    loaded.draft = Model::load(flags.draft_path);
+    loaded.draft = Model::load(flags.draft_path, kv_type);
     check_same_vocabulary(*loaded.target, *loaded.draft);
   }
   try {
@@ -225,6 +229,7 @@ void add_flags(CLI::App& sub, ServeFlags& flags) {
       ->envname("SPECULA_API_KEY");
   sub.add_option("-t,--threads", flags.threads, "Compute threads; 0 uses every core")
       ->capture_default_str();
+  add_kv_type_flag(sub, flags.kv_type);
   sub.add_option("--draft-max", s.draft_max, "The most tokens drafted per sequence and step")
       ->capture_default_str();
   sub.add_option("--policy", flags.policy,

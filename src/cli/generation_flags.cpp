@@ -1,5 +1,6 @@
 #include "cli/generation_flags.h"
 
+#include "cli/kv_type_flag.h"
 #include "cli/seed_flag.h"
 #include "core/error.h"
 #include "core/split_list.h"
@@ -46,6 +47,7 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& flags) {
       ->capture_default_str();
   sub.add_option("-t,--threads", flags.engine.n_threads, "Threads; 0 uses every core")
       ->capture_default_str();
+  add_kv_type_flag(sub, flags.kv_type);
 }
 
 void resolve_generation_flags(GenerationFlags& flags, const CLI::App& sub) {
@@ -55,6 +57,7 @@ void resolve_generation_flags(GenerationFlags& flags, const CLI::App& sub) {
         "flag out for the default");
   }
   flags.options.policy = parse_policy(flags.policy);
+  flags.engine.kv_cache_type = kv_cache_type(flags.kv_type);
   if (!flags.drafters.empty()) flags.engine.drafters = split_list(flags.drafters, "--drafter");
   if (flags.engine.suffix_cache_tokens < 1) {
     fail("--suffix-cache-tokens is ", flags.engine.suffix_cache_tokens,

@@ -32,10 +32,12 @@ struct GenerationFlags {
   GenerateOptions options;
   std::string policy = "adaptive";
   std::string drafters;  // "model,lookup"; empty: the engine's default
+  std::string kv_type = "f16";
 };
 
 // -m, -d, --draft-max, --policy, --drafter, --suffix-cache-tokens,
-// --confidence-threshold, --temp, --top-k, --top-p, --min-p, --seed, -t.
+// --confidence-threshold, --temp, --top-k, --top-p, --min-p, --seed, -t,
+// --kv-type.
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags);
 
 // After parsing: the policy and drafter list into engine and options, and

@@ -21,7 +21,7 @@ SelfDrafter::SelfDrafter(const Model& target, int32_t n_layers, int32_t n_ctx, T
   }
   if (n_ctx < 1) fail("the self drafter's context size is ", n_ctx, ": it must be at least 1");
   // Only the first k layers ever hold keys and values.
-  replace_cache(KvCache(n_layers_, 1, n_ctx, config.n_head_kv * config.head_dim));
+  replace_cache(KvCache(n_layers_, 1, n_ctx, config.n_head_kv * config.head_dim, target.kv_type()));
 }
 
 std::string SelfDrafter::name() const {

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "drafters/model_drafter.h"
+#include "engine/kv_cache_type.h"
 #include "engine/speculation_session.h"
 #include "model/model.h"
 #include "speculative/generator.h"
@@ -64,7 +65,8 @@ struct Engine::Impl {
       // llama.cpp warns too; the cache's pages are taken as it fills, so
       // the size is what a long run can reach, not what is taken now.
       const ModelConfig& c = target->config();
-      const double kv_bytes = 2.0 * sizeof(float) * c.n_layer * c.n_head_kv * c.head_dim *
+      const double value_bytes = target->kv_type() == DType::kF32 ? 4.0 : 2.0;
+      const double kv_bytes = 2.0 * value_bytes * c.n_layer * c.n_head_kv * c.head_dim *
                               static_cast<double>(options.n_ctx);
       log_warn("context size ", options.n_ctx, " exceeds the ", n_ctx_train,
                " tokens the model was trained for: quality may drop past that, and the "
@@ -99,9 +101,9 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   }
   std::unique_ptr<Engine> engine(new Engine());
   Impl& impl = *engine->impl_;
-  impl.target = Model::load(config.model_path);
+  impl.target = Model::load(config.model_path, kv_dtype(config.kv_cache_type));
   if (!config.draft_path.empty()) {
-    impl.draft = Model::load(config.draft_path);
+    impl.draft = Model::load(config.draft_path, kv_dtype(config.kv_cache_type));
     check_same_vocabulary(*impl.target, *impl.draft);
   }
   SpeculationSessionOptions session_options;

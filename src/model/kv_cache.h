@@ -1,5 +1,7 @@
 // Keys and values of every layer for each sequence, with O(1) truncation so
-// that speculative steps can roll back rejected positions.
+// that speculative steps can roll back rejected positions. Stored as F32 or
+// as F16 (half the memory; each value rounded to nearest even when
+// written, as llama.cpp's default cache does).
 #pragma once
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "core/dtype.h"
 
 namespace specula {
 
@@ -14,13 +17,17 @@ class KvCache {
  public:
   KvCache() = default;
   // kv_dim = n_head_kv * head_dim. Storage: per layer, per sequence, n_ctx
-  // rows of kv_dim floats, for keys and for values.
-  KvCache(int32_t n_layer, int32_t n_seq, int32_t n_ctx, int32_t kv_dim);
+  // rows of kv_dim values of `type` (kF32 or kF16), for keys and for
+  // values.
+  KvCache(int32_t n_layer, int32_t n_seq, int32_t n_ctx, int32_t kv_dim, DType type = DType::kF32);
 
   int32_t n_layer() const { return n_layer_; }
   int32_t n_seq() const { return n_seq_; }
   int32_t n_ctx() const { return n_ctx_; }
   int32_t kv_dim() const { return kv_dim_; }
+  DType type() const { return type_; }
+  // Bytes of one row of keys (or values): kv_dim values of type().
+  size_t row_bytes() const;
 
   // Positions held for `seq`.
   int32_t length(int32_t seq) const { return lengths_[seq]; }
@@ -31,20 +38,27 @@ class KvCache {
   // writing rows).
   void set_length(int32_t seq, int32_t n);
 
-  // Row of keys/values for (layer, seq, position): kv_dim floats.
-  float* key(int32_t layer, int32_t seq, int32_t position);
-  float* value(int32_t layer, int32_t seq, int32_t position);
-  const float* key(int32_t layer, int32_t seq, int32_t position) const;
-  const float* value(int32_t layer, int32_t seq, int32_t position) const;
+  // Stores the keys and values (kv_dim floats each) of (layer, seq,
+  // position), converted to the cache's type.
+  void write(int32_t layer, int32_t seq, int32_t position, const float* key, const float* value);
 
-  uint64_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
+  // Row of keys/values for (layer, seq, position): kv_dim values of type();
+  // the rows of a (layer, seq) follow each other.
+  void* key(int32_t layer, int32_t seq, int32_t position);
+  void* value(int32_t layer, int32_t seq, int32_t position);
+  const void* key(int32_t layer, int32_t seq, int32_t position) const;
+  const void* value(int32_t layer, int32_t seq, int32_t position) const;
+
+  uint64_t bytes() const { return keys_.size() + values_.size(); }
 
  private:
+  // Byte offset of the row.
   size_t offset(int32_t layer, int32_t seq, int32_t position) const;
   int32_t n_layer_ = 0, n_seq_ = 0, n_ctx_ = 0, kv_dim_ = 0;
+  DType type_ = DType::kF32;
   std::vector<int32_t> lengths_;
-  AlignedBuffer<float> keys_;
-  AlignedBuffer<float> values_;
+  AlignedBuffer<uint8_t> keys_;
+  AlignedBuffer<uint8_t> values_;
 };
 
 }  // namespace specula

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <mutex>
 
 #include "core/error.h"
@@ -105,7 +104,8 @@ struct Model::Impl {
   std::shared_ptr<const GgufReader> file;
   ModelConfig config;
   ModelWeights weights;
-  RopeAngles rope_angles;  // the inverse frequencies, computed once
+  RopeAngles rope_angles;          // the inverse frequencies, computed once
+  DType kv_type = kDefaultKvType;  // of the caches make_cache makes
 
   // Scratch for concurrent forwards on different caches: each call takes one
   // from the free list (creating it the first time) and returns it after.
@@ -135,12 +135,16 @@ struct Model::Impl {
 Model::Model() : impl_(std::make_unique<Impl>()) {}
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
-  return from_gguf(std::shared_ptr<const GgufReader>(GgufReader::open(path)));
+std::unique_ptr<Model> Model::load(const std::string& path, DType kv_type) {
+  return from_gguf(std::shared_ptr<const GgufReader>(GgufReader::open(path)), kv_type);
 }
 
-std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufReader> file) {
+std::unique_ptr<Model> Model::from_gguf(std::shared_ptr<const GgufReader> file, DType kv_type) {
+  if (kv_type != DType::kF32 && kv_type != DType::kF16) {
+    fail("KV cache type ", dtype_name(kv_type), " is not supported; use f32 or f16");
+  }
   std::unique_ptr<Model> model(new Model());
+  model->impl_->kv_type = kv_type;
   model->impl_->config = read_model_config(*file);
   model->impl_->weights = bind_model_weights(*file, model->impl_->config);
   pack_model_weights(&model->impl_->weights);
@@ -164,7 +168,11 @@ KvCache Model::make_cache(int32_t n_ctx, int32_t n_seq) const {
   if (n_ctx <= 0) fail("context size ", n_ctx, " must be positive");
   if (n_seq <= 0) fail("number of sequences ", n_seq, " must be positive");
   const ModelConfig& c = impl_->config;
-  return KvCache(c.n_layer, n_seq, n_ctx, c.n_head_kv * c.head_dim);
+  return KvCache(c.n_layer, n_seq, n_ctx, c.n_head_kv * c.head_dim, impl_->kv_type);
+}
+
+DType Model::kv_type() const {
+  return impl_->kv_type;
 }
 
 void Model::Impl::validate(std::span<const BatchRow> rows, int32_t n_layers, const KvCache& cache,
@@ -237,9 +245,7 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
     const float* sin = s.rope_sin.data() + i * (config.head_dim / 2);
     rope_rotate(q, config.n_head, config.head_dim, cos, sin, config.rope_style);
     rope_rotate(k, config.n_head_kv, config.head_dim, cos, sin, config.rope_style);
-    std::memcpy(cache.key(layer_index, row.seq, row.position), k, kv_dim * sizeof(float));
-    std::memcpy(cache.value(layer_index, row.seq, row.position), s.value.data() + i * kv_dim,
-                kv_dim * sizeof(float));
+    cache.write(layer_index, row.seq, row.position, k, s.value.data() + i * kv_dim);
   }
   // All rows' keys are in the cache now, so a row sees the earlier rows of
   // its own sequence in this batch; n_keys = position + 1 masks later ones.
@@ -250,7 +256,7 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
         cache.value(layer_index, row.seq, 0), row.position + 1, s.attended.data() + i * q_dim};
   }
   const AttentionShape shape{config.n_head, config.n_head_kv, config.head_dim,
-                             1.0f / std::sqrt(static_cast<float>(config.head_dim))};
+                             1.0f / std::sqrt(static_cast<float>(config.head_dim)), cache.type()};
   attention(shape, std::span<const AttentionRow>(s.attention_rows.data(), rows.size()), pool);
   matmul(layer.attn_output, s.attended.data(), n, s.projected.data(), pool);
   add_rows(s.hidden.data(), s.projected.data(), n * n_embd, pool);

@@ -168,9 +168,10 @@ TEST_F(BadInput, AContextPastTrainingWarnsWithTheKvSizeAndAllocatesLazily) {
   const CliResult made =
       run_cli("make-model --out " + small + " --embd 32 --layers 2 --heads 2 --ff 64 --ctx 256");
   ASSERT_EQ(made.exit_code, 0) << made.output;
-  // 2 layers x 32 kv values x (k, v) x 4 bytes = 512 bytes a token: 1 GiB.
+  // 2 layers x 32 kv values x (k, v) x 2 bytes (F16, the default) = 256
+  // bytes a token: 1 GiB.
   const CliResult result =
-      run_cli("generate -m " + small + " -c 2097152 -n 4 --temp 0 --json -q x");
+      run_cli("generate -m " + small + " -c 4194304 -n 4 --temp 0 --json -q x");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_TRUE(contains(result.output, "exceeds the 256 tokens the model was trained for"))
       << result.output;

@@ -245,11 +245,12 @@ TEST(KvCache, LengthsTruncateAndBounds) {
   EXPECT_THROW(cache.truncate(3, 0), Error);  // no such sequence
   EXPECT_THROW(cache.set_length(0, 11), Error);
   // Rows of different (layer, seq, position) do not overlap.
-  cache.key(1, 2, 9)[3] = 5.0f;
-  EXPECT_EQ(cache.key(1, 2, 9)[3], 5.0f);
-  EXPECT_EQ(cache.value(1, 2, 9)[3], 0.0f);
-  EXPECT_EQ(cache.key(0, 2, 9)[3], 0.0f);
-  EXPECT_EQ(cache.key(1, 1, 9)[3], 0.0f);
+  const auto at = [&](void* row) { return static_cast<float*>(row) + 3; };
+  *at(cache.key(1, 2, 9)) = 5.0f;
+  EXPECT_EQ(*at(cache.key(1, 2, 9)), 5.0f);
+  EXPECT_EQ(*at(cache.value(1, 2, 9)), 0.0f);
+  EXPECT_EQ(*at(cache.key(0, 2, 9)), 0.0f);
+  EXPECT_EQ(*at(cache.key(1, 1, 9)), 0.0f);
   cache.clear();
   EXPECT_EQ(cache.length(1), 0);
   EXPECT_THROW(KvCache(1, 0, 10, 4), Error);

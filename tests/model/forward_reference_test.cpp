@@ -85,12 +85,16 @@ TEST_P(ForwardReferenceTest, MatchesIndependentReference) {
   const Shape& s = GetParam();
   std::string path = test::write_temp_model(s.options, s.label + ".gguf");
   if (!s.edits.metadata.empty()) path = test::rewrite_gguf(path, s.edits, s.label + "_edited.gguf");
-  const auto model = Model::load(path);
   const std::vector<int32_t> tokens = token_sequence(13, s.options.n_vocab, 3);
-  const std::vector<double> expected = test::reference_logits(path, tokens);
   ThreadPool pool(2);
-  const std::vector<float> got = engine_logits(*model, tokens, {5, 1, 3}, &pool);
-  EXPECT_LE(test::relative_error(got, expected), 1e-5) << s.label;
+  for (const DType kv_type : {DType::kF32, DType::kF16}) {
+    const auto model = Model::load(path, kv_type);
+    const bool half_kv = kv_type == DType::kF16;
+    const std::vector<double> expected = test::reference_logits(path, tokens, half_kv);
+    const std::vector<float> got = engine_logits(*model, tokens, {5, 1, 3}, &pool);
+    EXPECT_LE(test::relative_error(got, expected), 1e-5)
+        << s.label << ", KV " << dtype_name(kv_type);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ForwardReferenceTest, ::testing::ValuesIn(shapes()),
@@ -101,11 +105,29 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ForwardReferenceTest, ::testing::ValuesIn(shape
 TEST(ForwardReference, LongSequenceCrossesAttentionBlocks) {
   const RandomModelOptions o = shape("qwen2", 31, 16, 1, 2, 1, 24, 10000.0f, false, 21);
   const std::string path = test::write_temp_model(o, "long.gguf");
-  const auto model = Model::load(path);
   const std::vector<int32_t> tokens = token_sequence(150, o.n_vocab, 5);
-  const std::vector<double> expected = test::reference_logits(path, tokens);
-  const std::vector<float> got = engine_logits(*model, tokens, {70, 1, 79}, nullptr);
-  EXPECT_LE(test::relative_error(got, expected), 1e-5);
+  for (const DType kv_type : {DType::kF32, DType::kF16}) {
+    const auto model = Model::load(path, kv_type);
+    const std::vector<double> expected =
+        test::reference_logits(path, tokens, kv_type == DType::kF16);
+    const std::vector<float> got = engine_logits(*model, tokens, {70, 1, 79}, nullptr);
+    EXPECT_LE(test::relative_error(got, expected), 1e-5) << "KV " << dtype_name(kv_type);
+  }
+}
+
+// An F16 cache holds rounded keys and values: the logits move off the F32
+// cache's, by about the rounding (2^-11 of each value), not more.
+TEST(ForwardReference, HalfKvCacheDiffersFromF32ByRoundingOnly) {
+  const RandomModelOptions o = shape("llama", 37, 48, 2, 4, 2, 83, 10000.0f, false, 25);
+  const std::string path = test::write_temp_model(o, "half_kv.gguf");
+  const auto f32_kv = Model::load(path, DType::kF32);
+  const auto f16_kv = Model::load(path, DType::kF16);
+  EXPECT_EQ(f32_kv->make_cache(9).row_bytes(), 2 * f16_kv->make_cache(9).row_bytes());
+  const std::vector<int32_t> tokens = token_sequence(40, o.n_vocab, 6);
+  const double error = test::relative_error(engine_logits(*f16_kv, tokens, {40}, nullptr),
+                                            engine_logits(*f32_kv, tokens, {40}, nullptr));
+  EXPECT_GT(error, 0.0);
+  EXPECT_LE(error, 5e-3);
 }
 
 // F16 weights: the reference decodes the halves itself.
@@ -113,10 +135,10 @@ TEST(ForwardReference, F16WeightsMatchReference) {
   RandomModelOptions o = shape("llama", 37, 48, 2, 4, 2, 83, 10000.0f, false, 22);
   o.type = DType::kF16;
   const std::string path = test::write_temp_model(o, "f16_ref.gguf");
-  const auto model = Model::load(path);
+  const auto model = Model::load(path);  // and an F16 cache, the default
   const std::vector<int32_t> tokens = token_sequence(9, o.n_vocab, 1);
   EXPECT_LE(test::relative_error(engine_logits(*model, tokens, {4, 5}, nullptr),
-                                 test::reference_logits(path, tokens)),
+                                 test::reference_logits(path, tokens, /*half_kv=*/true)),
             1e-5);
 }
 

@@ -153,7 +153,11 @@ TEST_P(ForwardErrorTest, RejectsBatchBeforeWritingAnything) {
   std::vector<float> logits;
   const std::vector<BatchRow> prefix = {{0, 0, 5, false}, {0, 1, 6, false}, {0, 2, 7, true}};
   model->forward(prefix, cache, logits, nullptr);
-  const std::vector<float> key_row(cache.key(1, 0, 3), cache.key(1, 0, 3) + cache.kv_dim());
+  const auto row_of = [&](int32_t position) {
+    const auto* row = static_cast<const uint8_t*>(cache.key(1, 0, position));
+    return std::vector<uint8_t>(row, row + cache.row_bytes());
+  };
+  const std::vector<uint8_t> key_row = row_of(3);
   try {
     model->forward(c.rows, cache, logits, nullptr);
     FAIL() << "forward accepted the batch";
@@ -165,7 +169,7 @@ TEST_P(ForwardErrorTest, RejectsBatchBeforeWritingAnything) {
   }
   EXPECT_EQ(cache.length(0), 3);
   EXPECT_EQ(cache.length(1), 0);
-  EXPECT_EQ(std::vector<float>(cache.key(1, 0, 3), cache.key(1, 0, 3) + cache.kv_dim()), key_row);
+  EXPECT_EQ(row_of(3), key_row);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, ForwardErrorTest, ::testing::ValuesIn(batch_cases()),

@@ -22,6 +22,16 @@ double half_value(uint16_t h) {
   return sign * std::ldexp(1024 + mantissa, exponent - 25);
 }
 
+// x rounded to the nearest IEEE half, ties to even (the default rounding
+// mode of nearbyint), from the definition: 11 significant bits down to
+// 2^-14, a fixed step of 2^-24 below. The test models stay far from the
+// largest half (65504).
+double half_rounded(double x) {
+  if (x == 0.0) return x;
+  const double step = std::ldexp(1.0, std::max(std::ilogb(x), -14) - 10);
+  return std::nearbyint(x / step) * step;
+}
+
 double bfloat_value(uint16_t h) {
   const uint32_t bits = static_cast<uint32_t>(h) << 16;
   float f;
@@ -83,7 +93,7 @@ struct Layer {
 }  // namespace
 
 std::vector<double> reference_logits(const std::string& gguf_path,
-                                     const std::vector<int32_t>& tokens) {
+                                     const std::vector<int32_t>& tokens, bool half_kv) {
   const auto file = GgufReader::open(gguf_path);
   const std::string arch(*file->get_string("general.architecture"));
   const bool neox = arch == "qwen2";
@@ -156,6 +166,10 @@ std::vector<double> reference_logits(const std::string& gguf_path,
       add(v, L.bv);
       rotate(q, n_head, static_cast<int>(t));
       rotate(k, n_head_kv, static_cast<int>(t));
+      if (half_kv) {
+        for (double& e : k) e = half_rounded(e);
+        for (double& e : v) e = half_rounded(e);
+      }
       keys[l].push_back(k);
       values[l].push_back(v);
 

@@ -12,7 +12,9 @@
 namespace specula::test {
 
 // Returns n_vocab logits for every position of `tokens` (row-major).
+// half_kv: every cached key and value is rounded to the nearest IEEE half
+// (ties to even), as a model with an F16 KV cache stores them.
 std::vector<double> reference_logits(const std::string& gguf_path,
-                                     const std::vector<int32_t>& tokens);
+                                     const std::vector<int32_t>& tokens, bool half_kv = false);
 
 }  // namespace specula::test

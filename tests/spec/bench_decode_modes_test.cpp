@@ -97,10 +97,11 @@ TEST_F(BenchDecodeModes, EachModeRunsWithItsOwnSettingsAndBecomesItsPoint) {
   ASSERT_GT(g3.drafted_tokens, 0);
   EXPECT_DOUBLE_EQ(report.speculative[1].acceptance_rate,
                    static_cast<double>(g3.accepted_tokens) / g3.drafted_tokens);
-  // The draft's share: its KV cache, sized for the runs' context.
+  // The draft's share: its KV cache (F16, the default), sized for the
+  // runs' context.
   const ModelConfig& c = draft().config();
   EXPECT_EQ(report.memory.draft_kv_bytes,
-            uint64_t{2} * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * sizeof(float));
+            uint64_t{2} * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * sizeof(uint16_t));
   EXPECT_EQ(report.memory.draft_file_bytes, draft().file().file_size());
 }
 

@@ -37,7 +37,8 @@ class SpeculationSessionTest : public ::testing::Test {
   // Keys and values: 2 x layers x positions x (n_head_kv x head_dim) floats.
   static uint64_t kv_bytes(const Model& model, int32_t n_layers, int32_t n_ctx) {
     const ModelConfig& c = model.config();
-    return uint64_t{2} * n_layers * n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+    // F16 keys and values (the default cache).
+    return uint64_t{2} * n_layers * n_ctx * c.n_head_kv * c.head_dim * sizeof(uint16_t);
   }
   // Greedy generation of n tokens through the session.
   static void generate(SpeculationSession& session, int32_t n_ctx, uint64_t seed) {

@@ -35,7 +35,8 @@ Compared compare_with_inference(const TransformerShape& requested, DType type) {
   GgufWriter writer;
   add_model_to_gguf(writer, layout, params, type, nullptr, "forward match test");
   writer.write(path.str());
-  const std::unique_ptr<Model> model = Model::load(path.str());
+  // An F32 cache: the training pass keeps keys and values in floats.
+  const std::unique_ptr<Model> model = Model::load(path.str(), DType::kF32);
 
   // The inference model's F16 matrices are what the training pass must see.
   if (type == DType::kF16) {
