@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "core/f16.h"
@@ -75,6 +76,38 @@ void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row
   for (int64_t d = 0; d < head_dim; ++d) out[d] *= inverse;
 }
 
+namespace {
+
+// One task of attention(): rows [row_begin, row_end), over the same keys
+// and values, and query heads [head_begin, head_end) of one KV group.
+struct AttentionTask {
+  int64_t row_begin, row_end, head_begin, head_end;
+};
+
+// Whether rows a and b read the same keys and values (rows of one sequence).
+bool same_store(const AttentionRow& a, const AttentionRow& b) {
+  return a.keys == b.keys && a.values == b.values;
+}
+
+// Calls f(begin, end) for runs of adjacent rows over the same store, each
+// store's rows cut into equal runs of at most max_rows.
+template <typename F>
+void for_row_runs(std::span<const AttentionRow> rows, int64_t max_rows, const F& f) {
+  const auto n = static_cast<int64_t>(rows.size());
+  for (int64_t begin = 0; begin < n;) {
+    int64_t end = begin + 1;
+    while (end < n && same_store(rows[static_cast<size_t>(begin)], rows[static_cast<size_t>(end)]))
+      ++end;
+    const int64_t runs = (end - begin + max_rows - 1) / max_rows;
+    for (int64_t r = 0; r < runs; ++r) {
+      f(begin + (end - begin) * r / runs, begin + (end - begin) * (r + 1) / runs);
+    }
+    begin = end;
+  }
+}
+
+}  // namespace
+
 void attention(const AttentionShape& shape, std::span<const AttentionRow> rows, ThreadPool* pool) {
   check_shape(shape);
   int64_t multiply_adds = 0;
@@ -82,28 +115,51 @@ void attention(const AttentionShape& shape, std::span<const AttentionRow> rows, 
   multiply_adds *= 2 * shape.n_head * shape.head_dim;
   const bool parallel =
       pool != nullptr && pool->n_threads() > 1 && multiply_adds >= kMinParallelMultiplyAdds;
-  // A task is a row and a run of query heads of one KV group: the whole
-  // group (its keys read once), unless that leaves fewer than two tasks per
-  // thread; then the groups are cut into shorter runs.
+  // A task is a run of query heads of one KV group for a run of rows over
+  // the same keys (a sequence's rows in a batch: a verification, a prompt
+  // chunk): it reads each block of keys and values once for all its (row,
+  // head) pairs. As many rows and heads as a task takes, unless that
+  // leaves fewer than two tasks per thread; then the rows, and after them
+  // the groups, are cut into shorter runs.
   const int64_t group = shape.n_head / shape.n_head_kv;
-  const int64_t n_rows = static_cast<int64_t>(rows.size());
   int64_t runs_per_group = (group + kMaxAttentionHeadRun - 1) / kMaxAttentionHeadRun;
+  int64_t max_rows =
+      std::max<int64_t>(1, kMaxAttentionHeadRun / ((group + runs_per_group - 1) / runs_per_group));
+  const auto count_row_runs = [&] {
+    int64_t runs = 0;
+    for_row_runs(rows, max_rows, [&](int64_t, int64_t) { ++runs; });
+    return runs;
+  };
   if (parallel) {
     const int64_t wanted = 2 * pool->n_threads();
-    const int64_t groups = n_rows * shape.n_head_kv;
+    while (max_rows > 1 && count_row_runs() * shape.n_head_kv * runs_per_group < wanted) {
+      max_rows = (max_rows + 1) / 2;
+    }
+    const int64_t groups = count_row_runs() * shape.n_head_kv;
     runs_per_group = std::max(runs_per_group, std::min(group, (wanted + groups - 1) / groups));
   }
-  const int64_t runs_per_row = shape.n_head_kv * runs_per_group;
+  // Reused from call to call; the workers reach it through this reference
+  // (the name alone would be each worker's own thread_local).
+  thread_local std::vector<AttentionTask> task_list;
+  std::vector<AttentionTask>& tasks = task_list;
+  tasks.clear();
+  for_row_runs(rows, max_rows, [&](int64_t begin, int64_t end) {
+    for (int64_t kv = 0; kv < shape.n_head_kv; ++kv) {
+      for (int64_t part = 0; part < runs_per_group; ++part) {
+        tasks.push_back({begin, end, kv * group + group * part / runs_per_group,
+                         kv * group + group * (part + 1) / runs_per_group});
+      }
+    }
+  });
   auto task = [&](int64_t t) {
-    const AttentionRow& row = rows[static_cast<size_t>(t / runs_per_row)];
-    assert(row.n_keys >= 1);
-    const int64_t run = t % runs_per_row;
-    const int64_t first = (run / runs_per_group) * group;
-    const int64_t part = run % runs_per_group;
-    attend_heads_simd(shape, row, first + group * part / runs_per_group,
-                      first + group * (part + 1) / runs_per_group);
+    const AttentionTask& a = tasks[static_cast<size_t>(t)];
+    assert((a.row_end - a.row_begin) * (a.head_end - a.head_begin) <= kMaxAttentionHeadRun);
+    attend_heads_simd(shape,
+                      rows.subspan(static_cast<size_t>(a.row_begin),
+                                   static_cast<size_t>(a.row_end - a.row_begin)),
+                      a.head_begin, a.head_end);
   };
-  const int64_t n_tasks = n_rows * runs_per_row;
+  const auto n_tasks = static_cast<int64_t>(tasks.size());
   if (parallel) {
     pool->parallel_for(n_tasks, task);
   } else {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/attention.h"
 
@@ -16,14 +17,16 @@ inline constexpr int64_t kAttentionKeysPerBlock = 64;
 // softmax); the output slice doubles as the accumulator.
 void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row, int64_t head);
 
-// The same for query heads [head_begin, head_end) of one KV group (at most
-// 64 of them), for the best SIMD target of this CPU (attention_simd.cpp):
-// each head's result is what it would be alone, and the group reads each
-// block of keys and values once.
-void attend_heads_simd(const AttentionShape& shape, const AttentionRow& row, int64_t head_begin,
-                       int64_t head_end);
+// The same for query heads [head_begin, head_end) of one KV group, of
+// every row in `rows` (rows over the same keys and values: one sequence's
+// rows of a batch; at most kMaxAttentionHeadRun (row, head) pairs in all),
+// for the best SIMD target of this CPU (attention_simd.cpp): each pair's
+// result is what it would be alone, and the task reads each block of keys
+// and values once for all its pairs.
+void attend_heads_simd(const AttentionShape& shape, std::span<const AttentionRow> rows,
+                       int64_t head_begin, int64_t head_end);
 
-// The largest head run attend_heads_simd takes.
+// The most (row, head) pairs attend_heads_simd takes.
 inline constexpr int64_t kMaxAttentionHeadRun = 64;
 
 }  // namespace specula

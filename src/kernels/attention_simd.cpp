@@ -277,13 +277,18 @@ HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock& b, cons
 // registers; 16-register targets take 2.
 constexpr int kValueHeads = HWY_MAX_BYTES >= 64 ? 4 : 2;
 
-// Query heads [head_begin, head_end), which share one KV head, block by
-// block: each block of keys and values is read from memory once for all of
-// them (a GQA model has 4-8 query heads per KV head, and a long context's
-// keys do not stay in cache from one head's whole pass to the next). Each
-// head's arithmetic is the same whichever heads run beside it, so its
-// result does not depend on how the heads were split into runs.
-HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& row,
+// Query heads [head_begin, head_end), which share one KV head, of every
+// row in `rows` (rows over the same keys and values), block by block: each
+// block of keys and values is read from memory once for all the (row,
+// head) pairs (a GQA model has 4-8 query heads per KV head, a verification
+// 2-17 rows, and a long context's keys do not stay in cache from one
+// pass to the next). A pair's arithmetic is the same whichever pairs run
+// beside it, so its result does not depend on how the pool split the
+// rows and heads: blocks run to the longest row's keys, and a row's keys
+// past its own are scored but masked (score -inf before the softmax,
+// whose sums then add exact zeros) and never enter its V sums (a pass over
+// V rows takes only pairs that see the same number of the block's keys).
+HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const AttentionRow> rows,
                               int64_t head_begin, int64_t head_end) {
   const DF df;
   const int64_t head_dim = shape.head_dim;
@@ -297,69 +302,107 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, const AttentionRow& r
     const auto need = static_cast<size_t>(2 * kAttentionKeysPerBlock * head_dim);
     if (widened.size() < need) widened.resize(need);
   }
-  constexpr int64_t kMaxHeads = 64;
-  HeadState heads[kMaxHeads];
-  const float* queries[kMaxHeads];
-  const int64_t n_heads = head_end - head_begin;
-  for (int64_t i = 0; i < n_heads; ++i) {
-    queries[i] = row.query + (head_begin + i) * head_dim;
-    heads[i].out = row.out + (head_begin + i) * head_dim;
-    std::fill(heads[i].out, heads[i].out + head_dim, 0.0f);
+  // (row, head) pairs, row by row: pair p has query queries[p], state
+  // heads[p] and sees limit[p] keys.
+  constexpr int64_t kMaxPairs = kMaxAttentionHeadRun;
+  HeadState heads[kMaxPairs];
+  const float* queries[kMaxPairs];
+  int64_t limit[kMaxPairs];
+  const int64_t heads_per_row = head_end - head_begin;
+  const int64_t n_pairs = heads_per_row * static_cast<int64_t>(rows.size());
+  assert(n_pairs <= kMaxPairs);
+  int64_t n_keys = 0;  // the longest row's
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const AttentionRow& row = rows[static_cast<size_t>(p / heads_per_row)];
+    const int64_t head = head_begin + p % heads_per_row;
+    assert(row.n_keys >= 1);
+    queries[p] = row.query + head * head_dim;
+    heads[p].out = row.out + head * head_dim;
+    std::fill(heads[p].out, heads[p].out + head_dim, 0.0f);
+    limit[p] = row.n_keys;
+    n_keys = std::max(n_keys, row.n_keys);
   }
-  // Scores, one row per head (and 3 scratch rows for the tiles' padding),
+  const AttentionRow& first_row = rows.front();
+  // Scores, one row per pair (and 3 scratch rows for the tiles' padding),
   // each with room to round a block up to whole vectors for the exp.
   constexpr int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
   constexpr int64_t kScoreStride = kAttentionKeysPerBlock + kMaxLanes;
-  alignas(HWY_MAX_BYTES) float scores[(kMaxHeads + 3) * kScoreStride];
+  alignas(HWY_MAX_BYTES) float scores[(kMaxPairs + 3) * kScoreStride];
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   const bool tiles = head_dim % 16 == 0;
 #else
   const bool tiles = false;
 #endif
-  for (int64_t block_start = 0; block_start < row.n_keys; block_start += kAttentionKeysPerBlock) {
+  for (int64_t block_start = 0; block_start < n_keys; block_start += kAttentionKeysPerBlock) {
     KeyBlock block;
-    block.len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
-    block.keys_left = row.n_keys - block_start;
+    block.len = std::min(kAttentionKeysPerBlock, n_keys - block_start);
+    block.keys_left = n_keys - block_start;
     const int64_t first = block_start * kv_dim + kv_offset;
     if (half) {
       float* keys = widened.data();
       float* values = keys + kAttentionKeysPerBlock * head_dim;
-      WidenRows(df, static_cast<const uint16_t*>(row.keys) + first, kv_dim, head_dim, block.len,
-                block.keys_left, keys);
-      WidenRows(df, static_cast<const uint16_t*>(row.values) + first, kv_dim, head_dim, block.len,
-                block.keys_left, values);
+      WidenRows(df, static_cast<const uint16_t*>(first_row.keys) + first, kv_dim, head_dim,
+                block.len, block.keys_left, keys);
+      WidenRows(df, static_cast<const uint16_t*>(first_row.values) + first, kv_dim, head_dim,
+                block.len, block.keys_left, values);
       block.keys = keys;
       block.values = values;
       block.kv_dim = head_dim;
       block.fetch = false;
     } else {
-      block.keys = static_cast<const float*>(row.keys) + first;
-      block.values = static_cast<const float*>(row.values) + first;
+      block.keys = static_cast<const float*>(first_row.keys) + first;
+      block.values = static_cast<const float*>(first_row.values) + first;
       block.kv_dim = kv_dim;
+    }
+    // The keys of this block each pair sees: 0 (none: it ended before the
+    // block) to block.len.
+    int64_t seen[kMaxPairs];
+    for (int64_t p = 0; p < n_pairs; ++p) {
+      seen[p] = std::clamp<int64_t>(limit[p] - block_start, 0, block.len);
     }
     if (tiles) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-      ScoreTiles(shape, block, queries, n_heads, scores, kScoreStride);
+      ScoreTiles(shape, block, queries, n_pairs, scores, kScoreStride);
 #endif
     } else {
-      for (int64_t i = 0; i < n_heads; ++i) {
-        ScoreKeys(df, shape, block, queries[i], i == 0, scores + i * kScoreStride);
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        ScoreKeys(df, shape, block, queries[p], p == 0, scores + p * kScoreStride);
       }
     }
-    for (int64_t i = 0; i < n_heads; ++i) {
-      SoftmaxBlock(df, head_dim, block.len, scores + i * kScoreStride, heads[i]);
+    for (int64_t p = 0; p < n_pairs; ++p) {
+      if (seen[p] == 0) continue;
+      float* row_scores = scores + p * kScoreStride;
+      std::fill(row_scores + seen[p], row_scores + block.len,
+                -std::numeric_limits<float>::infinity());
+      SoftmaxBlock(df, head_dim, block.len, row_scores, heads[p]);
     }
-    int64_t i = 0;
-    for (; i + kValueHeads <= n_heads; i += kValueHeads) {
-      AccumulateBlock<kValueHeads>(df, head_dim, block, scores + i * kScoreStride, kScoreStride,
-                                   heads + i);
-    }
-    for (; i < n_heads; ++i) {
-      AccumulateBlock<1>(df, head_dim, block, scores + i * kScoreStride, kScoreStride, heads + i);
+    // V passes over pairs that see the same keys: kValueHeads at a time,
+    // else one by one.
+    int64_t p = 0;
+    while (p < n_pairs) {
+      if (seen[p] == 0) {
+        ++p;
+        continue;
+      }
+      KeyBlock seen_block = block;
+      seen_block.len = seen[p];
+      const bool together =
+          p + kValueHeads <= n_pairs &&
+          std::all_of(seen + p, seen + p + kValueHeads, [&](int64_t s) { return s == seen[p]; });
+      if (together) {
+        AccumulateBlock<kValueHeads>(df, head_dim, seen_block, scores + p * kScoreStride,
+                                     kScoreStride, heads + p);
+        p += kValueHeads;
+      } else {
+        AccumulateBlock<1>(df, head_dim, seen_block, scores + p * kScoreStride, kScoreStride,
+                           heads + p);
+        ++p;
+      }
     }
   }
-  for (int64_t i = 0; i < n_heads; ++i)
-    Scale(df, 1.0f / heads[i].running_sum, heads[i].out, head_dim);
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    Scale(df, 1.0f / heads[p].running_sum, heads[p].out, head_dim);
+  }
 }
 
 }  // namespace HWY_NAMESPACE
@@ -371,10 +414,11 @@ namespace specula {
 
 HWY_EXPORT(AttendHeads);
 
-void attend_heads_simd(const AttentionShape& shape, const AttentionRow& row, int64_t head_begin,
-                       int64_t head_end) {
-  assert(head_end - head_begin <= 64);
-  HWY_DYNAMIC_DISPATCH(AttendHeads)(shape, row, head_begin, head_end);
+void attend_heads_simd(const AttentionShape& shape, std::span<const AttentionRow> rows,
+                       int64_t head_begin, int64_t head_end) {
+  assert(!rows.empty());
+  assert((head_end - head_begin) * static_cast<int64_t>(rows.size()) <= kMaxAttentionHeadRun);
+  HWY_DYNAMIC_DISPATCH(AttendHeads)(shape, rows, head_begin, head_end);
 }
 
 }  // namespace specula

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <random>
 #include <string>
 #include <utility>
@@ -150,6 +152,39 @@ TEST_P(AttentionTest, IdenticalForAnyThreadCount) {
     for (int n_threads : {2, 3, 16}) {
       ThreadPool pool(n_threads);
       EXPECT_EQ(problem.run(false, &pool), one) << "case " << c << ", " << n_threads << " threads";
+    }
+  }
+}
+
+// Rows of one sequence run together (each block of keys read once for all
+// of them), yet each row's result is bit for bit what it is alone: what
+// makes a verification's logits those of decoding the rows one by one.
+TEST_P(AttentionTest, RowsTogetherEqualEachRowAlone) {
+  // Causal rows of a verification (n_keys 61..70: the last block is
+  // shared, short and past some rows' ends) and of a prompt chunk crossing
+  // blocks (1..130), over two shapes.
+  std::vector<int64_t> verification, chunk;
+  for (int64_t n = 61; n <= 70; ++n) verification.push_back(n);
+  for (int64_t n = 1; n <= 130; n += 3) chunk.push_back(n);
+  const std::vector<Case> batches = {
+      {8, 1, 64, verification}, {8, 2, 64, chunk}, {6, 2, 40, verification}, {4, 4, 16, chunk}};
+  for (size_t c = 0; c < batches.size(); ++c) {
+    const Problem together(batches[c], static_cast<uint32_t>(c + 31), GetParam());
+    ThreadPool pool(2);
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      const std::vector<float> all = together.run(false, p);
+      const size_t q_dim = static_cast<size_t>(together.shape.n_head * together.shape.head_dim);
+      for (size_t i = 0; i < together.n_keys.size(); ++i) {
+        Problem alone = together;
+        alone.queries.assign(
+            together.queries.begin() + static_cast<std::ptrdiff_t>(i * q_dim),
+            together.queries.begin() + static_cast<std::ptrdiff_t>((i + 1) * q_dim));
+        alone.n_keys = {together.n_keys[i]};
+        const std::vector<float> one = alone.run(false, nullptr);
+        ASSERT_TRUE(std::equal(one.begin(), one.end(),
+                               all.begin() + static_cast<std::ptrdiff_t>(i * q_dim)))
+            << "case " << c << ", row " << i << (p ? ", pool" : ", inline");
+      }
     }
   }
 }
