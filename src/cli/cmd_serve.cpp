@@ -179,9 +179,10 @@ void run(ServeFlags& flags) {
       flags.alias.empty() ? std::filesystem::path(flags.model_path).stem().string() : flags.alias;
   std::fprintf(stderr,
                "specula: ready on http://%s:%d: model %s, %d sequences x %d tokens, KV memory "
-               "budget %.1f MiB, policy %s, draft up to %d\n",
+               "budget %.1f MiB (%s), policy %s, draft up to %d\n",
                flags.http.host.c_str(), port, model_id.c_str(), used.parallel, used.n_ctx,
-               mib(loaded.scheduler->memory_bytes()), flags.policy.c_str(), used.draft_max);
+               mib(loaded.scheduler->memory_bytes()), flags.kv_type.c_str(), flags.policy.c_str(),
+               used.draft_max);
   std::fflush(stderr);
   server.set_ready({model_id, used.n_ctx, loaded.target->config().n_vocab, loaded.tokenizer.get(),
                     loaded.backend.get(), loaded.chat_template, loaded.special_tokens});

@@ -71,6 +71,30 @@ int in_flight(const ServeProcess& s) {
   return std::stoi(running[1]) + std::stoi(waiting[1]);
 }
 
+// The ready line states the KV memory budget and its element type; an F32
+// cache (--kv-type f32) takes twice the F16 default's.
+TEST(ServeCli, ReadyLineGivesTheKvBudgetOfEachType) {
+  const auto budget = [](const std::vector<std::string>& extra, const std::string& type) {
+    std::vector<std::string> args = {"-m", kTarget, "-d", kDraft, "--parallel", "2", "-c", "256"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ServeProcess server(args);
+    EXPECT_GT(server.wait_ready(), 0) << server.log();
+    std::smatch m;
+    const std::string log = server.log();
+    const std::regex line("KV memory budget ([0-9.]+) MiB \\((f16|f32)\\)");
+    if (!std::regex_search(log, m, line)) {
+      ADD_FAILURE() << "no KV budget in: " << log;
+      return 0.0;
+    }
+    EXPECT_EQ(m[2].str(), type);
+    return std::stod(m[1].str());
+  };
+  const double half = budget({}, "f16");
+  const double full = budget({"--kv-type", "f32"}, "f32");
+  EXPECT_GT(half, 0.0);
+  EXPECT_NEAR(full, 2 * half, 0.16);  // each printed to 0.1 MiB
+}
+
 TEST(ServeCli, SixteenConcurrentGreedyRequestsEqualGenerateAlone) {
   ServeProcess server({"-m", kTarget, "-d", kDraft, "--parallel", "8", "-t", "2"});
   ASSERT_GT(server.wait_ready(), 0) << server.log();
