@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "model/model.h"
@@ -254,6 +255,34 @@ TEST(KvCache, LengthsTruncateAndBounds) {
   cache.clear();
   EXPECT_EQ(cache.length(1), 0);
   EXPECT_THROW(KvCache(1, 0, 10, 4), Error);
+  EXPECT_THROW(KvCache(1, 1, 10, 4, DType::kQ8_0), Error);
+}
+
+// An F16 cache stores each written value rounded to the nearest IEEE half,
+// ties to even (bit patterns from the binary16 definition), in half the
+// bytes, row after row.
+TEST(KvCache, F16RowsHoldRoundedHalves) {
+  KvCache cache(2, 2, 4, 4, DType::kF16);
+  EXPECT_EQ(cache.type(), DType::kF16);
+  EXPECT_EQ(cache.row_bytes(), 4 * sizeof(uint16_t));
+  EXPECT_EQ(cache.bytes(), 2u * 2 * 2 * 4 * 4 * sizeof(uint16_t));
+  // 1 + 2^-11 is halfway between 1 and the next half (1 + 2^-10): even, 1.
+  // 1 + 3 * 2^-11 is halfway between 1 + 2^-10 and 1 + 2^-9: even, 1 + 2^-9.
+  const float key[4] = {1.0f, -2.5f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f};
+  // 65504 is the largest half; 2^-24 the smallest subnormal; 1e6 overflows.
+  const float value[4] = {65504.0f, 0x1p-24f, -0.0f, 1e6f};
+  cache.write(1, 1, 2, key, value);
+  const auto* k = static_cast<const uint16_t*>(cache.key(1, 1, 2));
+  const auto* v = static_cast<const uint16_t*>(cache.value(1, 1, 2));
+  EXPECT_EQ(std::vector<uint16_t>(k, k + 4),
+            (std::vector<uint16_t>{0x3c00, 0xc100, 0x3c00, 0x3c02}));
+  EXPECT_EQ(std::vector<uint16_t>(v, v + 4),
+            (std::vector<uint16_t>{0x7bff, 0x0001, 0x8000, 0x7c00}));
+  // Its neighbours are untouched.
+  const auto* before = static_cast<const uint16_t*>(cache.key(1, 1, 1));
+  const auto* other_seq = static_cast<const uint16_t*>(cache.key(1, 0, 2));
+  EXPECT_EQ(before + 4, k);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(before[i] | other_seq[i], 0) << i;
 }
 
 }  // namespace
