@@ -25,6 +25,7 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "core/aligned_buffer.h"
 #include "core/f16.h"
@@ -37,22 +38,46 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
+// A vector of stored keys or values (T: float, or uint16_t holding F16)
+// from p, as floats; and one of them. Widening F16 is exact, so every path
+// that reads a value gets the same float.
+template <class T>
+HWY_INLINE hn::Vec<DF> LoadKv(DF df, const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(df, p);
+  } else {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+  }
+}
+template <class T>
+HWY_INLINE float KvScalar(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return *p;
+  } else {
+    return f16_to_f32(*p);
+  }
+}
+
 // q.k over n values: two accumulators, then the scalar tail.
-HWY_INLINE float Dot(DF df, const float* q, const float* k, int64_t n) {
+template <class T>
+HWY_INLINE float Dot(DF df, const float* q, const T* k, int64_t n) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   auto sum0 = hn::Zero(df);
   auto sum1 = hn::Zero(df);
   int64_t d = 0;
   for (; d + 2 * lanes <= n; d += 2 * lanes) {
-    sum0 = hn::MulAdd(hn::LoadU(df, q + d), hn::LoadU(df, k + d), sum0);
-    sum1 = hn::MulAdd(hn::LoadU(df, q + d + lanes), hn::LoadU(df, k + d + lanes), sum1);
+    sum0 = hn::MulAdd(hn::LoadU(df, q + d), LoadKv(df, k + d), sum0);
+    sum1 = hn::MulAdd(hn::LoadU(df, q + d + lanes), LoadKv(df, k + d + lanes), sum1);
   }
   if (d + lanes <= n) {
-    sum0 = hn::MulAdd(hn::LoadU(df, q + d), hn::LoadU(df, k + d), sum0);
+    sum0 = hn::MulAdd(hn::LoadU(df, q + d), LoadKv(df, k + d), sum0);
     d += lanes;
   }
   float dot = hn::GetLane(hn::SumOfLanes(df, hn::Add(sum0, sum1)));
-  for (; d < n; ++d) dot += q[d] * k[d];
+  // fma, not q * k + dot: the compiler contracted that for float keys and
+  // not for widened F16 ones, so the two paths' sums differed in the last bit.
+  for (; d < n; ++d) dot = std::fma(q[d], KvScalar(k + d), dot);
   return dot;
 }
 
@@ -76,13 +101,14 @@ HWY_INLINE void PrefetchBytes(const void* p, int64_t bytes, bool valid) {
 }
 
 // One key block of a row and KV head: len keys and values from keys and
-// values, rows kv_dim floats apart; keys_left counts the row's keys from
-// the block's first, so that fetching ahead stops at the last. fetch:
-// whether the rows are worth fetching ahead (not when they were widened
-// into scratch that is already in L1).
+// values, rows kv_dim values (of T: float or F16 bits) apart; keys_left
+// counts the row's keys from the block's first, so that fetching ahead
+// stops at the last. fetch: whether the rows are worth fetching ahead (not
+// when they were widened into scratch that is already in L1).
+template <class T>
 struct KeyBlock {
-  const float* keys = nullptr;
-  const float* values = nullptr;
+  const T* keys = nullptr;
+  const T* values = nullptr;
   int64_t len = 0;
   int64_t kv_dim = 0;
   int64_t keys_left = 0;
@@ -90,9 +116,10 @@ struct KeyBlock {
 };
 
 // Fetches key row j + kKeysAhead and value row j of the block.
-HWY_INLINE void PrefetchKey(const KeyBlock& b, int64_t head_dim, int64_t j) {
+template <class T>
+HWY_INLINE void PrefetchKey(const KeyBlock<T>& b, int64_t head_dim, int64_t j) {
   if (!b.fetch) return;
-  const auto bytes = static_cast<int64_t>(head_dim * sizeof(float));
+  const auto bytes = static_cast<int64_t>(head_dim * sizeof(T));
   PrefetchBytes(b.keys + (j + kKeysAhead) * b.kv_dim, bytes, j + kKeysAhead < b.keys_left);
   PrefetchBytes(b.values + j * b.kv_dim, bytes, true);
 }
@@ -122,7 +149,8 @@ HWY_INLINE void WidenRows(DF df, const uint16_t* from, int64_t kv_dim, int64_t h
 // scores[j] = scale * q.k_j for the block's keys, one key at a time. The
 // first head of a group fetches ahead (prefetch = true); the others find
 // the block's key and value rows in cache.
-HWY_INLINE void ScoreKeys(DF df, const AttentionShape& shape, const KeyBlock& b, const float* q,
+template <class T>
+HWY_INLINE void ScoreKeys(DF df, const AttentionShape& shape, const KeyBlock<T>& b, const float* q,
                           bool prefetch, float* scores) {
   for (int64_t j = 0; j < b.len; ++j) {
     // Key and value rows are a KV row apart (kv_dim floats, often 1 KB or
@@ -147,7 +175,8 @@ HWY_INLINE void ScoreKeys(DF df, const AttentionShape& shape, const KeyBlock& b,
 // multiple of 4, and a block that is not, fill the tile by repeating the
 // last head and key (their sums go to scratch rows and padding).
 // scores: rows of kScoreStride floats, one per head, plus 3 scratch rows.
-HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock& b,
+template <class T>
+HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock<T>& b,
                            const float* const* queries, int64_t n_heads, float* scores,
                            int64_t score_stride) {
   const int64_t vectors = shape.head_dim / 16;
@@ -157,7 +186,7 @@ HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock& b,
     for (int t = 0; t < 4; ++t) q[t] = queries[std::min<int64_t>(h0 + t, n_heads - 1)];
     float* out = scores + h0 * score_stride;
     for (int64_t j0 = 0; j0 < b.len; j0 += 4) {
-      const float* k[4];
+      const T* k[4];
       for (int e = 0; e < 4; ++e) k[e] = b.keys + std::min<int64_t>(j0 + e, b.len - 1) * b.kv_dim;
       if (h0 == 0) {
         for (int e = 0; e < 4; ++e)
@@ -167,7 +196,14 @@ HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock& b,
       for (__m512& a : acc) a = _mm512_setzero_ps();
       for (int64_t v = 0; v < vectors; ++v) {
         __m512 key[4];
-        for (int e = 0; e < 4; ++e) key[e] = _mm512_loadu_ps(k[e] + 16 * v);
+        for (int e = 0; e < 4; ++e) {
+          if constexpr (std::is_same_v<T, float>) {
+            key[e] = _mm512_loadu_ps(k[e] + 16 * v);
+          } else {
+            key[e] = _mm512_cvtph_ps(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[e] + 16 * v)));
+          }
+        }
         for (int t = 0; t < 4; ++t) {
           const __m512 qv = _mm512_loadu_ps(q[t] + 16 * v);
           for (int e = 0; e < 4; ++e) acc[4 * e + t] = _mm512_fmadd_ps(qv, key[e], acc[4 * e + t]);
@@ -226,19 +262,19 @@ HWY_INLINE void SoftmaxBlock(DF df, int64_t head_dim, int64_t block_len, float* 
 // (v_j = v + j * kv_dim), for d in [d0, d0 + kVectors * lanes). The heads
 // share each loaded V vector; each head's sums see the keys in order, as
 // alone.
-template <int kHeads, int kVectors>
+template <int kHeads, int kVectors, class T>
 HWY_INLINE void AccumulateValues(DF df, const float* weights, int64_t weight_stride,
-                                 int64_t block_len, const float* v, int64_t kv_dim,
-                                 HeadState* heads, int64_t d0) {
+                                 int64_t block_len, const T* v, int64_t kv_dim, HeadState* heads,
+                                 int64_t d0) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   hn::Vec<DF> acc[kHeads][kVectors];
   for (int h = 0; h < kHeads; ++h) {
     for (int i = 0; i < kVectors; ++i) acc[h][i] = hn::LoadU(df, heads[h].out + d0 + i * lanes);
   }
   for (int64_t j = 0; j < block_len; ++j) {
-    const float* vj = v + j * kv_dim + d0;
+    const T* vj = v + j * kv_dim + d0;
     hn::Vec<DF> value[kVectors];
-    for (int i = 0; i < kVectors; ++i) value[i] = hn::LoadU(df, vj + i * lanes);
+    for (int i = 0; i < kVectors; ++i) value[i] = LoadKv(df, vj + i * lanes);
     for (int h = 0; h < kHeads; ++h) {
       const auto w = hn::Set(df, weights[h * weight_stride + j]);
       for (int i = 0; i < kVectors; ++i) acc[h][i] = hn::MulAdd(w, value[i], acc[h][i]);
@@ -251,8 +287,8 @@ HWY_INLINE void AccumulateValues(DF df, const float* weights, int64_t weight_str
 
 // The block's weighted V rows into kHeads heads' outputs, over head_dim:
 // four vectors at a time, then one, then a scalar tail.
-template <int kHeads>
-HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock& b, const float* weights,
+template <int kHeads, class T>
+HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock<T>& b, const float* weights,
                                 int64_t weight_stride, HeadState* heads) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   int64_t d = 0;
@@ -266,7 +302,7 @@ HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock& b, cons
     for (int h = 0; h < kHeads; ++h) {
       float acc = heads[h].out[d];
       for (int64_t j = 0; j < b.len; ++j) {
-        acc += weights[h * weight_stride + j] * b.values[j * b.kv_dim + d];
+        acc = std::fma(weights[h * weight_stride + j], KvScalar(b.values + j * b.kv_dim + d), acc);
       }
       heads[h].out[d] = acc;
     }
@@ -276,6 +312,73 @@ HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock& b, cons
 // Heads a V pass serves at once: 4 x 4 accumulators fit AVX-512's 32
 // registers; 16-register targets take 2.
 constexpr int kValueHeads = HWY_MAX_BYTES >= 64 ? 4 : 2;
+
+// From this many pairs an F16 block is widened into scratch once; below
+// it each pair converts the keys and values it loads (widening converts
+// once but then stores and reloads). kernels_bench AttentionF16/4x2x32
+// (the shipped draft's heads: 2 pairs at 1 row), 512-2048 keys: converting
+// on load 0.81x the time of widening, level with an F32 cache.
+constexpr int64_t kWidenMinPairs = 4;
+
+// The (row, head) pairs of a task, as AttendBlock sees them: pair p's
+// query, softmax state and the keys of the block it sees (seen[p]); its
+// scores at scores + p * score_stride.
+struct BlockPairs {
+  const float* const* queries;
+  HeadState* heads;
+  const int64_t* seen;
+  int64_t n;
+  float* scores;
+  int64_t score_stride;
+  bool tiles;  // AVX-512 score tiles (head_dim a multiple of 16)
+};
+
+// One key block for every pair: scores, the masked softmax, then the V
+// passes over pairs that see the same keys (kValueHeads at a time, else one
+// by one).
+template <class T>
+HWY_INLINE void AttendBlock(DF df, const AttentionShape& shape, const KeyBlock<T>& block,
+                            const BlockPairs& pairs) {
+  const int64_t stride = pairs.score_stride;
+  if (pairs.tiles) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    ScoreTiles(shape, block, pairs.queries, pairs.n, pairs.scores, stride);
+#endif
+  } else {
+    for (int64_t p = 0; p < pairs.n; ++p) {
+      ScoreKeys(df, shape, block, pairs.queries[p], p == 0, pairs.scores + p * stride);
+    }
+  }
+  for (int64_t p = 0; p < pairs.n; ++p) {
+    if (pairs.seen[p] == 0) continue;
+    float* row_scores = pairs.scores + p * stride;
+    std::fill(row_scores + pairs.seen[p], row_scores + block.len,
+              -std::numeric_limits<float>::infinity());
+    SoftmaxBlock(df, shape.head_dim, block.len, row_scores, pairs.heads[p]);
+  }
+  const int64_t* seen = pairs.seen;
+  int64_t p = 0;
+  while (p < pairs.n) {
+    if (seen[p] == 0) {
+      ++p;
+      continue;
+    }
+    KeyBlock<T> seen_block = block;
+    seen_block.len = seen[p];
+    const bool together =
+        p + kValueHeads <= pairs.n &&
+        std::all_of(seen + p, seen + p + kValueHeads, [&](int64_t s) { return s == seen[p]; });
+    if (together) {
+      AccumulateBlock<kValueHeads>(df, shape.head_dim, seen_block, pairs.scores + p * stride,
+                                   stride, pairs.heads + p);
+      p += kValueHeads;
+    } else {
+      AccumulateBlock<1>(df, shape.head_dim, seen_block, pairs.scores + p * stride, stride,
+                         pairs.heads + p);
+      ++p;
+    }
+  }
+}
 
 // Query heads [head_begin, head_end), which share one KV head, of every
 // row in `rows` (rows over the same keys and values), block by block: each
@@ -333,71 +436,36 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const Atten
 #else
   const bool tiles = false;
 #endif
+  // An F16 block is widened once into scratch when enough pairs read it;
+  // with fewer, each pair converts what it loads (widening is exact: the
+  // same floats either way).
+  const bool widen = half && n_pairs >= kWidenMinPairs;
   for (int64_t block_start = 0; block_start < n_keys; block_start += kAttentionKeysPerBlock) {
-    KeyBlock block;
-    block.len = std::min(kAttentionKeysPerBlock, n_keys - block_start);
-    block.keys_left = n_keys - block_start;
+    const int64_t len = std::min(kAttentionKeysPerBlock, n_keys - block_start);
+    const int64_t keys_left = n_keys - block_start;
     const int64_t first = block_start * kv_dim + kv_offset;
-    if (half) {
+    // The keys of this block each pair sees: 0 (none: it ended before the
+    // block) to len.
+    int64_t seen[kMaxPairs];
+    for (int64_t p = 0; p < n_pairs; ++p)
+      seen[p] = std::clamp<int64_t>(limit[p] - block_start, 0, len);
+    const BlockPairs pairs{queries, heads, seen, n_pairs, scores, kScoreStride, tiles};
+    if (!half) {
+      const auto* keys = static_cast<const float*>(first_row.keys) + first;
+      const auto* values = static_cast<const float*>(first_row.values) + first;
+      AttendBlock(df, shape, KeyBlock<float>{keys, values, len, kv_dim, keys_left}, pairs);
+    } else if (widen) {
       float* keys = widened.data();
       float* values = keys + kAttentionKeysPerBlock * head_dim;
-      WidenRows(df, static_cast<const uint16_t*>(first_row.keys) + first, kv_dim, head_dim,
-                block.len, block.keys_left, keys);
-      WidenRows(df, static_cast<const uint16_t*>(first_row.values) + first, kv_dim, head_dim,
-                block.len, block.keys_left, values);
-      block.keys = keys;
-      block.values = values;
-      block.kv_dim = head_dim;
-      block.fetch = false;
+      WidenRows(df, static_cast<const uint16_t*>(first_row.keys) + first, kv_dim, head_dim, len,
+                keys_left, keys);
+      WidenRows(df, static_cast<const uint16_t*>(first_row.values) + first, kv_dim, head_dim, len,
+                keys_left, values);
+      AttendBlock(df, shape, KeyBlock<float>{keys, values, len, head_dim, keys_left, false}, pairs);
     } else {
-      block.keys = static_cast<const float*>(first_row.keys) + first;
-      block.values = static_cast<const float*>(first_row.values) + first;
-      block.kv_dim = kv_dim;
-    }
-    // The keys of this block each pair sees: 0 (none: it ended before the
-    // block) to block.len.
-    int64_t seen[kMaxPairs];
-    for (int64_t p = 0; p < n_pairs; ++p) {
-      seen[p] = std::clamp<int64_t>(limit[p] - block_start, 0, block.len);
-    }
-    if (tiles) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-      ScoreTiles(shape, block, queries, n_pairs, scores, kScoreStride);
-#endif
-    } else {
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        ScoreKeys(df, shape, block, queries[p], p == 0, scores + p * kScoreStride);
-      }
-    }
-    for (int64_t p = 0; p < n_pairs; ++p) {
-      if (seen[p] == 0) continue;
-      float* row_scores = scores + p * kScoreStride;
-      std::fill(row_scores + seen[p], row_scores + block.len,
-                -std::numeric_limits<float>::infinity());
-      SoftmaxBlock(df, head_dim, block.len, row_scores, heads[p]);
-    }
-    // V passes over pairs that see the same keys: kValueHeads at a time,
-    // else one by one.
-    int64_t p = 0;
-    while (p < n_pairs) {
-      if (seen[p] == 0) {
-        ++p;
-        continue;
-      }
-      KeyBlock seen_block = block;
-      seen_block.len = seen[p];
-      const bool together =
-          p + kValueHeads <= n_pairs &&
-          std::all_of(seen + p, seen + p + kValueHeads, [&](int64_t s) { return s == seen[p]; });
-      if (together) {
-        AccumulateBlock<kValueHeads>(df, head_dim, seen_block, scores + p * kScoreStride,
-                                     kScoreStride, heads + p);
-        p += kValueHeads;
-      } else {
-        AccumulateBlock<1>(df, head_dim, seen_block, scores + p * kScoreStride, kScoreStride,
-                           heads + p);
-        ++p;
-      }
+      const auto* keys = static_cast<const uint16_t*>(first_row.keys) + first;
+      const auto* values = static_cast<const uint16_t*>(first_row.values) + first;
+      AttendBlock(df, shape, KeyBlock<uint16_t>{keys, values, len, kv_dim, keys_left}, pairs);
     }
   }
   for (int64_t p = 0; p < n_pairs; ++p) {
