@@ -399,9 +399,14 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const Atten
   const int64_t kv_head = head_begin / (shape.n_head / shape.n_head_kv);
   const int64_t kv_offset = kv_head * head_dim;
   const bool half = shape.kv_type == DType::kF16;
-  // F16 stores: each block's keys, then its values, widened to floats.
+  const int64_t n_pairs = (head_end - head_begin) * static_cast<int64_t>(rows.size());
+  // An F16 block is widened once into scratch when enough pairs read it;
+  // with fewer, each pair converts what it loads (widening is exact: the
+  // same floats either way).
+  const bool widen = half && n_pairs >= kWidenMinPairs;
+  // Widened F16 blocks: keys, then values.
   thread_local AlignedBuffer<float> widened;
-  if (half) {
+  if (widen) {
     const auto need = static_cast<size_t>(2 * kAttentionKeysPerBlock * head_dim);
     if (widened.size() < need) widened.resize(need);
   }
@@ -412,7 +417,6 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const Atten
   const float* queries[kMaxPairs];
   int64_t limit[kMaxPairs];
   const int64_t heads_per_row = head_end - head_begin;
-  const int64_t n_pairs = heads_per_row * static_cast<int64_t>(rows.size());
   assert(n_pairs <= kMaxPairs);
   int64_t n_keys = 0;  // the longest row's
   for (int64_t p = 0; p < n_pairs; ++p) {
@@ -436,10 +440,6 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const Atten
 #else
   const bool tiles = false;
 #endif
-  // An F16 block is widened once into scratch when enough pairs read it;
-  // with fewer, each pair converts what it loads (widening is exact: the
-  // same floats either way).
-  const bool widen = half && n_pairs >= kWidenMinPairs;
   for (int64_t block_start = 0; block_start < n_keys; block_start += kAttentionKeysPerBlock) {
     const int64_t len = std::min(kAttentionKeysPerBlock, n_keys - block_start);
     const int64_t keys_left = n_keys - block_start;
