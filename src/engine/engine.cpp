@@ -65,8 +65,8 @@ struct Engine::Impl {
       // llama.cpp warns too; the cache's pages are taken as it fills, so
       // the size is what a long run can reach, not what is taken now.
       const ModelConfig& c = target->config();
-      const double value_bytes = target->kv_type() == DType::kF32 ? 4.0 : 2.0;
-      const double kv_bytes = 2.0 * value_bytes * c.n_layer * c.n_head_kv * c.head_dim *
+      const double kv_bytes = 2.0 * static_cast<double>(KvCache::value_bytes(target->kv_type())) *
+                              c.n_layer * c.n_head_kv * c.head_dim *
                               static_cast<double>(options.n_ctx);
       log_warn("context size ", options.n_ctx, " exceeds the ", n_ctx_train,
                " tokens the model was trained for: quality may drop past that, and the "

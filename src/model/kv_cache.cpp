@@ -8,14 +8,6 @@
 
 namespace specula {
 
-namespace {
-
-size_t element_bytes(DType type) {
-  return type == DType::kF16 ? sizeof(uint16_t) : sizeof(float);
-}
-
-}  // namespace
-
 KvCache::KvCache(int32_t n_layer, int32_t n_seq, int32_t n_ctx, int32_t kv_dim, DType type)
     : n_layer_(n_layer), n_seq_(n_seq), n_ctx_(n_ctx), kv_dim_(kv_dim), type_(type) {
   if (n_layer <= 0 || n_seq <= 0 || n_ctx <= 0 || kv_dim <= 0) {
@@ -27,14 +19,17 @@ KvCache::KvCache(int32_t n_layer, int32_t n_seq, int32_t n_ctx, int32_t kv_dim, 
   }
   lengths_.assign(static_cast<size_t>(n_seq), 0);
   const size_t bytes = static_cast<size_t>(n_layer) * static_cast<size_t>(n_seq) *
-                       static_cast<size_t>(n_ctx) * static_cast<size_t>(kv_dim) *
-                       element_bytes(type);
+                       static_cast<size_t>(n_ctx) * static_cast<size_t>(kv_dim) * value_bytes(type);
   keys_.resize(bytes);
   values_.resize(bytes);
 }
 
+size_t KvCache::value_bytes(DType type) {
+  return type == DType::kF16 ? sizeof(uint16_t) : sizeof(float);
+}
+
 size_t KvCache::row_bytes() const {
-  return static_cast<size_t>(kv_dim_) * element_bytes(type_);
+  return static_cast<size_t>(kv_dim_) * value_bytes(type_);
 }
 
 void KvCache::truncate(int32_t seq, int32_t n) {

@@ -28,6 +28,8 @@ class KvCache {
   DType type() const { return type_; }
   // Bytes of one row of keys (or values): kv_dim values of type().
   size_t row_bytes() const;
+  // Bytes of one stored value of `type` (kF32 or kF16).
+  static size_t value_bytes(DType type);
 
   // Positions held for `seq`.
   int32_t length(int32_t seq) const { return lengths_[seq]; }
