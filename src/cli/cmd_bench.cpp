@@ -67,6 +67,7 @@ nlohmann::json report_json(const BenchReport& r, const BenchFlags& flags) {
   json["model"] = flags.model_path;
   json["draft"] = flags.draft_path;
   json["threads"] = r.threads;
+  json["kv_type"] = flags.kv_type;
   json["repeats"] = r.repeats;
   json["prompt_tokens"] = r.prompt_tokens;
   json["gen_tokens"] = r.gen_tokens;
@@ -166,8 +167,9 @@ void print_table(const BenchReport& r, const BenchFlags& flags) {
   if (!flags.draft_path.empty()) {
     std::printf(", draft %s (%.1f MiB)", flags.draft_path.c_str(), mib(r.draft_weight_bytes));
   }
-  std::printf("\n%d threads, %d repeats, greedy; median and [min - max] over repeats\n\n",
-              r.threads, r.repeats);
+  std::printf(
+      "\n%d threads, %s KV cache, %d repeats, greedy; median and [min - max] over repeats\n\n",
+      r.threads, flags.kv_type.c_str(), r.repeats);
 
   auto row = [](const char* what, const Spread& s, const char* note) {
     std::printf("  %-34s %10.2f   [%.2f - %.2f]%s\n", what, s.median, s.min, s.max, note);

@@ -68,6 +68,7 @@ TEST_F(Bench, JsonWithDraftHasEveryField) {
   const json j = run_json(small_run() + " -d " + draft_ + " --draft-max-list 1,3");
   ASSERT_TRUE(j.contains("verify")) << j.dump(2);
   EXPECT_EQ(j.at("threads"), 1);
+  EXPECT_EQ(j.at("kv_type"), "f16");  // the default
   EXPECT_EQ(j.at("repeats"), 2);
   EXPECT_EQ(j.at("prompt_tokens"), 8);
   EXPECT_EQ(j.at("gen_tokens"), 8);
@@ -133,8 +134,9 @@ TEST_F(Bench, JsonWithDraftHasEveryField) {
 }
 
 TEST_F(Bench, WithoutDraftNoSpeculativeRows) {
-  const json j = run_json(small_run(3));
+  const json j = run_json(small_run(3, "-P 8 --kv-type f32"));
   ASSERT_TRUE(j.contains("speculative")) << j.dump(2);
+  EXPECT_EQ(j.at("kv_type"), "f32");
   EXPECT_TRUE(j.at("speculative").empty());
   EXPECT_FALSE(j.contains("draft_forward_seconds"));
   EXPECT_EQ(j.at("verify").at("points").size(), 3u);
