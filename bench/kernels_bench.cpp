@@ -195,15 +195,18 @@ void BM_Attention(benchmark::State& state, int64_t n_head, int64_t n_head_kv, in
                              1.0f / std::sqrt(static_cast<float>(head_dim)), kv_type};
   const int64_t kv_dim = n_head_kv * head_dim;
   const int64_t q_dim = n_head * head_dim;
-  std::vector<float> keys(static_cast<size_t>(context * kv_dim));
-  std::vector<float> values(keys.size());
-  std::vector<uint16_t> half_keys(keys.size()), half_values(keys.size());
+  // Keys in attention()'s store layout (blocks of 16 positions), values in rows.
+  std::vector<float> keys(static_cast<size_t>(key_store_elements(kv_dim, context)));
+  std::vector<float> values(static_cast<size_t>(context * kv_dim));
+  std::vector<uint16_t> half_keys(keys.size()), half_values(values.size());
   std::vector<float> queries(static_cast<size_t>(rows * q_dim));
   std::vector<float> out(queries.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     keys[i] = static_cast<float>(i % 23) * 0.05f - 0.5f;
-    values[i] = static_cast<float>(i % 19) * 0.05f - 0.45f;
     half_keys[i] = f32_to_f16(keys[i]);
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    values[i] = static_cast<float>(i % 19) * 0.05f - 0.45f;
     half_values[i] = f32_to_f16(values[i]);
   }
   const bool half = kv_type == DType::kF16;

@@ -50,9 +50,12 @@ void attend_one_head_scalar(const AttentionShape& shape, const AttentionRow& row
     const int64_t block_len = std::min(kAttentionKeysPerBlock, row.n_keys - block_start);
     float block_max = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < block_len; ++j) {
-      const int64_t k = (block_start + j) * kv_dim + kv_head * head_dim;
+      // A chain of FMAs over the channels, as each SIMD lane computes it.
       float dot = 0.0f;
-      for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kv_value(row.keys, shape.kv_type, k + d);
+      for (int64_t d = 0; d < head_dim; ++d) {
+        const int64_t k = key_store_index(kv_dim, block_start + j, kv_head * head_dim + d);
+        dot = std::fma(q[d], kv_value(row.keys, shape.kv_type, k), dot);
+      }
       scores[static_cast<size_t>(j)] = dot * shape.scale;
       block_max = std::max(block_max, scores[static_cast<size_t>(j)]);
     }

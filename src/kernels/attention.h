@@ -25,10 +25,32 @@ struct AttentionShape {
   DType kv_type = DType::kF32;
 };
 
+// Keys are stored in blocks of kKeyBlockPositions positions, channel by
+// channel: block b holds, for each of the kv_dim = n_head_kv * head_dim
+// channels, that channel's value at positions 16 b .. 16 b + 15. A vector
+// then holds one channel of consecutive keys, and a score q.k is a chain
+// of FMAs over the channels in a key's own lane: no horizontal sums, and
+// the same order of operations on every path and for any batch. Values
+// stay in rows (position-major), which the weighted sum reads.
+inline constexpr int64_t kKeyBlockPositions = 16;
+
+// Index of (position, channel) in a key store with kv_dim channels.
+inline int64_t key_store_index(int64_t kv_dim, int64_t position, int64_t channel) {
+  return (position / kKeyBlockPositions) * kKeyBlockPositions * kv_dim +
+         channel * kKeyBlockPositions + position % kKeyBlockPositions;
+}
+
+// Elements of a key store for n_positions positions: whole blocks (the
+// last block's unwritten positions are read but never used).
+inline int64_t key_store_elements(int64_t kv_dim, int64_t n_positions) {
+  return (n_positions + kKeyBlockPositions - 1) / kKeyBlockPositions * kKeyBlockPositions * kv_dim;
+}
+
 struct AttentionRow {
   const float* query = nullptr;  // n_head * head_dim
-  // n_keys rows of n_head_kv * head_dim values of AttentionShape::kv_type,
-  // contiguous; values in the same layout.
+  // Keys for positions [0, n_keys): a key store (above) of at least
+  // key_store_elements(kv_dim, n_keys) values of AttentionShape::kv_type;
+  // values: n_keys rows of kv_dim values of that type, contiguous.
   const void* keys = nullptr;
   const void* values = nullptr;
   int64_t n_keys = 0;    // >= 1

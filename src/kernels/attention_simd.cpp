@@ -2,13 +2,14 @@
 // KV head, compiled once per instruction set by Highway's foreach_target and
 // chosen at run time. Per head, the algorithm is attend_one_head_scalar's
 // (attention.cpp): blocks of keys, scores on the stack, an online softmax
-// whose output slice is the accumulator. Vectorised: the scores (on
-// AVX-512 with head_dim a multiple of 16, tiles of 4 heads x 4 keys whose
-// lane sums one ReduceAdd16 finishes; elsewhere q.k per key), exp over a
-// block of scores, and the weighted sum of V rows, which walks the block's
-// V rows once for up to four heads at a time. An F16 store's block of
-// keys and values is first widened to floats in per-thread scratch, once
-// for all the heads of the run.
+// whose output slice is the accumulator. Vectorised: the scores (keys are
+// stored channel by channel in blocks of 16 positions, attention.h, so a
+// vector holds one channel of consecutive keys: tiles of up to 4 pairs x
+// 4 key vectors, one FMA per channel, pair and vector, and no horizontal
+// sums), exp over a block of scores, and the weighted sum of V rows, which
+// walks the block's V rows once for up to four heads at a time. An F16
+// store's block of keys and values is first widened to floats in
+// per-thread scratch, once for all the heads of the run.
 //
 // hot: AttendHeads is where decode attention spends its time.
 
@@ -59,28 +60,6 @@ HWY_INLINE float KvScalar(const T* p) {
   }
 }
 
-// q.k over n values: two accumulators, then the scalar tail.
-template <class T>
-HWY_INLINE float Dot(DF df, const float* q, const T* k, int64_t n) {
-  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
-  auto sum0 = hn::Zero(df);
-  auto sum1 = hn::Zero(df);
-  int64_t d = 0;
-  for (; d + 2 * lanes <= n; d += 2 * lanes) {
-    sum0 = hn::MulAdd(hn::LoadU(df, q + d), LoadKv(df, k + d), sum0);
-    sum1 = hn::MulAdd(hn::LoadU(df, q + d + lanes), LoadKv(df, k + d + lanes), sum1);
-  }
-  if (d + lanes <= n) {
-    sum0 = hn::MulAdd(hn::LoadU(df, q + d), LoadKv(df, k + d), sum0);
-    d += lanes;
-  }
-  float dot = hn::GetLane(hn::SumOfLanes(df, hn::Add(sum0, sum1)));
-  // fma, not q * k + dot: the compiler contracted that for float keys and
-  // not for widened F16 ones, so the two paths' sums differed in the last bit.
-  for (; d < n; ++d) dot = std::fma(q[d], KvScalar(k + d), dot);
-  return dot;
-}
-
 // out[0, n) *= factor.
 HWY_INLINE void Scale(DF df, float factor, float* out, int64_t n) {
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -91,8 +70,8 @@ HWY_INLINE void Scale(DF df, float factor, float* out, int64_t n) {
   for (; d < n; ++d) out[d] *= factor;
 }
 
-// How far ahead of the key being scored its successors are fetched.
-constexpr int64_t kKeysAhead = 16;
+// How far ahead of the value row being widened its successors are fetched.
+constexpr int64_t kRowsAhead = 16;
 
 // Brings the cache lines of `bytes` bytes from p towards L1.
 HWY_INLINE void PrefetchBytes(const void* p, int64_t bytes, bool valid) {
@@ -100,34 +79,53 @@ HWY_INLINE void PrefetchBytes(const void* p, int64_t bytes, bool valid) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(static_cast<const char*>(p) + b);
 }
 
-// One key block of a row and KV head: len keys and values from keys and
-// values, rows kv_dim values (of T: float or F16 bits) apart; keys_left
-// counts the row's keys from the block's first, so that fetching ahead
-// stops at the last. fetch: whether the rows are worth fetching ahead (not
-// when they were widened into scratch that is already in L1).
+// One key block of a row and KV head, len keys from the block's first.
+// keys: the block's first sub-block of kKeyBlockPositions keys at this
+// head's channel 0 (channel d at + d kKeyBlockPositions), sub-blocks
+// key_stride elements apart; values: rows value_stride elements apart.
+// Of T: float, or uint16_t holding F16.
 template <class T>
 struct KeyBlock {
   const T* keys = nullptr;
+  int64_t key_stride = 0;
   const T* values = nullptr;
+  int64_t value_stride = 0;
   int64_t len = 0;
-  int64_t kv_dim = 0;
-  int64_t keys_left = 0;
-  bool fetch = true;
 };
 
-// Fetches key row j + kKeysAhead and value row j of the block.
-template <class T>
-HWY_INLINE void PrefetchKey(const KeyBlock<T>& b, int64_t head_dim, int64_t j) {
-  if (!b.fetch) return;
-  const auto bytes = static_cast<int64_t>(head_dim * sizeof(T));
-  PrefetchBytes(b.keys + (j + kKeysAhead) * b.kv_dim, bytes, j + kKeysAhead < b.keys_left);
-  PrefetchBytes(b.values + j * b.kv_dim, bytes, true);
-}
+// Cache lines fetched while a block is scored, spread over the channel
+// steps of its first score tile: the next block's key sub-blocks for this
+// head (n_keys of them, key_stride bytes apart; channel d's 16 values at +
+// d channel_bytes) and this block's value rows (n_values rows of
+// value_bytes, value_stride bytes apart). Without it the key and value
+// loads of a long context wait on memory: a head's sub-blocks are 2-4 KB
+// runs 8-16 KB apart, and its value rows 128-256 B pieces a KV row apart,
+// which the hardware prefetchers do not follow.
+struct BlockFetch {
+  const char* keys = nullptr;
+  int64_t key_stride = 0, channel_bytes = 0, n_keys = 0;
+  const char* values = nullptr;
+  int64_t value_stride = 0, value_bytes = 0, n_values = 0;
 
-// Rows [0, len) of one KV head in an F16 store (from: its first row's
-// slice, rows kv_dim values apart) widened to floats at to, head_dim
-// apart; rows_left counts the store's rows from `from`, so that fetching
-// ahead stops at the last.
+  // What channel step d of head_dim fetches: channel d of every next key
+  // sub-block, and its share of the value rows.
+  HWY_INLINE void fetch(int64_t d, int64_t head_dim) const {
+    for (int64_t s = 0; s < n_keys; ++s) {
+      __builtin_prefetch(keys + s * key_stride + d * channel_bytes);
+    }
+    const int64_t per_step = (n_values + head_dim - 1) / head_dim;
+    for (int64_t j = d * per_step; j < std::min(n_values, (d + 1) * per_step); ++j) {
+      for (int64_t b = 0; b < value_bytes; b += 64) {
+        __builtin_prefetch(values + j * value_stride + b);
+      }
+    }
+  }
+};
+
+// Rows [0, len) of one KV head in an F16 value store (from: its first
+// row's slice, rows kv_dim values apart) widened to floats at to,
+// head_dim apart; rows_left counts the store's rows from `from`, so that
+// fetching ahead stops at the last.
 HWY_INLINE void WidenRows(DF df, const uint16_t* from, int64_t kv_dim, int64_t head_dim,
                           int64_t len, int64_t rows_left, float* HWY_RESTRICT to) {
   const hn::Rebind<hwy::float16_t, DF> dh;
@@ -135,7 +133,7 @@ HWY_INLINE void WidenRows(DF df, const uint16_t* from, int64_t kv_dim, int64_t h
   const auto row_bytes = static_cast<int64_t>(head_dim * sizeof(uint16_t));
   for (int64_t j = 0; j < len; ++j) {
     const uint16_t* row = from + j * kv_dim;
-    PrefetchBytes(row + kKeysAhead * kv_dim, row_bytes, j + kKeysAhead < rows_left);
+    PrefetchBytes(row + kRowsAhead * kv_dim, row_bytes, j + kRowsAhead < rows_left);
     float* out = to + j * head_dim;
     int64_t d = 0;
     for (; d + lanes <= head_dim; d += lanes) {
@@ -146,78 +144,104 @@ HWY_INLINE void WidenRows(DF df, const uint16_t* from, int64_t kv_dim, int64_t h
   }
 }
 
-// scores[j] = scale * q.k_j for the block's keys, one key at a time. The
-// first head of a group fetches ahead (prefetch = true); the others find
-// the block's key and value rows in cache.
-template <class T>
-HWY_INLINE void ScoreKeys(DF df, const AttentionShape& shape, const KeyBlock<T>& b, const float* q,
-                          bool prefetch, float* scores) {
-  for (int64_t j = 0; j < b.len; ++j) {
-    // Key and value rows are a KV row apart (kv_dim floats, often 1 KB or
-    // more): the loads waited on memory. Fetch the key kKeysAhead rows on
-    // and this row's values, which the weighted sum reads.
-    if (prefetch) PrefetchKey(b, shape.head_dim, j);
-    scores[j] = Dot(df, q, b.keys + j * b.kv_dim, shape.head_dim) * shape.scale;
-  }
-}
-
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#include "kernels/reduce_add16-inl.h"
-
-// The scores of a block for n_heads heads at once (head_dim a multiple of
-// 16): tiles of 4 heads x 4 keys keep 16 (head, key) sums in registers,
-// each over head_dim in lanes, and one ReduceAdd16 turns them into 16
-// scores. Per score the vector loop takes 1 FMA per 16 values where a
-// lone q.k took 1 plus its share of a horizontal sum per key. A (head,
-// key) pair's sum takes the same operations whatever the tile around it,
-// so a head's scores do not depend on the heads it runs with (the run
-// split depends on the thread count): a run of heads that is not a
-// multiple of 4, and a block that is not, fill the tile by repeating the
-// last head and key (their sums go to scratch rows and padding).
-// scores: rows of kScoreStride floats, one per head, plus 3 scratch rows.
-template <class T>
-HWY_INLINE void ScoreTiles(const AttentionShape& shape, const KeyBlock<T>& b,
-                           const float* const* queries, int64_t n_heads, float* scores,
-                           int64_t score_stride) {
-  const int64_t vectors = shape.head_dim / 16;
-  const __m512 scale = _mm512_set1_ps(shape.scale);
-  for (int64_t h0 = 0; h0 < n_heads; h0 += 4) {
-    const float* q[4];
-    for (int t = 0; t < 4; ++t) q[t] = queries[std::min<int64_t>(h0 + t, n_heads - 1)];
-    float* out = scores + h0 * score_stride;
-    for (int64_t j0 = 0; j0 < b.len; j0 += 4) {
-      const T* k[4];
-      for (int e = 0; e < 4; ++e) k[e] = b.keys + std::min<int64_t>(j0 + e, b.len - 1) * b.kv_dim;
-      if (h0 == 0) {
-        for (int e = 0; e < 4; ++e)
-          PrefetchKey(b, shape.head_dim, std::min<int64_t>(j0 + e, b.len - 1));
-      }
-      __m512 acc[16];  // acc[4 e + t] = (head h0 + t, key j0 + e): lane 4 t + e of the sums
-      for (__m512& a : acc) a = _mm512_setzero_ps();
-      for (int64_t v = 0; v < vectors; ++v) {
-        __m512 key[4];
-        for (int e = 0; e < 4; ++e) {
-          if constexpr (std::is_same_v<T, float>) {
-            key[e] = _mm512_loadu_ps(k[e] + 16 * v);
-          } else {
-            key[e] = _mm512_cvtph_ps(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[e] + 16 * v)));
-          }
-        }
-        for (int t = 0; t < 4; ++t) {
-          const __m512 qv = _mm512_loadu_ps(q[t] + 16 * v);
-          for (int e = 0; e < 4; ++e) acc[4 * e + t] = _mm512_fmadd_ps(qv, key[e], acc[4 * e + t]);
-        }
-      }
-      const __m512 sums = _mm512_mul_ps(ReduceAdd16(acc), scale);
-      _mm_storeu_ps(out + j0, _mm512_extractf32x4_ps(sums, 0));
-      _mm_storeu_ps(out + score_stride + j0, _mm512_extractf32x4_ps(sums, 1));
-      _mm_storeu_ps(out + 2 * score_stride + j0, _mm512_extractf32x4_ps(sums, 2));
-      _mm_storeu_ps(out + 3 * score_stride + j0, _mm512_extractf32x4_ps(sums, 3));
+// n_sub key sub-blocks of one KV head in an F16 key store (from: the
+// first one at the head's channel 0, sub-blocks stride elements apart)
+// widened to floats at to, head_dim kKeyBlockPositions apart.
+HWY_INLINE void WidenKeys(DF df, const uint16_t* from, int64_t stride, int64_t head_dim,
+                          int64_t n_sub, float* HWY_RESTRICT to) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t n = head_dim * kKeyBlockPositions;  // a multiple of lanes
+  for (int64_t s = 0; s < n_sub; ++s) {
+    const auto* sub = reinterpret_cast<const hwy::float16_t*>(from + s * stride);
+    for (int64_t i = 0; i < n; i += lanes) {
+      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, sub + i)), df, to + s * n + i);
     }
   }
 }
-#endif
+
+// The scores of kPairs pairs (queries q[0, kPairs)) for kVectors vectors
+// of the block's keys from vector u0 (vector u: keys [u lanes, (u + 1)
+// lanes)), scaled, at scores + p stride + u lanes. Each lane is a chain of
+// FMAs over the channels in order (the scalar twin's), so a score is the
+// same whatever tile, pairs or batch it is computed in. kFetch: issue
+// fetch's lines along the way (the block's first tile).
+template <int kPairs, int kVectors, bool kFetch, class T>
+HWY_INLINE void ScoreTile(DF df, const KeyBlock<T>& b, int64_t head_dim, const float* const* q,
+                          int64_t u0, float scale, float* scores, int64_t stride,
+                          const BlockFetch& fetch) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  const T* k[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
+    const int64_t first = (u0 + v) * lanes;
+    k[v] = b.keys + first / kKeyBlockPositions * b.key_stride + first % kKeyBlockPositions;
+  }
+  const float* qp[kPairs];
+  for (int p = 0; p < kPairs; ++p) qp[p] = q[p];
+  hn::Vec<DF> acc[kPairs][kVectors];
+  for (int p = 0; p < kPairs; ++p) {
+    for (int v = 0; v < kVectors; ++v) acc[p][v] = hn::Zero(df);
+  }
+  for (int64_t d = 0; d < head_dim; ++d) {
+    if constexpr (kFetch) fetch.fetch(d, head_dim);
+    hn::Vec<DF> key[kVectors];
+    for (int v = 0; v < kVectors; ++v) key[v] = LoadKv(df, k[v] + d * kKeyBlockPositions);
+    for (int p = 0; p < kPairs; ++p) {
+      const auto qd = hn::Set(df, qp[p][d]);
+      for (int v = 0; v < kVectors; ++v) acc[p][v] = hn::MulAdd(qd, key[v], acc[p][v]);
+    }
+  }
+  const auto vscale = hn::Set(df, scale);
+  for (int p = 0; p < kPairs; ++p) {
+    for (int v = 0; v < kVectors; ++v) {
+      hn::StoreU(hn::Mul(acc[p][v], vscale), df, scores + p * stride + (u0 + v) * lanes);
+    }
+  }
+}
+
+// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax].
+template <int kMax, typename F>
+HWY_INLINE void WithCount(int64_t n, const F& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return WithCount<kMax - 1>(n, f);
+  }
+  f(std::integral_constant<int, kMax>{});
+}
+
+// Pairs and key vectors of a score tile: 4 x 4 accumulators fit AVX-512's
+// 32 registers; 16-register targets take 2 x 4.
+constexpr int kScorePairs = HWY_MAX_BYTES >= 64 ? 4 : 2;
+constexpr int kScoreVectors = 4;
+static_assert(kAttentionKeysPerBlock % kKeyBlockPositions == 0, "blocks of whole sub-blocks");
+
+// scores + p stride = the block's scores for pair p (queries[p]), whole
+// vectors (up to len rounded up to lanes; the lanes past len hold
+// whatever the store's unwritten positions give, and are masked later).
+template <class T>
+HWY_INLINE void ScoreBlock(DF df, const AttentionShape& shape, const KeyBlock<T>& b,
+                           const float* const* queries, int64_t n_pairs, float* scores,
+                           int64_t stride, const BlockFetch& fetch) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(df));
+  static_assert(kKeyBlockPositions % (HWY_MAX_BYTES / sizeof(float)) == 0,
+                "a vector of keys lies within one sub-block");
+  const int64_t vectors = (b.len + lanes - 1) / lanes;
+  for (int64_t p0 = 0; p0 < n_pairs; p0 += kScorePairs) {
+    WithCount<kScorePairs>(std::min<int64_t>(kScorePairs, n_pairs - p0), [&](auto pairs) {
+      for (int64_t u0 = 0; u0 < vectors; u0 += kScoreVectors) {
+        WithCount<kScoreVectors>(std::min<int64_t>(kScoreVectors, vectors - u0), [&](auto n) {
+          constexpr int kPairs = decltype(pairs)::value, kVectors = decltype(n)::value;
+          if (p0 == 0 && u0 == 0) {
+            ScoreTile<kPairs, kVectors, true>(df, b, shape.head_dim, queries + p0, u0, shape.scale,
+                                              scores + p0 * stride, stride, fetch);
+          } else {
+            ScoreTile<kPairs, kVectors, false>(df, b, shape.head_dim, queries + p0, u0, shape.scale,
+                                               scores + p0 * stride, stride, fetch);
+          }
+        });
+      }
+    });
+  }
+}
 
 // One query head's online-softmax state across the key blocks.
 struct HeadState {
@@ -293,16 +317,19 @@ HWY_INLINE void AccumulateBlock(DF df, int64_t head_dim, const KeyBlock<T>& b, c
   const auto lanes = static_cast<int64_t>(hn::Lanes(df));
   int64_t d = 0;
   for (; d + 4 * lanes <= head_dim; d += 4 * lanes) {
-    AccumulateValues<kHeads, 4>(df, weights, weight_stride, b.len, b.values, b.kv_dim, heads, d);
+    AccumulateValues<kHeads, 4>(df, weights, weight_stride, b.len, b.values, b.value_stride, heads,
+                                d);
   }
   for (; d + lanes <= head_dim; d += lanes) {
-    AccumulateValues<kHeads, 1>(df, weights, weight_stride, b.len, b.values, b.kv_dim, heads, d);
+    AccumulateValues<kHeads, 1>(df, weights, weight_stride, b.len, b.values, b.value_stride, heads,
+                                d);
   }
   for (; d < head_dim; ++d) {
     for (int h = 0; h < kHeads; ++h) {
       float acc = heads[h].out[d];
       for (int64_t j = 0; j < b.len; ++j) {
-        acc = std::fma(weights[h * weight_stride + j], KvScalar(b.values + j * b.kv_dim + d), acc);
+        acc = std::fma(weights[h * weight_stride + j], KvScalar(b.values + j * b.value_stride + d),
+                       acc);
       }
       heads[h].out[d] = acc;
     }
@@ -330,25 +357,16 @@ struct BlockPairs {
   int64_t n;
   float* scores;
   int64_t score_stride;
-  bool tiles;  // AVX-512 score tiles (head_dim a multiple of 16)
 };
 
 // One key block for every pair: scores, the masked softmax, then the V
 // passes over pairs that see the same keys (kValueHeads at a time, else one
-// by one).
+// by one). fetch: lines to fetch while scoring.
 template <class T>
 HWY_INLINE void AttendBlock(DF df, const AttentionShape& shape, const KeyBlock<T>& block,
-                            const BlockPairs& pairs) {
+                            const BlockPairs& pairs, const BlockFetch& fetch) {
   const int64_t stride = pairs.score_stride;
-  if (pairs.tiles) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-    ScoreTiles(shape, block, pairs.queries, pairs.n, pairs.scores, stride);
-#endif
-  } else {
-    for (int64_t p = 0; p < pairs.n; ++p) {
-      ScoreKeys(df, shape, block, pairs.queries[p], p == 0, pairs.scores + p * stride);
-    }
-  }
+  ScoreBlock(df, shape, block, pairs.queries, pairs.n, pairs.scores, stride, fetch);
   for (int64_t p = 0; p < pairs.n; ++p) {
     if (pairs.seen[p] == 0) continue;
     float* row_scores = pairs.scores + p * stride;
@@ -430,42 +448,66 @@ HWY_NOINLINE void AttendHeads(const AttentionShape& shape, std::span<const Atten
     n_keys = std::max(n_keys, row.n_keys);
   }
   const AttentionRow& first_row = rows.front();
-  // Scores, one row per pair (and 3 scratch rows for the tiles' padding),
-  // each with room to round a block up to whole vectors for the exp.
+  // Scores, one row per pair, each with room to round a block up to whole
+  // vectors for the exp.
   constexpr int64_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
   constexpr int64_t kScoreStride = kAttentionKeysPerBlock + kMaxLanes;
-  alignas(HWY_MAX_BYTES) float scores[(kMaxPairs + 3) * kScoreStride];
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  const bool tiles = head_dim % 16 == 0;
-#else
-  const bool tiles = false;
-#endif
+  alignas(HWY_MAX_BYTES) float scores[kMaxPairs * kScoreStride];
+  // The key store: sub-blocks of kKeyBlockPositions keys, key_stride
+  // elements apart; a head's channels from kv_offset within each.
+  const int64_t key_stride = kKeyBlockPositions * kv_dim;
+  const int64_t value_size = half ? sizeof(uint16_t) : sizeof(float);
+  const auto sub_blocks = [](int64_t keys) {
+    return (keys + kKeyBlockPositions - 1) / kKeyBlockPositions;
+  };
+  const auto* key_bytes = static_cast<const char*>(first_row.keys);
+  const auto* value_bytes = static_cast<const char*>(first_row.values);
   for (int64_t block_start = 0; block_start < n_keys; block_start += kAttentionKeysPerBlock) {
     const int64_t len = std::min(kAttentionKeysPerBlock, n_keys - block_start);
-    const int64_t keys_left = n_keys - block_start;
-    const int64_t first = block_start * kv_dim + kv_offset;
+    const int64_t next_len = std::min(kAttentionKeysPerBlock, n_keys - block_start - len);
+    const int64_t key_first =
+        block_start / kKeyBlockPositions * key_stride + kv_offset * kKeyBlockPositions;
+    const int64_t next_key_first =
+        key_first + kAttentionKeysPerBlock / kKeyBlockPositions * key_stride;
+    const int64_t value_first = block_start * kv_dim + kv_offset;
     // The keys of this block each pair sees: 0 (none: it ended before the
     // block) to len.
     int64_t seen[kMaxPairs];
     for (int64_t p = 0; p < n_pairs; ++p)
       seen[p] = std::clamp<int64_t>(limit[p] - block_start, 0, len);
-    const BlockPairs pairs{queries, heads, seen, n_pairs, scores, kScoreStride, tiles};
+    const BlockPairs pairs{queries, heads, seen, n_pairs, scores, kScoreStride};
+    // While this block is scored: the next block's keys, and this block's
+    // values (the next block's when these were just widened).
+    BlockFetch fetch{key_bytes + next_key_first * value_size,
+                     key_stride * value_size,
+                     kKeyBlockPositions * value_size,
+                     sub_blocks(next_len),
+                     value_bytes + value_first * value_size,
+                     kv_dim * value_size,
+                     head_dim * value_size,
+                     len};
     if (!half) {
-      const auto* keys = static_cast<const float*>(first_row.keys) + first;
-      const auto* values = static_cast<const float*>(first_row.values) + first;
-      AttendBlock(df, shape, KeyBlock<float>{keys, values, len, kv_dim, keys_left}, pairs);
+      const auto* keys = static_cast<const float*>(first_row.keys) + key_first;
+      const auto* values = static_cast<const float*>(first_row.values) + value_first;
+      AttendBlock(df, shape, KeyBlock<float>{keys, key_stride, values, kv_dim, len}, pairs, fetch);
     } else if (widen) {
       float* keys = widened.data();
       float* values = keys + kAttentionKeysPerBlock * head_dim;
-      WidenRows(df, static_cast<const uint16_t*>(first_row.keys) + first, kv_dim, head_dim, len,
-                keys_left, keys);
-      WidenRows(df, static_cast<const uint16_t*>(first_row.values) + first, kv_dim, head_dim, len,
-                keys_left, values);
-      AttendBlock(df, shape, KeyBlock<float>{keys, values, len, head_dim, keys_left, false}, pairs);
+      WidenKeys(df, static_cast<const uint16_t*>(first_row.keys) + key_first, key_stride, head_dim,
+                sub_blocks(len), keys);
+      WidenRows(df, static_cast<const uint16_t*>(first_row.values) + value_first, kv_dim, head_dim,
+                len, n_keys - block_start, values);
+      // This block's values were just read: fetch the next block's.
+      fetch.values += len * kv_dim * value_size;
+      fetch.n_values = next_len;
+      AttendBlock(df, shape,
+                  KeyBlock<float>{keys, head_dim * kKeyBlockPositions, values, head_dim, len},
+                  pairs, fetch);
     } else {
-      const auto* keys = static_cast<const uint16_t*>(first_row.keys) + first;
-      const auto* values = static_cast<const uint16_t*>(first_row.values) + first;
-      AttendBlock(df, shape, KeyBlock<uint16_t>{keys, values, len, kv_dim, keys_left}, pairs);
+      const auto* keys = static_cast<const uint16_t*>(first_row.keys) + key_first;
+      const auto* values = static_cast<const uint16_t*>(first_row.values) + value_first;
+      AttendBlock(df, shape, KeyBlock<uint16_t>{keys, key_stride, values, kv_dim, len}, pairs,
+                  fetch);
     }
   }
   for (int64_t p = 0; p < n_pairs; ++p) {

@@ -252,7 +252,7 @@ void Model::Impl::run_layer(int32_t layer_index, std::span<const BatchRow> rows,
   for (int64_t i = 0; i < n; ++i) {
     const BatchRow& row = rows[static_cast<size_t>(i)];
     s.attention_rows[static_cast<size_t>(i)] = AttentionRow{
-        s.query.data() + i * q_dim, cache.key(layer_index, row.seq, 0),
+        s.query.data() + i * q_dim, cache.keys(layer_index, row.seq),
         cache.value(layer_index, row.seq, 0), row.position + 1, s.attended.data() + i * q_dim};
   }
   const AttentionShape shape{config.n_head, config.n_head_kv, config.head_dim,

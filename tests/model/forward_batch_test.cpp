@@ -233,7 +233,9 @@ TEST(ForwardBatch, ConcurrentForwardsOnSeparateCaches) {
 
 TEST(KvCache, LengthsTruncateAndBounds) {
   KvCache cache(2, 3, 10, 4);
-  EXPECT_EQ(cache.bytes(), 2u * 2 * 3 * 10 * 4 * sizeof(float));
+  // Per layer and sequence: keys for 10 positions rounded up to a block of
+  // 16, values for 10.
+  EXPECT_EQ(cache.bytes(), 2u * 3 * (16 + 10) * 4 * sizeof(float));
   cache.set_length(1, 7);
   EXPECT_EQ(cache.length(0), 0);
   EXPECT_EQ(cache.length(1), 7);
@@ -245,13 +247,20 @@ TEST(KvCache, LengthsTruncateAndBounds) {
   EXPECT_THROW(cache.truncate(1, -1), Error);
   EXPECT_THROW(cache.truncate(3, 0), Error);  // no such sequence
   EXPECT_THROW(cache.set_length(0, 11), Error);
-  // Rows of different (layer, seq, position) do not overlap.
-  const auto at = [&](void* row) { return static_cast<float*>(row) + 3; };
-  *at(cache.key(1, 2, 9)) = 5.0f;
-  EXPECT_EQ(*at(cache.key(1, 2, 9)), 5.0f);
-  EXPECT_EQ(*at(cache.value(1, 2, 9)), 0.0f);
-  EXPECT_EQ(*at(cache.key(0, 2, 9)), 0.0f);
-  EXPECT_EQ(*at(cache.key(1, 1, 9)), 0.0f);
+  // Keys and values of different (layer, seq, position) do not overlap.
+  const float key[4] = {1.0f, 2.0f, 3.0f, 4.0f}, value[4] = {5.0f, 6.0f, 7.0f, 8.0f};
+  cache.write(1, 2, 9, key, value);
+  for (int32_t c = 0; c < 4; ++c) {
+    EXPECT_EQ(cache.key_at(1, 2, 9, c), key[c]);
+    EXPECT_EQ(static_cast<const float*>(cache.value(1, 2, 9))[c], value[c]);
+    EXPECT_EQ(cache.key_at(1, 2, 8, c), 0.0f);  // the same block of keys
+    EXPECT_EQ(cache.key_at(0, 2, 9, c), 0.0f);
+    EXPECT_EQ(cache.key_at(1, 1, 9, c), 0.0f);
+    EXPECT_EQ(static_cast<const float*>(cache.value(1, 2, 8))[c], 0.0f);
+  }
+  // The store is laid out as attention() reads it.
+  const auto* store = static_cast<const float*>(cache.keys(1, 2));
+  for (int32_t c = 0; c < 4; ++c) EXPECT_EQ(store[c * kKeyBlockPositions + 9], key[c]);
   cache.clear();
   EXPECT_EQ(cache.length(1), 0);
   EXPECT_THROW(KvCache(1, 0, 10, 4), Error);
@@ -260,29 +269,32 @@ TEST(KvCache, LengthsTruncateAndBounds) {
 
 // An F16 cache stores each written value rounded to the nearest IEEE half,
 // ties to even (bit patterns from the binary16 definition), in half the
-// bytes, row after row.
+// bytes: keys channel by channel in blocks of 16 positions, values in rows.
 TEST(KvCache, F16RowsHoldRoundedHalves) {
   KvCache cache(2, 2, 4, 4, DType::kF16);
   EXPECT_EQ(cache.type(), DType::kF16);
   EXPECT_EQ(cache.row_bytes(), 4 * sizeof(uint16_t));
-  EXPECT_EQ(cache.bytes(), 2u * 2 * 2 * 4 * 4 * sizeof(uint16_t));
+  EXPECT_EQ(cache.bytes(), 2u * 2 * (16 + 4) * 4 * sizeof(uint16_t));
   // 1 + 2^-11 is halfway between 1 and the next half (1 + 2^-10): even, 1.
   // 1 + 3 * 2^-11 is halfway between 1 + 2^-10 and 1 + 2^-9: even, 1 + 2^-9.
   const float key[4] = {1.0f, -2.5f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f};
   // 65504 is the largest half; 2^-24 the smallest subnormal; 1e6 overflows.
   const float value[4] = {65504.0f, 0x1p-24f, -0.0f, 1e6f};
   cache.write(1, 1, 2, key, value);
-  const auto* k = static_cast<const uint16_t*>(cache.key(1, 1, 2));
+  const auto* keys = static_cast<const uint16_t*>(cache.keys(1, 1));
+  std::vector<uint16_t> k;
+  for (int c = 0; c < 4; ++c) k.push_back(keys[c * kKeyBlockPositions + 2]);
   const auto* v = static_cast<const uint16_t*>(cache.value(1, 1, 2));
-  EXPECT_EQ(std::vector<uint16_t>(k, k + 4),
-            (std::vector<uint16_t>{0x3c00, 0xc100, 0x3c00, 0x3c02}));
+  EXPECT_EQ(k, (std::vector<uint16_t>{0x3c00, 0xc100, 0x3c00, 0x3c02}));
   EXPECT_EQ(std::vector<uint16_t>(v, v + 4),
             (std::vector<uint16_t>{0x7bff, 0x0001, 0x8000, 0x7c00}));
+  EXPECT_EQ(cache.key_at(1, 1, 2, 1), -2.5f);
   // Its neighbours are untouched.
-  const auto* before = static_cast<const uint16_t*>(cache.key(1, 1, 1));
-  const auto* other_seq = static_cast<const uint16_t*>(cache.key(1, 0, 2));
-  EXPECT_EQ(before + 4, k);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(before[i] | other_seq[i], 0) << i;
+  const auto* other_seq = static_cast<const uint16_t*>(cache.keys(1, 0));
+  for (int c = 0; c < 4; ++c) {
+    EXPECT_EQ(keys[c * kKeyBlockPositions + 1] | keys[c * kKeyBlockPositions + 3], 0) << c;
+    EXPECT_EQ(other_seq[c * kKeyBlockPositions + 2], 0) << c;
+  }
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 // untouched.
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 #include "core/error.h"
 #include "model/model.h"
 #include "model_test_util.h"
@@ -154,10 +157,12 @@ TEST_P(ForwardErrorTest, RejectsBatchBeforeWritingAnything) {
   const std::vector<BatchRow> prefix = {{0, 0, 5, false}, {0, 1, 6, false}, {0, 2, 7, true}};
   model->forward(prefix, cache, logits, nullptr);
   const auto row_of = [&](int32_t position) {
-    const auto* row = static_cast<const uint8_t*>(cache.key(1, 0, position));
-    return std::vector<uint8_t>(row, row + cache.row_bytes());
+    std::vector<float> row;
+    for (int32_t c = 0; c < cache.kv_dim(); ++c) row.push_back(cache.key_at(1, 0, position, c));
+    const auto* values = static_cast<const uint8_t*>(cache.value(1, 0, position));
+    return std::pair(row, std::vector<uint8_t>(values, values + cache.row_bytes()));
   };
-  const std::vector<uint8_t> key_row = row_of(3);
+  const auto key_row = row_of(3);
   try {
     model->forward(c.rows, cache, logits, nullptr);
     FAIL() << "forward accepted the batch";

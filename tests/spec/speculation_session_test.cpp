@@ -34,11 +34,14 @@ class SpeculationSessionTest : public ::testing::Test {
   static uint64_t draft_file_size() {
     return std::filesystem::file_size(dir_->file("s-draft.gguf"));
   }
-  // Keys and values: 2 x layers x positions x (n_head_kv x head_dim) floats.
+  // Keys and values: layers x (key positions + positions) x (n_head_kv x
+  // head_dim) values, the keys' positions rounded up to blocks of 16.
   static uint64_t kv_bytes(const Model& model, int32_t n_layers, int32_t n_ctx) {
     const ModelConfig& c = model.config();
+    const uint64_t key_positions = (n_ctx + 15) / 16 * 16;
     // F16 keys and values (the default cache).
-    return uint64_t{2} * n_layers * n_ctx * c.n_head_kv * c.head_dim * sizeof(uint16_t);
+    return uint64_t{1} * n_layers * (key_positions + n_ctx) * c.n_head_kv * c.head_dim *
+           sizeof(uint16_t);
   }
   // Greedy generation of n tokens through the session.
   static void generate(SpeculationSession& session, int32_t n_ctx, uint64_t seed) {
