@@ -290,11 +290,16 @@ void register_all() {
   // same size (2048, 4608, 8704) to compare GB/s with.
   // One layer's attention: the 0.8B test model's heads (32 query heads
   // over 4 KV heads of 64 values), a Llama-3-8B-like layer (32 over 8
-  // of 128) and the shipped draft's (4 over 2 of 32); a decoded token (1 row) and a verification (9
-  // rows), at 64 to 4096 keys of context; an F32 cache (Attention/) and an F16 one (AttentionF16/).
+  // of 128), a Phi-3-mini-like one without grouping (32 over 32 of 96:
+  // one query head per KV head) and the shipped draft's (4 over 2 of 32);
+  // a decoded token (1 row) and a verification (9 rows), at 64 to 4096
+  // keys of context; an F32 cache (Attention/) and an F16 one
+  // (AttentionF16/).
   for (DType kv_type : {DType::kF32, DType::kF16}) {
-    for (auto [n_head, n_head_kv, head_dim] :
-         {std::tuple<int64_t, int64_t, int64_t>{32, 4, 64}, {32, 8, 128}, {4, 2, 32}}) {
+    for (auto [n_head, n_head_kv, head_dim] : {std::tuple<int64_t, int64_t, int64_t>{32, 4, 64},
+                                               {32, 8, 128},
+                                               {32, 32, 96},
+                                               {4, 2, 32}}) {
       const std::string name =
           std::string(kv_type == DType::kF16 ? "AttentionF16/" : "Attention/") +
           std::to_string(n_head) + "x" + std::to_string(n_head_kv) + "x" + std::to_string(head_dim);
