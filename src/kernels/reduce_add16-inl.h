@@ -1,6 +1,5 @@
 // ReduceAdd16: the sums of 16 AVX-512 vectors' lanes in one vector, for
-// the integer tiles (matmul_int_tiles-inl.h) and the attention scores
-// (attention_simd.cpp). Included once per target, inside the includer's
+// the integer tiles (matmul_int_tiles-inl.h). Included once per target, inside the includer's
 // HWY_NAMESPACE and only where the target has AVX-512; it has no include
 // guard for that reason.
 
