@@ -199,14 +199,7 @@ HWY_INLINE void ScoreTile(DF df, const KeyBlock<T>& b, int64_t head_dim, const f
   }
 }
 
-// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax].
-template <int kMax, typename F>
-HWY_INLINE void WithCount(int64_t n, const F& f) {
-  if constexpr (kMax > 1) {
-    if (n < kMax) return WithCount<kMax - 1>(n, f);
-  }
-  f(std::integral_constant<int, kMax>{});
-}
+#include "kernels/with_count-inl.h"
 
 // Pairs and key vectors of a score tile: 4 x 4 accumulators fit AVX-512's
 // 32 registers; 16-register targets take 2 x 4.

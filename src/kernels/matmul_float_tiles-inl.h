@@ -199,15 +199,6 @@ void FloatBlock(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64_t m0
   }
 }
 
-// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax].
-template <int kMax, typename F>
-HWY_INLINE void WithFloatTileHeight(int n, const F& f) {
-  if constexpr (kMax > 1) {
-    if (n < kMax) return WithFloatTileHeight<kMax - 1>(n, f);
-  }
-  f(std::integral_constant<int, kMax>{});
-}
-
 // kMath kBf16Dot: the BF16 activations (job.x_bf16) are packed instead,
 // and the tiles take BF16 dot products (simd_bf16_dot); kBf16DotFma: the
 // same products as F32 FMAs (simd_bf16_dot_fma), the BF16 activations
@@ -253,7 +244,7 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
     const int64_t re = std::min(rb + kRowBlock, row_end);
     for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
       const int mt = static_cast<int>(std::min<int64_t>(kFloatTileM, job.m - m0));
-      WithFloatTileHeight<kFloatTileM>(mt, [&](auto rows) {
+      WithCount<kFloatTileM>(mt, [&](auto rows) {
         FloatBlock<kType, decltype(rows)::value, kMath>(job, rb, re, m0, packed.data() + m0 * k_pad,
                                                         state.data(), m0 == 0 ? row_end : 0);
       });

@@ -126,15 +126,7 @@ HWY_INLINE void PrefetchNextRowShare(const uint8_t* next, int64_t row_bytes, int
   }
 }
 
-// Calls f(std::integral_constant<int, n>{}) for a run-time n in [1, kMax]:
-// each tile height is its own instantiation (accumulators in registers).
-template <int kMax, typename F>
-HWY_INLINE void WithTileHeight(int n, const F& f) {
-  if constexpr (kMax > 1) {
-    if (n < kMax) return WithTileHeight<kMax - 1>(n, f);
-  }
-  f(std::integral_constant<int, kMax>{});
-}
+#include "kernels/with_count-inl.h"
 
 // The template parameters pick the per-type arithmetic of quant_decode.h:
 // kBiasShift = log2(bias) or -1 for none; kHalves: Q6_K's two scales per
@@ -378,7 +370,7 @@ void DotAllRows(const MatmulJob& job, const DecodedGroup* dec, int64_t r) {
   float out[kTileM];
   for (int64_t m0 = 0; m0 < job.m; m0 += kTileM) {
     const int mt = static_cast<int>(std::min<int64_t>(kTileM, job.m - m0));
-    WithTileHeight<kTileM>(mt, [&](auto rows) {
+    WithCount<kTileM>(mt, [&](auto rows) {
 #if HWY_TARGET == HWY_AVX3_DL
       DotRows<decltype(rows)::value, kBiasShift, kHalves, kMin>(dec, job.acts, m0, out);
 #else
@@ -414,7 +406,7 @@ void IntRowsOf(const MatmulJob& job, int64_t row_begin, int64_t row_end) {
     return TileRows<kType, kBiasShift, kHalves, kMin, false>(job, plan, row_begin, row_end);
   }
   if (job.m >= 1 && job.m <= kTileM) {
-    return WithTileHeight<kTileM>(static_cast<int>(job.m), [&](auto rows) {
+    return WithCount<kTileM>(static_cast<int>(job.m), [&](auto rows) {
       FusedRows<kType, decltype(rows)::value, kBiasShift, kHalves, kMin>(job, plan, row_begin,
                                                                          row_end);
     });

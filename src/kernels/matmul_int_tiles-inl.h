@@ -183,7 +183,7 @@ HWY_INLINE void PackedGroupTiles(const uint8_t* const* group, const __m512* ws, 
                                  float* HWY_RESTRICT acc, int blocks = kGroupBlocks) {
   for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
     const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
-    WithTileHeight<kTileActs>(mt, [&](auto acts) {
+    WithCount<kTileActs>(mt, [&](auto acts) {
       TilePackedGroup<kType, R, decltype(acts)::value, kBiasShift, kMin, kGfni, kPartial>(
           group, ws, wmin, a, m, m0, g, acc, blocks);
     });
@@ -302,7 +302,7 @@ HWY_NOINLINE void TileRowBlock(const MatmulJob& job, const GatherPlan& plan, int
     }
     for (int64_t m0 = 0; m0 < m; m0 += kTileActs) {
       const int mt = static_cast<int>(std::min<int64_t>(kTileActs, m - m0));
-      WithTileHeight<kTileActs>(mt, [&](auto acts) {
+      WithCount<kTileActs>(mt, [&](auto acts) {
         TileGroup<R, decltype(acts)::value, kBiasShift, kHalves, kMin>(dec, job.acts, m, m0, g,
                                                                        acc);
       });
@@ -320,7 +320,7 @@ void TileRows(const MatmulJob& job, const GatherPlan& plan, int64_t row_begin, i
   if (acc.size() < need) acc.resize(need);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
-    WithTileHeight<kTileRows>(rows, [&](auto block) {
+    WithCount<kTileRows>(rows, [&](auto block) {
       TileRowBlock<kType, decltype(block)::value, kBiasShift, kHalves, kMin, kGfni>(
           job, plan, r0, row_end, acc.data());
     });

@@ -45,6 +45,8 @@ namespace specula {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#include "kernels/with_count-inl.h"  // WithCount, used by the float tiles
+
 #if HWY_TARGET == HWY_AVX3_DL
 // vdpbf16ps needs AVX512_BF16, which AVX3_DL does not imply (Ice Lake has
 // VNNI but not BF16): the BF16-dot tiles run only where simd_bf16_dot()
