@@ -137,17 +137,28 @@ void VerifyCost::observe(int32_t rows, double seconds) {
   if (ratio.samples() >= kSamplesBeforeClipping) {
     seconds = std::min(seconds, options_.outlier_factor * this->seconds(rows));
   }
-  // The shape before this sample prices it: the level moves by what the
-  // sample says a one-row pass costs now, and only then is the sample's
-  // ratio to the level taken, so that a change of speed lands in the level.
-  const double shape = shape_at(rows);
+  // The shape learns only from a step whose row count differs from the
+  // step before: its ratio to that step's time, priced by that row
+  // count's shape (two passes moments apart see the same machine speed).
+  // A step of the same row count again says nothing about the shape.
+  // Taking every sample's ratio to the level instead (which the sample
+  // had just moved) let the split between level and shape drift while a
+  // policy ran one row count: on Zen 4 with g = 4 at nearly every step,
+  // shape(5) fell from 1.2 to 1.05 in 30 steps and t(1) rose from 35 to
+  // 40 ms (measured: 1.25 and 35 ms), so longer drafts, and speculating
+  // at all, looked cheaper than they were.
   const bool first = !level_.known();
-  level_.observe(seconds / shape, options_.ewma_weight);
-  // A level of 0 (passes timed at 0 s) says nothing about the shape.
-  if (first || level_.mean() > 0.0) {
-    ratio.observe(first ? shape : seconds / level_.mean(), options_.shape_weight);
+  if (first) {
+    ratio.observe(shape_at(rows), options_.shape_weight);
+  } else if (rows != last_rows_ && last_seconds_ > 0.0) {
+    ratio.observe(shape_at(last_rows_) * seconds / last_seconds_, options_.shape_weight);
   }
+  last_rows_ = rows;
+  last_seconds_ = seconds;
   refit();
+  // Then the level moves by what the sample says a one-row pass costs now,
+  // so that a change of speed lands in the level.
+  level_.observe(seconds / shape_at(rows), options_.ewma_weight);
 }
 
 bool VerifyCost::measured(int32_t rows) const {

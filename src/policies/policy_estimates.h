@@ -170,7 +170,8 @@ struct CostOptions {
 // drifts (other work on a shared host, frequency changes) while the shape,
 // what n rows cost relative to one, stays put; so every step updates the
 // level, whichever n it ran, and the shape is fitted through the ratios
-// sample / level measured per n (shape_at). Pricing n from per-n averages
+// measured per n (shape_at), each between two consecutive steps of
+// different row counts (t(n) / t(n') x shape(n')). Pricing n from per-n averages
 // taken at different times instead made a draft length look dear or cheap
 // by when it was last run.
 class VerifyCost {
@@ -209,7 +210,9 @@ class VerifyCost {
 
   CostOptions options_;
   Ewma level_;                       // seconds of a one-row pass, now
-  std::vector<Ewma> ratio_by_rows_;  // [n - 1]: sample / level
+  std::vector<Ewma> ratio_by_rows_;  // [n - 1]: t(n) / t(1) samples
+  int32_t last_rows_ = 0;            // the step before: its rows and seconds
+  double last_seconds_ = 0.0;
   ShapeFit shape_;
 };
 

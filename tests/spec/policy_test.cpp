@@ -340,8 +340,10 @@ TEST(AdaptivePolicy, ReprobesAndComesBackWhenAcceptanceRecovers) {
   EXPECT_GE(sim.probes, 2);
   EXPECT_GE(sim.plain_steps, 380);
   // Recovery: the next probe finds acceptance back, probes follow quickly
-  // and speculation resumes.
-  sim.run(good, 400, 6);
+  // and speculation resumes. The probe interval has grown to 256 steps, and
+  // a probe rejected at its first token (15% here) doubles nothing but
+  // waits another 256: 1000 steps hold at least three probes.
+  sim.run(good, 1000, 6);
   EXPECT_FALSE(policy.off(0));
   EXPECT_GT(sim.run(good, 100, 6), 90);
 }
