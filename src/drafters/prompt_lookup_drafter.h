@@ -50,6 +50,8 @@ class PromptLookupDrafter : public Drafter {
                DraftProposal& out) override;
   // Indexes the tokens `context` added.
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // A few hash look-ups per proposal.
+  bool proposes_for_free() const override { return true; }
 
   // The sequence and its n-gram tables, estimated (cache_bytes).
   DrafterMemory memory() const override;

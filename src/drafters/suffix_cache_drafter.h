@@ -36,6 +36,8 @@ class SuffixCacheDrafter : public Drafter {
                DraftProposal& out) override;
   // Adds the tokens `context` gained to the cache.
   void accept(std::span<const int32_t> context, int32_t n_accepted) override;
+  // Look-ups in the cache; what propose() adds to it accept() would add too.
+  bool proposes_for_free() const override { return true; }
   // The shared cache's estimate (cache_bytes).
   DrafterMemory memory() const override;
 

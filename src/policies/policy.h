@@ -81,6 +81,10 @@ class DraftLengthPolicy {
 
   // After every step, a plain one too (outcome.slot -1 or drafted 0).
   void observe(const StepOutcome& outcome);
+  // A scored shadow draft of `slot` (SpeculationEstimates::observe_shadow).
+  void observe_shadow(int32_t slot, int32_t drafted, int32_t matched) {
+    estimates_.observe_shadow(slot, drafted, matched);
+  }
 
   const SpeculationEstimates& estimates() const { return estimates_; }
 

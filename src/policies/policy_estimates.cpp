@@ -262,6 +262,11 @@ void SpeculationEstimates::observe(const StepOutcome& outcome) {
   }
 }
 
+void SpeculationEstimates::observe_shadow(int32_t slot, int32_t drafted, int32_t matched) {
+  if (slot < 0 || drafted <= 0) return;
+  drafter(slot).acceptance.observe(drafted, std::clamp(matched, 0, drafted));
+}
+
 double SpeculationEstimates::expected_tokens(int32_t slot, int32_t g) const {
   if (g <= 0) return 1.0;
   const DrafterEstimate* d = find(slot);

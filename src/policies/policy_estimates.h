@@ -244,6 +244,10 @@ class SpeculationEstimates {
   explicit SpeculationEstimates(AcceptanceOptions acceptance = {}, CostOptions cost = {});
 
   void observe(const StepOutcome& outcome);
+  // A shadow draft of `slot` (generation_step.h): `drafted` tokens it would
+  // have proposed, the first `matched` of them the tokens that followed.
+  // Only its acceptance learns; nothing ran, so no cost is observed.
+  void observe_shadow(int32_t slot, int32_t drafted, int32_t matched);
 
   DrafterEstimate& drafter(int32_t slot);
   const DrafterEstimate* find(int32_t slot) const;  // null before the slot is seen

@@ -84,6 +84,14 @@ class Drafter {
     (void)n_vocab;
   }
 
+  // Whether propose() costs next to nothing (no model: table look-ups),
+  // draws no random numbers and leaves nothing that accept() must undo.
+  // The step code then asks such a drafter at every step: when it has
+  // nothing to propose the bandit does not choose it, and when another
+  // drafter runs its proposal is scored against the tokens that follow, a
+  // free observation of its acceptance for the policy and the bandit
+  // (shadow drafts, generation_step.h).
+  virtual bool proposes_for_free() const { return false; }
   // What this drafter holds in memory beyond the target (name left empty:
   // whoever lists drafters names them). Shared tables are reported by each
   // drafter that drafts from them. The default: nothing.

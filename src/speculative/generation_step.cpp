@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "speculative/shadow_drafts.h"
 
 namespace specula {
 namespace {
@@ -144,6 +145,9 @@ void start_sequence(SequenceState& state, const SequenceSetup& setup,
   state.bandit_rng = Rng(options.sampling.seed ^ 0x9e3779b97f4a7c15ULL);
   state.stop_reason = StopReason::kNone;
   state.step = StepState();
+  state.free_proposals.resize(setup.drafters.size());
+  state.shadows.resize(setup.drafters.size());
+  for (ShadowDraft& shadow : state.shadows) shadow.pending = false;
   const int32_t draft_max = state.speculative ? options.draft_max : 0;
   const std::string_view policy =
       state.speculative ? policy_name(setup.policy->kind()) : std::string_view("plain");
@@ -191,12 +195,16 @@ void plan_step(SequenceState& state) {
   step.slot = -1;
   step.plan = StepPlan();
   const int32_t limit = draft_limit(state);
+  propose_free(state, limit);
   if (limit > 0 && state.setup.bandit) {
-    // The bandit chooses among the drafters the policy would run.
+    // The bandit chooses among the drafters the policy would run that have
+    // something to propose.
     state.candidates.clear();
     const int32_t n_drafters = static_cast<int32_t>(state.setup.drafters.size());
     for (int32_t d = 0; d < n_drafters; ++d) {
-      if (policy.plan(d, limit).draft_length > 0) state.candidates.push_back(d);
+      if (policy.plan(d, limit).draft_length > 0 && has_draft(state, d)) {
+        state.candidates.push_back(d);
+      }
     }
     if (!state.candidates.empty()) {
       step.slot = state.setup.bandit->choose(state.candidates, state.bandit_rng);
@@ -214,6 +222,7 @@ void plan_step(SequenceState& state) {
   }
   // A policy may plan differently when asked again for the chosen slot.
   if (step.requested == 0) step.slot = -1;
+  start_shadows(state, limit);
 }
 
 void draft_step(SequenceState& state) {
@@ -290,6 +299,7 @@ void commit_step(SequenceState& state, std::span<const float> logits, KvCache& c
   cache.truncate(state.setup.seq, static_cast<int32_t>(state.tokens.size()) - 1);
   update_drafters(state, logits);
   observe_step(state);
+  score_shadows(state);
 }
 
 GenerationOutput finish_sequence(SequenceState& state, double total_seconds) {

@@ -8,12 +8,13 @@
 //   start_sequence   validate the request, reset the state
 //   append_prefill_rows -> target forward -> begin_drafting
 //   while ready_for_step:
-//     plan_step        the policy (and bandit) choose the drafter and g
+//     plan_step        the policy (and bandit) choose the drafter and g;
+//                      free drafters propose (shadow_drafts.h)
 //     draft_step       the drafter proposes (timed, ids checked)
 //     append_verify_rows -> target forward (record_target_pass)
 //     verify_step      greedy or exact speculative sampling on its rows
 //     commit_step      emit with stop checks, roll back the cache, let the
-//                      drafters, policy and bandit learn
+//                      drafters, policy and bandit learn (shadows scored)
 //   finish_sequence  the tokens and statistics
 //
 // Cache discipline: the target's KV cache always holds every token of the
@@ -65,6 +66,15 @@ struct StepState {
   int32_t drafted() const { return static_cast<int32_t>(proposal.tokens.size()); }
 };
 
+// A free drafter's proposal at a step where it did not run, waiting for the
+// tokens that decide how much of it matched (shadow_drafts.h).
+struct ShadowDraft {
+  std::vector<int32_t> tokens;
+  int32_t position = 0;  // the sequence length it continued
+  int32_t planned = 0;   // the draft length the policy would have asked; 0: none
+  bool pending = false;
+};
+
 // One sequence being generated: the natural unit of a batch.
 struct SequenceState {
   SequenceSetup setup;
@@ -81,6 +91,10 @@ struct SequenceState {
   // Reused across steps.
   std::vector<float> probs;         // (g+1) x n_vocab
   std::vector<int32_t> candidates;  // drafter slots the bandit may choose
+  // Per drafter slot: this step's proposal of a free drafter
+  // (Drafter::proposes_for_free), and its shadow draft (shadow_drafts.h).
+  std::vector<DraftProposal> free_proposals;
+  std::vector<ShadowDraft> shadows;
   Verifier exact_verifier;
 
   const GeneratorOptions& options() const { return *setup.options; }

@@ -38,8 +38,10 @@ class ScriptedDrafter : public Drafter {
     observed_first.push_back(first_position);
     observed_rows.push_back(n_rows);
   }
+  bool proposes_for_free() const override { return free; }
 
   std::vector<int32_t> script;
+  bool free = false;  // proposes_for_free()
   int begins = 0;
   int proposals = 0;
   std::vector<int32_t> accepted;        // n_accepted of each accept()
