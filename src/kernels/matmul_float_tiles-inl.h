@@ -28,7 +28,10 @@ HWY_INLINE void KeepInRegister(V& v) {
 // sees the k values in the same order, and the final sum is the same, so
 // results are bit-identical to the unblocked tiles (and to m = 1).
 constexpr int64_t kRowBlock = 24;  // a multiple of every tile height R
-constexpr int64_t kChunk = 512;    // values: up to 12 rows x 2 KB of activations
+// Values per chunk: 2 KB of each activation row (up to 12 rows, 24 KB),
+// 512 floats or 1024 BF16 values.
+template <class X>
+constexpr int64_t kChunk = 2048 / sizeof(X);
 
 // Chunk [k0, k1) of tile (r0, m0); state holds R x MT accumulator vectors,
 // xc the chunk's activations packed: row i's value k at xc[i kChunk + k - k0].
@@ -88,7 +91,7 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
         w_even[r] = EvenBf16(df, pairs);
       }
       for (int i = 0; i < MT; ++i) {
-        const float* xi = reinterpret_cast<const float*>(xc) + i * kChunk + (k - k0);
+        const float* xi = reinterpret_cast<const float*>(xc) + i * kChunk<X> + (k - k0);
         V x = hn::LoadU(df, xi);
         KeepInRegister(x);
         for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w_odd[r], x, acc[r][i]);
@@ -104,7 +107,7 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
         w[r] = LoadBf16Pairs(reinterpret_cast<const uint16_t*>(rows[r]) + k);
       }
       for (int i = 0; i < MT; ++i) {
-        Bf16Pairs x = LoadBf16Pairs(xc + i * kChunk + (k - k0));
+        Bf16Pairs x = LoadBf16Pairs(xc + i * kChunk<X> + (k - k0));
         KeepBf16InRegister(x);
         for (int r = 0; r < R; ++r) acc[r][i] = DotBf16(acc[r][i], w[r], x);
       }
@@ -113,7 +116,7 @@ HWY_NOINLINE void FloatTileChunk(const MatmulJob& job, int64_t r0, const X* HWY_
     V w[R];
     for (int r = 0; r < R; ++r) w[r] = LoadWeightVector<kType>(df, rows[r], k);
     for (int i = 0; i < MT; ++i) {
-      V x = hn::LoadU(df, reinterpret_cast<const float*>(xc) + i * kChunk + (k - k0));
+      V x = hn::LoadU(df, reinterpret_cast<const float*>(xc) + i * kChunk<X> + (k - k0));
       KeepInRegister(x);
       for (int r = 0; r < R; ++r) acc[r][i] = hn::MulAdd(w[r], x, acc[r][i]);
     }
@@ -143,8 +146,8 @@ void FloatBlockTiles(const MatmulJob& job, int64_t r_begin, int64_t r_end, int64
     // results; its FMA twin does the same while it runs (not in the sums
     // and tails below, which every path computes in the default mode).
     ScopedBf16DotDenormals denormals(kMath == TileMath::kBf16DotFma);
-    for (int64_t k0 = 0;; k0 += kChunk) {
-      const int64_t k1 = std::min(k0 + kChunk, k_vec);
+    for (int64_t k0 = 0;; k0 += kChunk<X>) {
+      const int64_t k1 = std::min(k0 + kChunk<X>, k_vec);
       for (int64_t r0 = r_begin; r0 < r_end; r0 += R) {
         // The next tile of this chunk, else the first tile's next chunk.
         const uint8_t* next = nullptr;
@@ -218,17 +221,18 @@ void FloatRowsBlocked(const MatmulJob& job, int64_t row_begin, int64_t row_end) 
   // KB for 12 rows).
   const int64_t n = StepOf<kMath != TileMath::kFloat>(df);
   const int64_t k_vec = job.n_in / n * n;
-  const int64_t k_pad = std::max<int64_t>(kChunk, (k_vec + kChunk - 1) / kChunk * kChunk);
+  const int64_t k_pad =
+      std::max<int64_t>(kChunk<X>, (k_vec + kChunk<X> - 1) / kChunk<X> * kChunk<X>);
   thread_local AlignedBuffer<X> packed;
   if (packed.size() < static_cast<size_t>(job.m * k_pad)) {
     packed.resize(static_cast<size_t>(job.m * k_pad));
   }
   for (int64_t m0 = 0; m0 < job.m; m0 += kFloatTileM) {
     const int64_t mt = std::min<int64_t>(kFloatTileM, job.m - m0);
-    for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk) {
-      const int64_t len = std::min(kChunk, k_vec - k0);
+    for (int64_t k0 = 0; k0 < k_vec; k0 += kChunk<X>) {
+      const int64_t len = std::min(kChunk<X>, k_vec - k0);
       for (int64_t i = 0; i < mt; ++i) {
-        X* to = packed.data() + m0 * k_pad + k0 * mt + i * kChunk;
+        X* to = packed.data() + m0 * k_pad + k0 * mt + i * kChunk<X>;
         const int64_t from = (m0 + i) * job.n_in + k0;
         if constexpr (kMath == TileMath::kBf16DotFma) {
           PackBf16OddEven(job.x_bf16 + from, len, to);
