@@ -90,7 +90,7 @@ class Drafter {
   // nothing to propose the bandit does not choose it, and when another
   // drafter runs its proposal is scored against the tokens that follow, a
   // free observation of its acceptance for the policy and the bandit
-  // (shadow drafts, generation_step.h).
+  // (shadow drafts, shadow_drafts.h).
   virtual bool proposes_for_free() const { return false; }
   // What this drafter holds in memory beyond the target (name left empty:
   // whoever lists drafters names them). Shared tables are reported by each
