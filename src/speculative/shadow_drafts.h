@@ -24,7 +24,10 @@ namespace specula {
 struct SequenceState;
 
 // Before the choice: each free drafter proposes up to `limit` tokens into
-// state.free_proposals[slot]; every entry is emptied when limit is 0.
+// state.free_proposals[slot]; every entry is emptied when limit is 0. A
+// free drafter that is then chosen proposes again in draft_step, with the
+// plan's length and stop threshold (a few hash look-ups: cheaper than
+// assuming that its shorter proposal is a prefix of this one).
 void propose_free(SequenceState& state, int32_t limit);
 
 // False for a free drafter with nothing to propose at this step.
