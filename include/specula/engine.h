@@ -81,7 +81,7 @@ enum class KvCacheType {
 struct EngineConfig {
   std::string model_path;  // the target GGUF file
   std::string draft_path;  // a draft GGUF sharing its vocabulary; empty: none
-  int32_t n_threads = 0;   // 0: every core
+  int32_t n_threads = 0;   // 0: one per physical core this process may use
   // Of the target's and a draft model's caches. A KV cache holds 2 x
   // layers x KV heads x head size values per token of context (an 8B Llama
   // at 8192 tokens: 1 GiB in F16, 2 GiB in F32).

@@ -10,7 +10,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "benchmark/bench_plot.h"
@@ -19,6 +18,7 @@
 #include "cli/field_flags.h"
 #include "cli/kv_type_flag.h"
 #include "cli/seed_flag.h"
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
@@ -288,7 +288,7 @@ void run(BenchFlags& flags) {
   }
   options.bandwidth_bytes = static_cast<uint64_t>(flags.bandwidth_mib) << 20;
   if (flags.threads < 0) {
-    fail("--threads is ", flags.threads, ": use 0 for every core or a positive count");
+    fail("--threads is ", flags.threads, ": use 0 for one per physical core or a positive count");
   }
   if (!flags.prompt.empty() && flags.prompt_tokens_option->count() > 0) {
     fail("give either --prompt (its tokens set the prompt length) or --prompt-tokens, not both");
@@ -308,7 +308,7 @@ void run(BenchFlags& flags) {
     if (options.prompt.empty()) fail("--prompt '", flags.prompt, "' gives no tokens");
   }
   int32_t n_threads = flags.threads;
-  if (n_threads == 0) n_threads = static_cast<int32_t>(std::thread::hardware_concurrency());
+  if (n_threads == 0) n_threads = default_thread_count();
   ThreadPool pool(std::max(1, n_threads));
 
   const auto start = std::chrono::steady_clock::now();
@@ -344,7 +344,8 @@ const bool registered = register_command({
       sub.add_option("-d,--draft", flags->draft_path,
                      "Draft model (GGUF) with the target's vocabulary: adds speculative vs "
                      "plain");
-      sub.add_option("-t,--threads", flags->threads, "Threads; 0 uses every core")
+      sub.add_option("-t,--threads", flags->threads,
+                     "Threads; 0: one per physical core this process may use")
           ->capture_default_str();
       add_kv_type_flag(sub, flags->kv_type);
       sub.add_option("-r,--repeats", o.repeats, "Repeats of every measurement (median, spread)")

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <thread>
 #include <utility>
 
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "drafters/model_drafter.h"
 #include "engine/kv_cache_type.h"
@@ -57,7 +57,7 @@ int32_t chat_context_size(int32_t requested, int32_t n_ctx_train) {
 ChatSession::ChatSession(const ChatConfig& config) : config_(config) {
   const EngineConfig& e = config.engine;
   if (e.n_threads < 0) {
-    fail("-t is ", e.n_threads, ": use 0 for every core or a positive count");
+    fail("-t is ", e.n_threads, ": use 0 for one per physical core or a positive count");
   }
   if (config.options.max_new_tokens < 1) {
     fail("-n is ", config.options.max_new_tokens, ": an answer needs at least 1 token");
@@ -98,8 +98,7 @@ ChatSession::ChatSession(const ChatConfig& config) : config_(config) {
   session_options.suffix_cache_tokens = e.suffix_cache_tokens;
   session_options.policy.kind = config.options.policy;
   session_options.policy.confidence_threshold = config.options.confidence_threshold;
-  const int32_t threads =
-      e.n_threads > 0 ? e.n_threads : static_cast<int32_t>(std::thread::hardware_concurrency());
+  const int32_t threads = e.n_threads > 0 ? e.n_threads : default_thread_count();
   pool_ = std::make_unique<ThreadPool>(std::max(1, threads));
   session_ =
       std::make_unique<SpeculationSession>(*target_, draft_.get(), pool_.get(), session_options);

@@ -15,6 +15,7 @@
 #include "cli/field_flags.h"
 #include "cli/kv_type_flag.h"
 #include "cli/stop_on_signals.h"
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "core/split_list.h"
 #include "core/thread_pool.h"
@@ -130,7 +131,7 @@ Loaded load(const ServeFlags& flags, SchedulerOptions options,
       options.stop_tokens.push_back(static_cast<int32_t>(*eos));
   }
   int32_t threads = flags.threads;
-  if (threads == 0) threads = static_cast<int32_t>(std::thread::hardware_concurrency());
+  if (threads == 0) threads = default_thread_count();
   loaded.pool = std::make_unique<ThreadPool>(std::max(1, threads));
   loaded.scheduler =
       std::make_unique<Scheduler>(*loaded.target, loaded.draft.get(), loaded.pool.get(), options);
@@ -139,7 +140,8 @@ Loaded load(const ServeFlags& flags, SchedulerOptions options,
 }
 
 void run(ServeFlags& flags) {
-  if (flags.threads < 0) fail("--threads is ", flags.threads, ": use 0 for every core or a count");
+  if (flags.threads < 0)
+    fail("--threads is ", flags.threads, ": use 0 for one per physical core or a count");
   if (flags.http.port < 0 || flags.http.port > 65535) {
     fail("--port is ", flags.http.port, ": use 1..65535, or 0 for any free port");
   }
@@ -228,7 +230,8 @@ void add_flags(CLI::App& sub, ServeFlags& flags) {
                  "Require \"Authorization: Bearer <key>\" on every route but /health (or set "
                  "SPECULA_API_KEY)")
       ->envname("SPECULA_API_KEY");
-  sub.add_option("-t,--threads", flags.threads, "Compute threads; 0 uses every core")
+  sub.add_option("-t,--threads", flags.threads,
+                 "Compute threads; 0: one per physical core this process may use")
       ->capture_default_str();
   add_kv_type_flag(sub, flags.kv_type);
   sub.add_option("--draft-max", s.draft_max, "The most tokens drafted per sequence and step")

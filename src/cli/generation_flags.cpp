@@ -45,7 +45,8 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& flags) {
   sub.add_option("--seed", o.seed, "Random seed: the same seed replays the same tokens")
       ->check(seed_value())
       ->capture_default_str();
-  sub.add_option("-t,--threads", flags.engine.n_threads, "Threads; 0 uses every core")
+  sub.add_option("-t,--threads", flags.engine.n_threads,
+                 "Threads; 0: one per physical core this process may use")
       ->capture_default_str();
   add_kv_type_flag(sub, flags.kv_type);
 }

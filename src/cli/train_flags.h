@@ -95,7 +95,8 @@ inline void add_shape_flags(CLI::App& sub, TransformerShape& shape, const std::s
 
 // -t --gemm --log-every --checkpoint --checkpoint-every --resume.
 inline void add_run_flags(CLI::App& sub, RunFlags& r) {
-  sub.add_option("-t,--threads", r.threads, "Threads; 0 uses every core");
+  sub.add_option("-t,--threads", r.threads,
+                 "Threads; 0: one per physical core this process may use");
   sub.add_option("--gemm", r.gemm,
                  "Linear layers' products of the trained model: f32, bf16 (oneDNN, AMX; f32 "
                  "accumulation) or auto (bf16 where available)")

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <thread>
 
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "gguf/gguf_writer.h"
 
@@ -41,8 +41,7 @@ CorpusOptions corpus_options(const DataFlags& flags, const CLI::App& sub, const 
 }
 
 int32_t thread_count(const RunFlags& flags) {
-  const int32_t threads =
-      flags.threads > 0 ? flags.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
+  const int32_t threads = flags.threads > 0 ? flags.threads : default_thread_count();
   return std::max(1, threads);
 }
 

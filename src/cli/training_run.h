@@ -39,7 +39,7 @@ GemmBackend check_run_flags(const RunFlags& flags, const char* command);
 // are an Error.
 CorpusOptions corpus_options(const DataFlags& flags, const CLI::App& sub, const char* command);
 
-// -t: the threads of the run's pool; 0 takes every core.
+// -t: the threads of the run's pool; 0 takes one per physical core (default_thread_count).
 int32_t thread_count(const RunFlags& flags);
 
 // Throws Error when --resume names no checkpoint file.

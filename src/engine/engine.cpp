@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <thread>
 
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -97,7 +97,8 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   if (config.model_path.empty())
     fail("EngineConfig::model_path is empty: give the target GGUF file");
   if (config.n_threads < 0) {
-    fail("the thread count is ", config.n_threads, ": use 0 for every core or a positive count");
+    fail("the thread count is ", config.n_threads,
+         ": use 0 for one per physical core or a positive count");
   }
   std::unique_ptr<Engine> engine(new Engine());
   Impl& impl = *engine->impl_;
@@ -115,7 +116,7 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   session_options.suffix_cache_tokens = config.suffix_cache_tokens;
   session_options.online_distill = config.online_distill;
   int32_t n_threads = config.n_threads;
-  if (n_threads == 0) n_threads = static_cast<int32_t>(std::thread::hardware_concurrency());
+  if (n_threads == 0) n_threads = default_thread_count();
   impl.pool = std::make_unique<ThreadPool>(std::max(1, n_threads));
   impl.session = std::make_unique<SpeculationSession>(*impl.target, impl.draft.get(),
                                                       impl.pool.get(), session_options);

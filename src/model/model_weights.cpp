@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "core/cpu_count.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/printable.h"
@@ -209,7 +210,7 @@ uint64_t pack_model_weights(ModelWeights* weights, std::optional<uint64_t> avail
     }
   };
   const size_t n_threads =
-      std::min<size_t>(matrices.size(), std::max(1u, std::thread::hardware_concurrency()));
+      std::min<size_t>(matrices.size(), static_cast<size_t>(default_thread_count()));
   std::vector<std::thread> threads;
   for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
   work();
