@@ -40,14 +40,18 @@ std::string parent_path(const std::string& path) {
   return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
 }
 
+// The tighter of two quotas in CPUs, 0 standing for none.
+double tighter(double a, double b) {
+  return a <= 0 ? b : b <= 0 ? a : std::min(a, b);
+}
+
 // The least quota (in CPUs) over dir + path and its ancestors, read by
 // `quota_at` (a directory -> CPUs, 0 for none).
 template <typename QuotaAt>
 double least_quota(const std::string& dir, std::string path, const QuotaAt& quota_at) {
   double least = 0;
   for (;;) {
-    const double q = quota_at(dir + (path == "/" ? "" : path));
-    if (q > 0 && (least == 0 || q < least)) least = q;
+    least = tighter(least, quota_at(dir + (path == "/" ? "" : path)));
     if (path == "/" || path.empty()) return least;
     path = parent_path(path);
   }
@@ -94,9 +98,6 @@ double read_quota_cpus(const std::string& root) {
   std::istringstream lines(text);
   std::string line;
   double least = 0;
-  const auto keep = [&least](double q) {
-    if (q > 0 && (least == 0 || q < least)) least = q;
-  };
   while (std::getline(lines, line)) {
     // "ID:CONTROLLERS:PATH"; v2's line is "0::PATH".
     const size_t a = line.find(':');
@@ -107,10 +108,10 @@ double read_quota_cpus(const std::string& root) {
     const std::string path = line.substr(b + 1);
     if (path.empty() || path[0] != '/') continue;
     if (id == "0" && controllers.empty()) {
-      keep(least_quota(root + "/sys/fs/cgroup", path, cgroup2_quota));
+      least = tighter(least, least_quota(root + "/sys/fs/cgroup", path, cgroup2_quota));
     } else if (names_cpu_controller(controllers)) {
       for (const char* mount : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
-        keep(least_quota(root + "/sys/fs/cgroup" + mount, path, cgroup1_quota));
+        least = tighter(least, least_quota(root + "/sys/fs/cgroup" + mount, path, cgroup1_quota));
       }
     }
   }
