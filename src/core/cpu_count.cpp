@@ -118,8 +118,8 @@ double read_quota_cpus(const std::string& root) {
   return least;
 }
 
-// This process's affinity mask; every CPU hardware_concurrency counts
-// where it cannot be read.
+}  // namespace
+
 std::vector<int> allowed_cpus() {
   for (int n_cpus = 1024; n_cpus <= (1 << 16); n_cpus *= 2) {
     cpu_set_t* set = CPU_ALLOC(static_cast<size_t>(n_cpus));
@@ -142,8 +142,6 @@ std::vector<int> allowed_cpus() {
   for (size_t c = 0; c < cpus.size(); ++c) cpus[c] = static_cast<int>(c);
   return cpus;
 }
-
-}  // namespace
 
 std::vector<int> parse_cpu_list(const std::string& text) {
   std::vector<int> cpus;

@@ -43,6 +43,10 @@ ThreadCount choose_thread_count(const CpuFacts& facts);
 // Parses a Linux CPU list ("0-3,8,10-11\n"); empty on malformed text.
 std::vector<int> parse_cpu_list(const std::string& text);
 
+// The CPUs of the calling thread's affinity mask (sched_getaffinity),
+// ascending; every CPU hardware_concurrency counts where it cannot be read.
+std::vector<int> allowed_cpus();
+
 // Reads the facts for `allowed` CPUs from the files under root ("" for
 // the real /sys and /proc; tests pass a directory that mimics them).
 CpuFacts read_cpu_facts(const std::vector<int>& allowed, const std::string& root = "");

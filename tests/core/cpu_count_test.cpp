@@ -1,8 +1,10 @@
 #include "core/cpu_count.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -180,6 +182,25 @@ TEST(CpuCount, NoQuotaOrAMalformedOneLeavesTheCores) {
 
 TEST(CpuCount, NoCpusGivesOneThread) {
   EXPECT_EQ(choose_thread_count(CpuFacts{}).threads, 1);
+}
+
+// A thread pinned to one CPU sees that CPU alone (what taskset or a
+// cpuset does to the whole process).
+TEST(CpuCount, AllowedCpusFollowTheAffinityMask) {
+  const std::vector<int> all = allowed_cpus();
+  ASSERT_FALSE(all.empty());
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+  const int last = all.back();
+  std::vector<int> seen;
+  std::thread pinned([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(last, &set);
+    if (sched_setaffinity(0, sizeof set, &set) == 0) seen = allowed_cpus();
+  });
+  pinned.join();
+  if (seen.empty()) GTEST_SKIP() << "this system refused to pin a thread";
+  EXPECT_EQ(seen, std::vector<int>{last});
 }
 
 // This machine: at least one thread, never more than its logical CPUs.
