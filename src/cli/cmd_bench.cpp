@@ -307,9 +307,7 @@ void run(BenchFlags& flags) {
     options.prompt = tokenizer->encode(flags.prompt, /*add_special=*/true, /*parse_special=*/true);
     if (options.prompt.empty()) fail("--prompt '", flags.prompt, "' gives no tokens");
   }
-  int32_t n_threads = flags.threads;
-  if (n_threads == 0) n_threads = default_thread_count();
-  ThreadPool pool(std::max(1, n_threads));
+  ThreadPool pool(resolve_thread_count(flags.threads));
 
   const auto start = std::chrono::steady_clock::now();
   BenchProgress progress;

@@ -98,8 +98,7 @@ ChatSession::ChatSession(const ChatConfig& config) : config_(config) {
   session_options.suffix_cache_tokens = e.suffix_cache_tokens;
   session_options.policy.kind = config.options.policy;
   session_options.policy.confidence_threshold = config.options.confidence_threshold;
-  const int32_t threads = e.n_threads > 0 ? e.n_threads : default_thread_count();
-  pool_ = std::make_unique<ThreadPool>(std::max(1, threads));
+  pool_ = std::make_unique<ThreadPool>(resolve_thread_count(e.n_threads));
   session_ =
       std::make_unique<SpeculationSession>(*target_, draft_.get(), pool_.get(), session_options);
   session_->prepare(n_ctx_);

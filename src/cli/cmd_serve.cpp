@@ -130,9 +130,7 @@ Loaded load(const ServeFlags& flags, SchedulerOptions options,
     if (*eos >= 0 && *eos < config.n_vocab)
       options.stop_tokens.push_back(static_cast<int32_t>(*eos));
   }
-  int32_t threads = flags.threads;
-  if (threads == 0) threads = default_thread_count();
-  loaded.pool = std::make_unique<ThreadPool>(std::max(1, threads));
+  loaded.pool = std::make_unique<ThreadPool>(resolve_thread_count(flags.threads));
   loaded.scheduler =
       std::make_unique<Scheduler>(*loaded.target, loaded.draft.get(), loaded.pool.get(), options);
   loaded.backend = std::make_unique<SchedulerBackend>(*loaded.scheduler);

@@ -41,8 +41,7 @@ CorpusOptions corpus_options(const DataFlags& flags, const CLI::App& sub, const 
 }
 
 int32_t thread_count(const RunFlags& flags) {
-  const int32_t threads = flags.threads > 0 ? flags.threads : default_thread_count();
-  return std::max(1, threads);
+  return resolve_thread_count(flags.threads);
 }
 
 void check_checkpoint_exists(const RunFlags& flags, const char* command) {

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -220,15 +219,24 @@ ThreadCount choose_thread_count(const CpuFacts& facts) {
   return count;
 }
 
+namespace {
+
+const ThreadCount& this_process_count() {
+  static const ThreadCount count = choose_thread_count(read_cpu_facts(allowed_cpus()));
+  return count;
+}
+
+}  // namespace
+
 int default_thread_count() {
-  static std::once_flag once;
-  static int threads = 1;
-  std::call_once(once, [] {
-    const ThreadCount count = choose_thread_count(read_cpu_facts(allowed_cpus()));
-    threads = count.threads;
-    log_info("threads: ", count.threads, " (", count.why, "; -t sets another count)");
-  });
-  return threads;
+  return this_process_count().threads;
+}
+
+int resolve_thread_count(int requested) {
+  if (requested > 0) return requested;
+  const ThreadCount& count = this_process_count();
+  log_info("threads: ", count.threads, " (", count.why, "; -t sets another count)");
+  return count.threads;
 }
 
 }  // namespace specula

@@ -52,8 +52,11 @@ std::vector<int> allowed_cpus();
 CpuFacts read_cpu_facts(const std::vector<int>& allowed, const std::string& root = "");
 
 // choose_thread_count for this process (its affinity mask; every online
-// CPU where that cannot be read), worked out once; logs the choice and
-// its reason at info level the first time.
+// CPU where that cannot be read), worked out once.
 int default_thread_count();
+
+// The threads a run takes for a -t value: `requested` when positive, else
+// default_thread_count(), whose reason it logs at info level (-v).
+int resolve_thread_count(int requested);
 
 }  // namespace specula

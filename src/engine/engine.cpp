@@ -115,9 +115,7 @@ std::unique_ptr<Engine> Engine::load(const EngineConfig& config) {
   }
   session_options.suffix_cache_tokens = config.suffix_cache_tokens;
   session_options.online_distill = config.online_distill;
-  int32_t n_threads = config.n_threads;
-  if (n_threads == 0) n_threads = default_thread_count();
-  impl.pool = std::make_unique<ThreadPool>(std::max(1, n_threads));
+  impl.pool = std::make_unique<ThreadPool>(resolve_thread_count(config.n_threads));
   impl.session = std::make_unique<SpeculationSession>(*impl.target, impl.draft.get(),
                                                       impl.pool.get(), session_options);
   try {

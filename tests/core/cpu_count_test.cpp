@@ -210,5 +210,12 @@ TEST(CpuCount, DefaultIsBetweenOneAndTheLogicalCpus) {
   EXPECT_LE(threads, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
+// -t N runs N threads whatever the machine has; -t 0 the default.
+TEST(CpuCount, ResolveKeepsAnExplicitCountAndDefaultsZero) {
+  EXPECT_EQ(resolve_thread_count(5), 5);
+  EXPECT_EQ(resolve_thread_count(1), 1);
+  EXPECT_EQ(resolve_thread_count(0), default_thread_count());
+}
+
 }  // namespace
 }  // namespace specula
