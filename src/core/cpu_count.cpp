@@ -233,7 +233,15 @@ int default_thread_count() {
 }
 
 int resolve_thread_count(int requested) {
-  if (requested > 0) return requested;
+  if (requested > 0) {
+    const size_t cpus = allowed_cpus().size();
+    if (static_cast<size_t>(requested) > cpus) {
+      log_warn("-t ", requested, ": more threads than the ", cpus, " CPU", cpus == 1 ? "" : "s",
+               " this process may use; the extra threads take turns on ",
+               "them and every barrier waits for them (-t 0 runs one per physical core)");
+    }
+    return requested;
+  }
   const ThreadCount& count = this_process_count();
   log_info("threads: ", count.threads, " (", count.why, "; -t sets another count)");
   return count.threads;

@@ -55,7 +55,8 @@ CpuFacts read_cpu_facts(const std::vector<int>& allowed, const std::string& root
 // CPU where that cannot be read), worked out once.
 int default_thread_count();
 
-// The threads a run takes for a -t value: `requested` when positive, else
+// The threads a run takes for a -t value: `requested` when positive
+// (warning when that is more than the CPUs this process may use), else
 // default_thread_count(), whose reason it logs at info level (-v).
 int resolve_thread_count(int requested);
 

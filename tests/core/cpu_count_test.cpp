@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
+
+#include "core/log.h"
 
 namespace specula {
 namespace {
@@ -215,6 +218,25 @@ TEST(CpuCount, ResolveKeepsAnExplicitCountAndDefaultsZero) {
   EXPECT_EQ(resolve_thread_count(5), 5);
   EXPECT_EQ(resolve_thread_count(1), 1);
   EXPECT_EQ(resolve_thread_count(0), default_thread_count());
+}
+
+// More threads than CPUs runs, with a warning that says what to do; one
+// thread per CPU says nothing.
+TEST(CpuCount, MoreThreadsThanCpusWarns) {
+  const int cpus = static_cast<int>(allowed_cpus().size());
+  const LogLevel before = log_level();
+  set_log_level(LogLevel::kWarn);
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(resolve_thread_count(cpus + 1), cpus + 1);
+  const std::string over = ::testing::internal::GetCapturedStderr();
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(resolve_thread_count(cpus), cpus);
+  const std::string fitting = ::testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  EXPECT_NE(over.find("more threads than the " + std::to_string(cpus) + " CPU"), std::string::npos)
+      << over;
+  EXPECT_NE(over.find("-t 0"), std::string::npos) << over;
+  EXPECT_EQ(fitting, "");
 }
 
 }  // namespace
