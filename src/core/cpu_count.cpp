@@ -125,7 +125,9 @@ std::vector<int> allowed_cpus() {
     if (set == nullptr) break;
     const size_t bytes = CPU_ALLOC_SIZE(static_cast<size_t>(n_cpus));
     CPU_ZERO_S(bytes, set);
-    if (sched_getaffinity(0, bytes, set) == 0) {
+    const bool read = sched_getaffinity(0, bytes, set) == 0;
+    const int error = errno;  // before CPU_FREE, which may set it
+    if (read) {
       std::vector<int> cpus;
       for (int c = 0; c < n_cpus; ++c) {
         if (CPU_ISSET_S(static_cast<size_t>(c), bytes, set)) cpus.push_back(c);
@@ -135,7 +137,7 @@ std::vector<int> allowed_cpus() {
       break;
     }
     CPU_FREE(set);
-    if (errno != EINVAL) break;  // EINVAL: the kernel's mask is larger than n_cpus
+    if (error != EINVAL) break;  // EINVAL: the kernel's mask is larger than n_cpus
   }
   std::vector<int> cpus(std::max(1u, std::thread::hardware_concurrency()));
   for (size_t c = 0; c < cpus.size(); ++c) cpus[c] = static_cast<int>(c);
